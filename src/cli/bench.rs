@@ -1,0 +1,113 @@
+//! `fixres bench ...`: throughput figures, printed for comparison scripts to put beside their
+//! peers (benches/preprocess_vs_pillow.py runs Pillow + torchvision in the same run).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use clap::{Args, Subcommand};
+use rayon::prelude::*;
+use serde_json::json;
+
+use super::{parse_crop_ratio, parse_res, print_json};
+use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
+use crate::data::{Check, DecodeLimits, ImageFolder, Interpolation, TestTransform, decode_file};
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Images/s of decode + Resize + CenterCrop + ToTensor/Normalize over an ImageFolder.
+    Preprocess(PreprocessBenchArgs),
+}
+
+/// Arguments of `fixres bench preprocess`.
+#[derive(Debug, Args)]
+pub struct PreprocessBenchArgs {
+    /// An ImageFolder.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Network input side K.
+    #[arg(long, value_parser = parse_res, default_value = "224")]
+    pub res: usize,
+    /// K / resize side.
+    #[arg(long, value_parser = parse_crop_ratio, default_value = "0.875")]
+    pub crop_ratio: f64,
+    /// Resampling filter.
+    #[arg(long, value_enum, default_value_t = Interpolation::Bilinear)]
+    pub interp: Interpolation,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Repeat passes over the folder until this many seconds have passed (at least one pass).
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Preprocess(args) => preprocess(args),
+    }
+}
+
+fn preprocess(args: &PreprocessBenchArgs) -> anyhow::Result<ExitCode> {
+    let folder = ImageFolder::scan(&args.data, Check::List, DecodeLimits::default())?;
+    anyhow::ensure!(!folder.samples.is_empty(), "{}: no image files", args.data.display());
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("bench-preprocess-{i}"))
+        .build()?;
+    let transform = TestTransform { res: args.res, crop_ratio: args.crop_ratio, interpolation: args.interp };
+    let failures = AtomicUsize::new(0);
+    let one_pass = || {
+        folder.samples.par_iter().for_each(|s| match decode_file(&s.path, DecodeLimits::default()) {
+            Ok(img) => {
+                let input = to_tensor_normalized(&transform.apply(&img), IMAGENET_MEAN, IMAGENET_STD);
+                std::hint::black_box(input);
+            }
+            Err(_) => {
+                failures.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+    };
+    let start = Instant::now();
+    let mut passes = 0usize;
+    while passes == 0 || start.elapsed().as_secs_f64() < args.seconds {
+        pool.install(one_pass);
+        passes += 1;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let images = passes * folder.samples.len();
+    let failed = failures.load(Ordering::Relaxed) / passes;
+    let images_per_s = images as f64 / seconds;
+    if args.json {
+        print_json(&json!({
+            "benchmark": "preprocess",
+            "pipeline": "decode + Resize + CenterCrop + ToTensor/Normalize",
+            "data": args.data,
+            "files": folder.samples.len(),
+            "failed": failed,
+            "res": args.res,
+            "crop_ratio": args.crop_ratio,
+            "interpolation": args.interp,
+            "threads": threads,
+            "passes": passes,
+            "seconds": seconds,
+            "images_per_s": images_per_s,
+        }))?;
+    } else {
+        println!(
+            "preprocess {} files at {} ({}, {} thread(s)): {images_per_s:.1} images/s over {passes} pass(es), {seconds:.2} s{}",
+            folder.samples.len(),
+            args.res,
+            args.interp.name(),
+            threads,
+            if failed > 0 { format!(", {failed} file(s) failed to decode") } else { String::new() }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,142 @@
+//! The command line: no subcommand opens the GUI; each subcommand runs one job headless.
+//! Every subcommand takes `--json` and then prints one JSON object on stdout.
+
+mod bench;
+mod preprocess;
+mod size;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::data::RandomResizedCrop;
+
+/// FixRes Explorer: study the train/test resolution discrepancy of image classifiers.
+#[derive(Debug, Parser)]
+#[command(name = "fixres", version, about)]
+pub struct Cli {
+    /// What to run; none opens the GUI.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// GUI: open this ImageFolder instead of the embedded demo.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// GUI: open these weights instead of the embedded model.
+    #[arg(long)]
+    pub weights: Option<PathBuf>,
+}
+
+/// The headless jobs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apparent object size at train vs test time: analytic and Monte-Carlo; recommended K_test.
+    Size(size::SizeArgs),
+    /// Writes the exact network input for one image (test or train transform) as safetensors.
+    Preprocess(preprocess::PreprocessArgs),
+    /// Throughput benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// RandomResizedCrop's ranges, shared by the commands that sample crops.
+#[derive(Debug, Clone, Args)]
+pub struct CropRanges {
+    /// Range of crop area / image area, "min,max".
+    #[arg(long, value_parser = parse_pair, default_value = "0.08,1")]
+    pub scale: (f64, f64),
+    /// Range of crop aspect ratio (w/h), "min,max"; fractions allowed.
+    #[arg(long, value_parser = parse_pair, default_value = "3/4,4/3")]
+    pub ratio: (f64, f64),
+}
+
+impl CropRanges {
+    /// The sampler these ranges define.
+    #[must_use]
+    pub fn sampler(&self) -> RandomResizedCrop {
+        RandomResizedCrop { scale: self.scale, ratio: self.ratio }
+    }
+}
+
+fn parse_number(s: &str) -> Result<f64, String> {
+    let s = s.trim();
+    let value = match s.split_once('/') {
+        Some((a, b)) => {
+            let a: f64 = a.trim().parse().map_err(|_| format!("'{s}' is not a number"))?;
+            let b: f64 = b.trim().parse().map_err(|_| format!("'{s}' is not a number"))?;
+            a / b
+        }
+        None => s.parse().map_err(|_| format!("'{s}' is not a number"))?,
+    };
+    if value.is_finite() { Ok(value) } else { Err(format!("'{s}' is not a finite number")) }
+}
+
+/// "a,b" → (a, b), with a ≤ b, both positive.
+fn parse_pair(s: &str) -> Result<(f64, f64), String> {
+    let (a, b) = s.split_once(',').ok_or_else(|| format!("'{s}': expected two numbers, \"min,max\""))?;
+    let (a, b) = (parse_number(a)?, parse_number(b)?);
+    if !(0.0 < a && a <= b) {
+        return Err(format!("'{s}': need 0 < min <= max"));
+    }
+    Ok((a, b))
+}
+
+/// "WxH" → (W, H).
+fn parse_image_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("'{s}': expected WIDTHxHEIGHT, e.g. 500x375"))?;
+    let w: u32 = w.trim().parse().map_err(|_| format!("'{s}': bad width"))?;
+    let h: u32 = h.trim().parse().map_err(|_| format!("'{s}': bad height"))?;
+    if w == 0 || h == 0 {
+        return Err(format!("'{s}': sides must be positive"));
+    }
+    Ok((w, h))
+}
+
+/// A resolution of at least 1 pixel.
+fn parse_res(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(k) if (1..=8192).contains(&k) => Ok(k),
+        _ => Err(format!("'{s}': a resolution is a whole number of pixels from 1 to 8192")),
+    }
+}
+
+/// A crop ratio in (0, 1].
+fn parse_crop_ratio(s: &str) -> Result<f64, String> {
+    match parse_number(s)? {
+        r if r > 0.0 && r <= 1.0 => Ok(r),
+        _ => Err(format!("'{s}': the crop ratio (K_test / resize side) must be in (0, 1]")),
+    }
+}
+
+/// Prints `value` as one JSON object on stdout.
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        None => crate::app::run(crate::app::Startup { data: cli.data, weights: cli.weights }),
+        Some(Command::Size(args)) => size::run(&args),
+        Some(Command::Preprocess(args)) => preprocess::run(&args),
+        Some(Command::Bench(cmd)) => bench::run(&cmd),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_and_sizes_parse_or_explain() {
+        assert_eq!(parse_pair("0.08,1"), Ok((0.08, 1.0)));
+        assert_eq!(parse_pair("3/4,4/3"), Ok((0.75, 4.0 / 3.0)));
+        assert!(parse_pair("1,0.5").is_err());
+        assert!(parse_pair("x").is_err());
+        assert_eq!(parse_image_size("500x375"), Ok((500, 375)));
+        assert!(parse_image_size("500").is_err());
+        assert!(parse_res("0").is_err());
+        assert!(parse_crop_ratio("1.5").is_err());
+    }
+}

@@ -1,0 +1,8 @@
+//! FixRes Explorer: the train/test resolution discrepancy of image classifiers (Touvron et al.,
+//! "Fixing the train-test resolution discrepancy", NeurIPS 2019), as a library, a CLI and a GUI.
+
+pub mod app;
+pub mod cli;
+pub mod data;
+pub mod fsutil;
+pub mod size;

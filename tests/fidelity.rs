@@ -1,0 +1,60 @@
+//! Pixels against torchvision on PIL (references from tests/fixtures/make_reference.py).
+
+mod util;
+
+use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
+use fixres::data::{Interpolation, TestTransform};
+use sha2::{Digest, Sha256};
+use util::{diff, fixtures, load, photo, reference};
+
+#[test]
+fn decoding_matches_pil_convert_rgb_byte_for_byte() {
+    let r = reference();
+    let photos = r["photos"].as_object().expect("photos");
+    assert!(photos.len() >= 10);
+    for (name, expect) in photos {
+        let img = load(&photo(name));
+        assert_eq!(
+            [img.width() as u64, img.height() as u64],
+            [expect["size"][0].as_u64().unwrap(), expect["size"][1].as_u64().unwrap()],
+            "{name}: size"
+        );
+        let sha = format!("{:x}", Sha256::digest(img.as_raw()));
+        assert_eq!(sha, expect["sha256"].as_str().unwrap(), "{name}: decoded pixels differ from PIL's");
+    }
+}
+
+#[test]
+fn resize_and_center_crop_match_torchvision_on_pil() {
+    let r = reference();
+    let crop_ratio = r["crop_ratio"].as_f64().unwrap();
+    let mut report = Vec::new();
+    for name in r["photos"].as_object().unwrap().keys() {
+        let img = load(&photo(name));
+        let stem = name.rsplit_once('.').unwrap().0;
+        for (interp_name, interpolation) in [("bilinear", Interpolation::Bilinear), ("bicubic", Interpolation::Bicubic)] {
+            for k in r["resolutions"].as_array().unwrap() {
+                let k = k.as_u64().unwrap() as usize;
+                let ours = TestTransform { res: k, crop_ratio, interpolation }.apply(&img);
+                let theirs = load(&fixtures().join("resize").join(format!("{stem}__{interp_name}__{k}.png")));
+                let d = diff(&ours, &theirs);
+                report.push(format!("{name} {interp_name} {k}: exact {:.4} within1 {:.4} max {}", d.exact, d.within_one, d.max));
+                assert!(d.within_one >= 0.999 && d.max <= 2, "{name} {interp_name} K={k}: {d:?}");
+            }
+        }
+    }
+    assert_eq!(report.len(), 11 * 2 * 4);
+    println!("{}", report.join("\n"));
+}
+
+#[test]
+fn to_tensor_normalize_matches_torchvision() {
+    let bytes = std::fs::read(fixtures().join("normalize.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let expect: Vec<f32> = st.tensor("input").unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
+    let crop = TestTransform { res: 128, crop_ratio: 0.875, interpolation: Interpolation::Bilinear }.apply(&load(&photo("rocket.jpg")));
+    let ours = to_tensor_normalized(&crop, IMAGENET_MEAN, IMAGENET_STD);
+    assert_eq!(ours.len(), expect.len());
+    let worst = ours.iter().zip(&expect).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
+    assert!(worst <= 1e-6, "largest difference {worst}");
+}
