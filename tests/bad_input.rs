@@ -27,13 +27,15 @@ fn half_of(name: &str) -> Vec<u8> {
     bytes[..bytes.len() / 2].to_vec()
 }
 
-/// A PNG whose header claims `w`×`h` with no pixel data behind it.
+/// A PNG whose header claims `w`×`h`, followed by the start of a zlib stream (a decompression
+/// bomb is tiny on disk: its compressed zeros would fill gigabytes).
 fn png_header_only(w: u32, h: u32) -> Vec<u8> {
     let mut ihdr = w.to_be_bytes().to_vec();
     ihdr.extend_from_slice(&h.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
     let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
     bytes.extend(png_chunk(b"IHDR", &ihdr));
+    bytes.extend(png_chunk(b"IDAT", &[0x78, 0x9c, 0xed, 0xc1, 0x01, 0x0d, 0x00, 0x00]));
     bytes.extend(png_chunk(b"IEND", &[]));
     bytes
 }

@@ -93,7 +93,7 @@ fn preprocess_train_is_reproducible_by_seed() {
     let (a, crop_a) = run("5", "a.safetensors");
     let (b, crop_b) = run("5", "b.safetensors");
     let (_, crop_c) = run("6", "c.safetensors");
-    assert_eq!(a, b);
+    assert!(a == b, "same seed, same file bytes");
     assert_eq!(crop_a, crop_b);
     assert_ne!(crop_a, crop_c);
 }

@@ -1,18 +1,16 @@
 //! `fixres preprocess`: the exact network input for one image, as safetensors.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Args;
-use safetensors::{Dtype, tensor::TensorView};
 use serde_json::json;
 
 use super::{CropRanges, parse_crop_ratio, parse_res, print_json};
 use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
 use crate::data::{CropBox, DecodeLimits, Interpolation, RgbImage, SeededRng, TestTransform, TrainTransform, decode_file};
-use crate::fsutil::write_atomic;
+use crate::tensorfile::{self, Tensor};
 
 /// Arguments of `fixres preprocess`.
 #[derive(Debug, Args)]
@@ -71,7 +69,7 @@ pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
     };
     let u8_chw = chw_u8(&input);
     let f32_chw = to_tensor_normalized(&input, IMAGENET_MEAN, IMAGENET_STD);
-    let shape = vec![3, args.res, args.res];
+    let shape = [3, args.res, args.res];
     let details = json!({
         "image": args.image,
         "image_size": [img.width(), img.height()],
@@ -85,18 +83,13 @@ pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
         "mean": IMAGENET_MEAN,
         "std": IMAGENET_STD,
     });
-    let metadata: HashMap<String, String> = details
+    let metadata: BTreeMap<String, String> = details
         .as_object()
         .into_iter()
         .flatten()
         .map(|(k, v)| (k.clone(), v.to_string()))
         .collect();
-    let tensors = [
-        ("u8", TensorView::new(Dtype::U8, shape.clone(), &u8_chw)?),
-        ("input", TensorView::new(Dtype::F32, shape, bytemuck::cast_slice(&f32_chw))?),
-    ];
-    let bytes = safetensors::serialize(tensors, Some(metadata)).context("serialising tensors")?;
-    write_atomic(&args.out, &bytes)?;
+    tensorfile::write(&args.out, &[Tensor::u8("u8", &shape, &u8_chw), Tensor::f32("input", &shape, &f32_chw)], &metadata)?;
     if args.json {
         let mut out = details;
         out["out"] = json!(args.out);

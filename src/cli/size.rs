@@ -93,7 +93,7 @@ pub fn run(args: &SizeArgs) -> anyhow::Result<ExitCode> {
         mc.mean_sqrt_area_share, mc.mean_zoom
     );
     println!("  E[r_test/r_train] = {:.3} (std {:.3})   recommended K_test = {}", mc.mean_ratio, mc.std_ratio, mc.recommended_test_res);
-    let q: Vec<String> = mc.quantiles.iter().map(|(q, v)| format!("{:.0}%: {v:.3}", q * 100.0)).collect();
+    let q: Vec<String> = mc.quantiles.iter().map(|q| format!("{:.0}%: {:.3}", q.q * 100.0, q.value)).collect();
     println!("  quantiles of r_test/r_train: {}", q.join("  "));
     println!("  draws needing more than one try: {:.1}%   fallback centre crops: {:.2}%", 100.0 * mc.multi_try_share, 100.0 * mc.fallback_share);
     if !skipped.is_empty() {

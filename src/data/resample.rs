@@ -141,25 +141,28 @@ fn clip8(acc: i32) -> u8 {
 
 const HALF: i32 = 1 << (PRECISION_BITS - 1);
 
-/// Horizontal pass over input rows `first_row..first_row + out_height`.
+/// Horizontal pass over input rows `first_row..first_row + out_height`. Each source row is first
+/// widened to 4 lanes (RGB + a zero) so one tap is one 4-wide multiply-add the compiler can
+/// vectorise; the sums are Pillow's, in Pillow's order.
 fn resample_horizontal(src: &RgbImage, first_row: usize, out_height: usize, taps: &Taps) -> RgbImage {
     let out_width = taps.bounds.len();
     let mut out = RgbImage::zeros(out_width, out_height);
+    let mut wide = vec![[0i32; 4]; src.width()];
     for y in 0..out_height {
-        let row_in = src.row(first_row + y);
+        for (w, p) in wide.iter_mut().zip(src.row(first_row + y).chunks_exact(3)) {
+            *w = [i32::from(p[0]), i32::from(p[1]), i32::from(p[2]), 0];
+        }
         let row_out = out.row_mut(y);
-        for (xx, &(xmin, n)) in taps.bounds.iter().enumerate() {
-            let k = &taps.weights[xx * taps.ksize..xx * taps.ksize + n];
-            let px = &row_in[xmin * 3..(xmin + n) * 3];
-            let (mut s0, mut s1, mut s2) = (HALF, HALF, HALF);
-            for (p, &w) in px.chunks_exact(3).zip(k) {
-                s0 += i32::from(p[0]) * w;
-                s1 += i32::from(p[1]) * w;
-                s2 += i32::from(p[2]) * w;
+        for ((&(xmin, n), k), o) in taps.bounds.iter().zip(taps.weights.chunks_exact(taps.ksize)).zip(row_out.chunks_exact_mut(3)) {
+            let mut acc = [HALF; 4];
+            for (p, &w) in wide[xmin..xmin + n].iter().zip(&k[..n]) {
+                for c in 0..4 {
+                    acc[c] += p[c] * w;
+                }
             }
-            row_out[xx * 3] = clip8(s0);
-            row_out[xx * 3 + 1] = clip8(s1);
-            row_out[xx * 3 + 2] = clip8(s2);
+            o[0] = clip8(acc[0]);
+            o[1] = clip8(acc[1]);
+            o[2] = clip8(acc[2]);
         }
     }
     out
