@@ -148,7 +148,13 @@ pub fn monte_carlo(setup: &SizeSetup, image_sizes: &[(u32, u32)], samples: usize
     let var = ratios.iter().map(|r| (r - mean_ratio).powi(2)).sum::<f64>() / n;
     let mut sorted = ratios.clone();
     sorted.sort_by(f64::total_cmp);
-    let quantiles = QUANTILES.iter().map(|&q| Quantile { q, value: quantile(&sorted, q) }).collect();
+    let quantiles = QUANTILES
+        .iter()
+        .map(|&q| Quantile {
+            q,
+            value: quantile(&sorted, q),
+        })
+        .collect();
     let mean_zoom = zoom_sum / n;
     MonteCarlo {
         samples,
@@ -181,7 +187,12 @@ mod tests {
     use super::*;
 
     fn setup(train: usize, test: usize) -> SizeSetup {
-        SizeSetup { train_res: train, test_res: test, crop_ratio: 0.875, crop: RandomResizedCrop::default() }
+        SizeSetup {
+            train_res: train,
+            test_res: test,
+            crop_ratio: 0.875,
+            crop: RandomResizedCrop::default(),
+        }
     }
 
     #[test]
@@ -207,7 +218,11 @@ mod tests {
         let mut s = setup(224, 224);
         s.crop.ratio = (1.0, 1.0);
         let mc = monte_carlo(&s, &[(512, 512)], 100_000, 1);
-        assert!((mc.mean_sqrt_area_share - 0.7082).abs() < 0.003, "{}", mc.mean_sqrt_area_share);
+        assert!(
+            (mc.mean_sqrt_area_share - 0.7082).abs() < 0.003,
+            "{}",
+            mc.mean_sqrt_area_share
+        );
         assert!((mc.mean_ratio - 0.8094).abs() < 0.004, "{}", mc.mean_ratio);
         assert_eq!(mc.multi_try_share, 0.0);
         assert!(mc.quantiles.windows(2).all(|w| w[0].value <= w[1].value));
@@ -218,7 +233,11 @@ mod tests {
         // With the usual 3/4..4/3 ratios, big crops that do not fit are redrawn: the real mean
         // zoom on square images is below 0.708 (torchvision's sampler gives 0.669 at 224x224).
         let mc = monte_carlo(&setup(224, 224), &[(224, 224)], 100_000, 1);
-        assert!(mc.mean_sqrt_area_share < 0.68 && mc.mean_sqrt_area_share > 0.66, "{}", mc.mean_sqrt_area_share);
+        assert!(
+            mc.mean_sqrt_area_share < 0.68 && mc.mean_sqrt_area_share > 0.66,
+            "{}",
+            mc.mean_sqrt_area_share
+        );
         assert!(mc.multi_try_share > 0.1);
     }
 

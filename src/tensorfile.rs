@@ -48,13 +48,23 @@ impl<'a> Tensor<'a> {
     /// An f32 tensor.
     #[must_use]
     pub fn f32(name: &'a str, shape: &'a [usize], values: &'a [f32]) -> Self {
-        Self { name, dtype: Dtype::F32, shape, bytes: bytemuck::cast_slice(values) }
+        Self {
+            name,
+            dtype: Dtype::F32,
+            shape,
+            bytes: bytemuck::cast_slice(values),
+        }
     }
 
     /// A uint8 tensor.
     #[must_use]
     pub fn u8(name: &'a str, shape: &'a [usize], values: &'a [u8]) -> Self {
-        Self { name, dtype: Dtype::U8, shape, bytes: values }
+        Self {
+            name,
+            dtype: Dtype::U8,
+            shape,
+            bytes: values,
+        }
     }
 }
 
@@ -67,7 +77,13 @@ pub fn to_bytes(tensors: &[Tensor<'_>], metadata: &BTreeMap<String, String>) -> 
     let mut offset = 0usize;
     for t in tensors {
         let expect = t.shape.iter().product::<usize>() * t.dtype.size();
-        anyhow::ensure!(t.bytes.len() == expect, "tensor {}: {} bytes for shape {:?}", t.name, t.bytes.len(), t.shape);
+        anyhow::ensure!(
+            t.bytes.len() == expect,
+            "tensor {}: {} bytes for shape {:?}",
+            t.name,
+            t.bytes.len(),
+            t.shape
+        );
         header.insert(
             t.name.to_owned(),
             serde_json::json!({"dtype": t.dtype.name(), "shape": t.shape, "data_offsets": [offset, offset + expect]}),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use fixres::data::decode::probe_file;
 use fixres::data::{Check, DecodeError, DecodeLimits, ImageFolder, ScanError, Skip, decode_file};
-use util::{png_chunk, photo};
+use util::{photo, png_chunk};
 
 fn decode(path: &Path) -> DecodeError {
     let err = decode_file(path, DecodeLimits::default()).expect_err("must be refused");
@@ -43,7 +43,10 @@ fn png_header_only(w: u32, h: u32) -> Vec<u8> {
 #[test]
 fn zero_byte_file() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(matches!(decode(&write(dir.path(), "empty.jpg", b"")), DecodeError::Empty { .. }));
+    assert!(matches!(
+        decode(&write(dir.path(), "empty.jpg", b"")),
+        DecodeError::Empty { .. }
+    ));
 }
 
 #[test]
@@ -88,7 +91,17 @@ fn png_header_claiming_30000_squared_is_refused_before_allocation() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "bomb.png", &png_header_only(30_000, 30_000));
     let err = decode(&p);
-    assert!(matches!(err, DecodeError::TooLarge { width: 30_000, height: 30_000, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            DecodeError::TooLarge {
+                width: 30_000,
+                height: 30_000,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let err = probe_file(&p, DecodeLimits::default()).expect_err("header check refuses it too");
     assert!(matches!(err, DecodeError::TooLarge { .. }), "{err:?}");
 }
@@ -113,7 +126,8 @@ fn folder_without_class_subfolders() {
 
 #[test]
 fn missing_root_folder() {
-    let err = ImageFolder::scan(Path::new("/nonexistent/dataset"), Check::List, DecodeLimits::default()).expect_err("missing");
+    let err = ImageFolder::scan(Path::new("/nonexistent/dataset"), Check::List, DecodeLimits::default())
+        .expect_err("missing");
     assert!(matches!(err, ScanError::Unreadable { .. }));
     assert!(err.to_string().contains("/nonexistent/dataset"));
 }
@@ -159,18 +173,42 @@ fn a_scan_of_a_messy_folder_keeps_the_good_images_and_lists_every_bad_one() {
     write(&bad, "cut.png", &half_of("chelsea.png"));
     write(&bad, "text.JPG", b"hello");
     write(&bad, "bomb.png", &png_header_only(30_000, 30_000));
-    write(&bad, "readme.txt", b"not an image extension: ignored, as torchvision ignores it");
+    write(
+        &bad,
+        "readme.txt",
+        b"not an image extension: ignored, as torchvision ignores it",
+    );
     std::os::unix::fs::symlink(root.join("nowhere.png"), bad.join("dangling.png")).unwrap();
     std::os::unix::fs::symlink(root, bad.join("loop")).unwrap();
 
     let f = ImageFolder::scan(root, Check::Decode, DecodeLimits::default()).unwrap();
     assert_eq!(f.classes, ["bad", "empty", "good"]);
-    let kept: Vec<_> = f.samples.iter().map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let kept: Vec<_> = f
+        .samples
+        .iter()
+        .map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(kept, ["camera_grey.jpg", "chelsea.png", "rocket.jpg"]);
     assert!(f.samples.iter().all(|s| s.class == 2 && s.size.is_some()));
-    let mut skipped: Vec<_> = f.skipped.iter().map(|s| s.path().file_name().unwrap().to_string_lossy().into_owned()).collect();
+    let mut skipped: Vec<_> = f
+        .skipped
+        .iter()
+        .map(|s| s.path().file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
     skipped.sort();
-    assert_eq!(skipped, ["bomb.png", "cut.jpg", "cut.png", "dangling.png", "empty", "empty.jpg", "loop", "text.JPG"]);
+    assert_eq!(
+        skipped,
+        [
+            "bomb.png",
+            "cut.jpg",
+            "cut.png",
+            "dangling.png",
+            "empty",
+            "empty.jpg",
+            "loop",
+            "text.JPG"
+        ]
+    );
     let json = serde_json::to_value(&f.skipped).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 8);
 }

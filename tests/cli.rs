@@ -38,7 +38,14 @@ fn size_over_a_dataset_reads_real_image_sizes() {
         std::fs::copy(photo(name), class.join(name)).unwrap();
     }
     std::fs::write(class.join("notes.jpg"), b"not an image").unwrap();
-    let (status, out, err) = fixres(&["size", "--data", dir.path().to_str().unwrap(), "--json", "--samples", "30000"]);
+    let (status, out, err) = fixres(&[
+        "size",
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--json",
+        "--samples",
+        "30000",
+    ]);
     assert!(status.success(), "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(v["images"].as_u64(), Some(3));
@@ -53,8 +60,16 @@ fn preprocess_writes_torchvision_exact_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("x.safetensors");
     let (status, out, err) = fixres(&[
-        "preprocess", "--image", photo("grace_hopper.jpg").to_str().unwrap(), "--res", "224", "--interp", "bicubic",
-        "--out", out_path.to_str().unwrap(), "--json",
+        "preprocess",
+        "--image",
+        photo("grace_hopper.jpg").to_str().unwrap(),
+        "--res",
+        "224",
+        "--interp",
+        "bicubic",
+        "--out",
+        out_path.to_str().unwrap(),
+        "--json",
     ]);
     assert!(status.success(), "{err}");
     let meta: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -70,8 +85,8 @@ fn preprocess_writes_torchvision_exact_inputs() {
     let plane = 224 * 224;
     let mut off = 0usize;
     for (i, px) in reference.as_raw().chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            off = off.max(u8t.data()[c * plane + i].abs_diff(px[c]) as usize);
+        for (c, &v) in px.iter().enumerate() {
+            off = off.max(u8t.data()[c * plane + i].abs_diff(v) as usize);
         }
     }
     assert!(off <= 1, "largest difference {off}");
@@ -83,8 +98,17 @@ fn preprocess_train_is_reproducible_by_seed() {
     let run = |seed: &str, name: &str| {
         let p = dir.path().join(name);
         let (status, out, err) = fixres(&[
-            "preprocess", "--image", photo("rocket.jpg").to_str().unwrap(), "--res", "160", "--train", "--seed", seed,
-            "--out", p.to_str().unwrap(), "--json",
+            "preprocess",
+            "--image",
+            photo("rocket.jpg").to_str().unwrap(),
+            "--res",
+            "160",
+            "--train",
+            "--seed",
+            seed,
+            "--out",
+            p.to_str().unwrap(),
+            "--json",
         ]);
         assert!(status.success(), "{err}");
         let meta: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -103,7 +127,15 @@ fn bad_arguments_are_refused_with_a_reason() {
     let (status, _, err) = fixres(&["size", "--scale", "1,0.1"]);
     assert!(!status.success());
     assert!(err.contains("min <= max"), "{err}");
-    let (status, _, err) = fixres(&["preprocess", "--image", "/nonexistent.jpg", "--res", "224", "--out", "/tmp/x.st"]);
+    let (status, _, err) = fixres(&[
+        "preprocess",
+        "--image",
+        "/nonexistent.jpg",
+        "--res",
+        "224",
+        "--out",
+        "/tmp/x.st",
+    ]);
     assert!(!status.success());
     assert!(err.contains("/nonexistent.jpg"), "{err}");
 }

@@ -29,7 +29,11 @@ impl ExplorerApp {
     /// A fresh window at the paper's 224/224 setting.
     #[must_use]
     pub fn new(startup: Startup) -> Self {
-        Self { startup, train_res: 224, test_res: 224 }
+        Self {
+            startup,
+            train_res: 224,
+            test_res: 224,
+        }
     }
 }
 
@@ -73,7 +77,9 @@ impl eframe::App for ExplorerApp {
 /// window can be opened (no display, no graphics adapter).
 pub fn run(startup: Startup) -> anyhow::Result<ExitCode> {
     let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default().with_inner_size([900.0, 560.0]).with_title("FixRes Explorer"),
+        viewport: egui::ViewportBuilder::default()
+            .with_inner_size([900.0, 560.0])
+            .with_title("FixRes Explorer"),
         ..Default::default()
     };
     eframe::run_native("FixRes Explorer", options, Box::new(|_cc| Ok(Box::new(ExplorerApp::new(startup)))))

@@ -56,23 +56,33 @@ pub fn run(cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
 fn preprocess(args: &PreprocessBenchArgs) -> anyhow::Result<ExitCode> {
     let folder = ImageFolder::scan(&args.data, Check::List, DecodeLimits::default())?;
     anyhow::ensure!(!folder.samples.is_empty(), "{}: no image files", args.data.display());
-    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from)).max(1);
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+        .max(1);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("bench-preprocess-{i}"))
         .build()?;
-    let transform = TestTransform { res: args.res, crop_ratio: args.crop_ratio, interpolation: args.interp };
+    let transform = TestTransform {
+        res: args.res,
+        crop_ratio: args.crop_ratio,
+        interpolation: args.interp,
+    };
     let failures = AtomicUsize::new(0);
     let one_pass = || {
-        folder.samples.par_iter().for_each(|s| match decode_file(&s.path, DecodeLimits::default()) {
-            Ok(img) => {
-                let input = to_tensor_normalized(&transform.apply(&img), IMAGENET_MEAN, IMAGENET_STD);
-                std::hint::black_box(input);
-            }
-            Err(_) => {
-                failures.fetch_add(1, Ordering::Relaxed);
-            }
-        });
+        folder
+            .samples
+            .par_iter()
+            .for_each(|s| match decode_file(&s.path, DecodeLimits::default()) {
+                Ok(img) => {
+                    let input = to_tensor_normalized(&transform.apply(&img), IMAGENET_MEAN, IMAGENET_STD);
+                    std::hint::black_box(input);
+                }
+                Err(_) => {
+                    failures.fetch_add(1, Ordering::Relaxed);
+                }
+            });
     };
     let start = Instant::now();
     let mut passes = 0usize;
@@ -106,7 +116,11 @@ fn preprocess(args: &PreprocessBenchArgs) -> anyhow::Result<ExitCode> {
             args.res,
             args.interp.name(),
             threads,
-            if failed > 0 { format!(", {failed} file(s) failed to decode") } else { String::new() }
+            if failed > 0 {
+                format!(", {failed} file(s) failed to decode")
+            } else {
+                String::new()
+            }
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -54,7 +54,10 @@ impl CropRanges {
     /// The sampler these ranges define.
     #[must_use]
     pub fn sampler(&self) -> RandomResizedCrop {
-        RandomResizedCrop { scale: self.scale, ratio: self.ratio }
+        RandomResizedCrop {
+            scale: self.scale,
+            ratio: self.ratio,
+        }
     }
 }
 
@@ -68,12 +71,18 @@ fn parse_number(s: &str) -> Result<f64, String> {
         }
         None => s.parse().map_err(|_| format!("'{s}' is not a number"))?,
     };
-    if value.is_finite() { Ok(value) } else { Err(format!("'{s}' is not a finite number")) }
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(format!("'{s}' is not a finite number"))
+    }
 }
 
 /// "a,b" → (a, b), with a ≤ b, both positive.
 fn parse_pair(s: &str) -> Result<(f64, f64), String> {
-    let (a, b) = s.split_once(',').ok_or_else(|| format!("'{s}': expected two numbers, \"min,max\""))?;
+    let (a, b) = s
+        .split_once(',')
+        .ok_or_else(|| format!("'{s}': expected two numbers, \"min,max\""))?;
     let (a, b) = (parse_number(a)?, parse_number(b)?);
     if !(0.0 < a && a <= b) {
         return Err(format!("'{s}': need 0 < min <= max"));
@@ -83,7 +92,9 @@ fn parse_pair(s: &str) -> Result<(f64, f64), String> {
 
 /// "WxH" → (W, H).
 fn parse_image_size(s: &str) -> Result<(u32, u32), String> {
-    let (w, h) = s.split_once(['x', 'X']).ok_or_else(|| format!("'{s}': expected WIDTHxHEIGHT, e.g. 500x375"))?;
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("'{s}': expected WIDTHxHEIGHT, e.g. 500x375"))?;
     let w: u32 = w.trim().parse().map_err(|_| format!("'{s}': bad width"))?;
     let h: u32 = h.trim().parse().map_err(|_| format!("'{s}': bad height"))?;
     if w == 0 || h == 0 {
@@ -96,7 +107,9 @@ fn parse_image_size(s: &str) -> Result<(u32, u32), String> {
 fn parse_res(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
         Ok(k) if (1..=8192).contains(&k) => Ok(k),
-        _ => Err(format!("'{s}': a resolution is a whole number of pixels from 1 to 8192")),
+        _ => Err(format!(
+            "'{s}': a resolution is a whole number of pixels from 1 to 8192"
+        )),
     }
 }
 
@@ -104,7 +117,9 @@ fn parse_res(s: &str) -> Result<usize, String> {
 fn parse_crop_ratio(s: &str) -> Result<f64, String> {
     match parse_number(s)? {
         r if r > 0.0 && r <= 1.0 => Ok(r),
-        _ => Err(format!("'{s}': the crop ratio (K_test / resize side) must be in (0, 1]")),
+        _ => Err(format!(
+            "'{s}': the crop ratio (K_test / resize side) must be in (0, 1]"
+        )),
     }
 }
 
@@ -117,7 +132,10 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        None => crate::app::run(crate::app::Startup { data: cli.data, weights: cli.weights }),
+        None => crate::app::run(crate::app::Startup {
+            data: cli.data,
+            weights: cli.weights,
+        }),
         Some(Command::Size(args)) => size::run(&args),
         Some(Command::Preprocess(args)) => preprocess::run(&args),
         Some(Command::Bench(cmd)) => bench::run(&cmd),

@@ -9,7 +9,9 @@ use serde_json::json;
 
 use super::{CropRanges, parse_crop_ratio, parse_res, print_json};
 use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
-use crate::data::{CropBox, DecodeLimits, Interpolation, RgbImage, SeededRng, TestTransform, TrainTransform, decode_file};
+use crate::data::{
+    CropBox, DecodeLimits, Interpolation, RgbImage, SeededRng, TestTransform, TrainTransform, decode_file,
+};
 use crate::tensorfile::{self, Tensor};
 
 /// Arguments of `fixres preprocess`.
@@ -60,11 +62,20 @@ fn chw_u8(img: &RgbImage) -> Vec<u8> {
 pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
     let img = decode_file(&args.image, DecodeLimits::default())?;
     let (input, crop, flipped): (RgbImage, Option<CropBox>, bool) = if args.train {
-        let t = TrainTransform { res: args.res, crop: args.crop.sampler(), interpolation: args.interp, hflip: !args.no_flip };
+        let t = TrainTransform {
+            res: args.res,
+            crop: args.crop.sampler(),
+            interpolation: args.interp,
+            hflip: !args.no_flip,
+        };
         let s = t.apply(&img, &mut SeededRng::new(args.seed));
         (s.image, Some(s.crop), s.flipped)
     } else {
-        let t = TestTransform { res: args.res, crop_ratio: args.crop_ratio, interpolation: args.interp };
+        let t = TestTransform {
+            res: args.res,
+            crop_ratio: args.crop_ratio,
+            interpolation: args.interp,
+        };
         (t.apply(&img), None, false)
     };
     let u8_chw = chw_u8(&input);
@@ -89,13 +100,27 @@ pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
         .flatten()
         .map(|(k, v)| (k.clone(), v.to_string()))
         .collect();
-    tensorfile::write(&args.out, &[Tensor::u8("u8", &shape, &u8_chw), Tensor::f32("input", &shape, &f32_chw)], &metadata)?;
+    tensorfile::write(
+        &args.out,
+        &[
+            Tensor::u8("u8", &shape, &u8_chw),
+            Tensor::f32("input", &shape, &f32_chw),
+        ],
+        &metadata,
+    )?;
     if args.json {
         let mut out = details;
         out["out"] = json!(args.out);
         print_json(&out)?;
     } else {
-        println!("{}: wrote {}x{} {} input to {}", args.image.display(), args.res, args.res, if args.train { "train" } else { "test" }, args.out.display());
+        println!(
+            "{}: wrote {}x{} {} input to {}",
+            args.image.display(),
+            args.res,
+            args.res,
+            if args.train { "train" } else { "test" },
+            args.out.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -52,7 +52,11 @@ pub fn run(args: &SizeArgs) -> anyhow::Result<ExitCode> {
         Some(dir) => {
             let folder = ImageFolder::scan(dir, Check::Header, DecodeLimits::default())?;
             let sizes: Vec<(u32, u32)> = folder.samples.iter().filter_map(|s| s.size).collect();
-            anyhow::ensure!(!sizes.is_empty(), "{}: no readable image to take sizes from", dir.display());
+            anyhow::ensure!(
+                !sizes.is_empty(),
+                "{}: no readable image to take sizes from",
+                dir.display()
+            );
             (sizes, folder.skipped)
         }
         None if args.image_size.is_empty() => (vec![(512, 512)], Vec::new()),
@@ -87,15 +91,30 @@ pub fn run(args: &SizeArgs) -> anyhow::Result<ExitCode> {
         "  E[sqrt(sigma)] = {:.3}   E[r_test/r_train] = {:.3}   recommended K_test = {}",
         a.mean_sqrt_sigma, a.mean_ratio, a.recommended_test_res
     );
-    println!("Monte-Carlo of the real sampler, {} draws over {} image(s):", mc.samples, sizes.len());
+    println!(
+        "Monte-Carlo of the real sampler, {} draws over {} image(s):",
+        mc.samples,
+        sizes.len()
+    );
     println!(
         "  mean sqrt(crop area / image area) = {:.3}   mean train zoom = {:.3}",
         mc.mean_sqrt_area_share, mc.mean_zoom
     );
-    println!("  E[r_test/r_train] = {:.3} (std {:.3})   recommended K_test = {}", mc.mean_ratio, mc.std_ratio, mc.recommended_test_res);
-    let q: Vec<String> = mc.quantiles.iter().map(|q| format!("{:.0}%: {:.3}", q.q * 100.0, q.value)).collect();
+    println!(
+        "  E[r_test/r_train] = {:.3} (std {:.3})   recommended K_test = {}",
+        mc.mean_ratio, mc.std_ratio, mc.recommended_test_res
+    );
+    let q: Vec<String> = mc
+        .quantiles
+        .iter()
+        .map(|q| format!("{:.0}%: {:.3}", q.q * 100.0, q.value))
+        .collect();
     println!("  quantiles of r_test/r_train: {}", q.join("  "));
-    println!("  draws needing more than one try: {:.1}%   fallback centre crops: {:.2}%", 100.0 * mc.multi_try_share, 100.0 * mc.fallback_share);
+    println!(
+        "  draws needing more than one try: {:.1}%   fallback centre crops: {:.2}%",
+        100.0 * mc.multi_try_share,
+        100.0 * mc.fallback_share
+    );
     if !skipped.is_empty() {
         eprintln!("skipped {} file(s):", skipped.len());
         for s in &skipped {

@@ -101,7 +101,9 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        Self { max_pixels: DEFAULT_MAX_PIXELS }
+        Self {
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
     }
 }
 
@@ -132,12 +134,20 @@ fn format_name(format: ImageFormat) -> &'static str {
 }
 
 /// Formats decoded here: torchvision's `IMG_EXTENSIONS` minus JPEG, which goes through libjpeg.
-const DECODED_BY_IMAGE_CRATE: [ImageFormat; 5] =
-    [ImageFormat::Png, ImageFormat::Bmp, ImageFormat::Tiff, ImageFormat::WebP, ImageFormat::Pnm];
+const DECODED_BY_IMAGE_CRATE: [ImageFormat; 5] = [
+    ImageFormat::Png,
+    ImageFormat::Bmp,
+    ImageFormat::Tiff,
+    ImageFormat::WebP,
+    ImageFormat::Pnm,
+];
 
 /// Reads and decodes `path` to RGB8.
 pub fn decode_file(path: &Path, limits: DecodeLimits) -> Result<RgbImage, DecodeError> {
-    let bytes = std::fs::read(path).map_err(|source| DecodeError::Io { path: path.to_owned(), source })?;
+    let bytes = std::fs::read(path).map_err(|source| DecodeError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
     decode_bytes(path, &bytes, limits)
 }
 
@@ -153,7 +163,10 @@ pub fn decode_bytes(path: &Path, bytes: &[u8], limits: DecodeLimits) -> Result<R
 /// decoding (empty, unknown, unsupported, too large).
 pub fn probe_file(path: &Path, limits: DecodeLimits) -> Result<(u32, u32), DecodeError> {
     use std::io::Read;
-    let io = |source| DecodeError::Io { path: path.to_owned(), source };
+    let io = |source| DecodeError::Io {
+        path: path.to_owned(),
+        source,
+    };
     let file = std::fs::File::open(path).map_err(io)?;
     // Headers sit at the start, except for JPEG, whose SOF can follow large EXIF/ICC segments.
     let mut head = Vec::new();
@@ -170,11 +183,19 @@ fn check_header(path: &Path, bytes: &[u8], limits: DecodeLimits) -> Result<Sniff
     if let Sniffed::Other(format) = sniffed
         && !DECODED_BY_IMAGE_CRATE.contains(&format)
     {
-        return Err(DecodeError::Unsupported { path: path.to_owned(), what: format!("{format:?}") });
+        return Err(DecodeError::Unsupported {
+            path: path.to_owned(),
+            what: format!("{format:?}"),
+        });
     }
     let (width, height) = dimensions(path, bytes)?;
     if u64::from(width) * u64::from(height) > limits.max_pixels {
-        return Err(DecodeError::TooLarge { path: path.to_owned(), width, height, limit: limits.max_pixels });
+        return Err(DecodeError::TooLarge {
+            path: path.to_owned(),
+            width,
+            height,
+            limit: limits.max_pixels,
+        });
     }
     Ok(sniffed)
 }
@@ -197,17 +218,28 @@ fn dimensions(path: &Path, bytes: &[u8]) -> Result<(u32, u32), DecodeError> {
 fn image_error(path: &Path, format: ImageFormat, e: image::ImageError) -> DecodeError {
     let format = format_name(format);
     match e {
-        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            DecodeError::Truncated { path: path.to_owned(), format }
-        }
-        image::ImageError::Unsupported(u) => DecodeError::Unsupported { path: path.to_owned(), what: u.to_string() },
+        image::ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => DecodeError::Truncated {
+            path: path.to_owned(),
+            format,
+        },
+        image::ImageError::Unsupported(u) => DecodeError::Unsupported {
+            path: path.to_owned(),
+            what: u.to_string(),
+        },
         other => {
             let message = other.to_string();
             // The png crate reports a missing end of stream as a format error, not as EOF.
             if message.contains("end of") || message.contains("EOF") || message.contains("No more data") {
-                DecodeError::Truncated { path: path.to_owned(), format }
+                DecodeError::Truncated {
+                    path: path.to_owned(),
+                    format,
+                }
             } else {
-                DecodeError::Corrupt { path: path.to_owned(), format, message }
+                DecodeError::Corrupt {
+                    path: path.to_owned(),
+                    format,
+                    message,
+                }
             }
         }
     }
@@ -233,12 +265,18 @@ fn to_rgb8_like_pil(path: &Path, img: DynamicImage) -> Result<RgbImage, DecodeEr
         DynamicImage::ImageLumaA8(b) => b.pixels().flat_map(|p| [p[0]; 3]).collect(),
         // PIL reads 16-bit colour as 8-bit by keeping the high byte ...
         DynamicImage::ImageRgb16(b) => b.pixels().flat_map(|p| p.0.map(|v| (v >> 8) as u8)).collect(),
-        DynamicImage::ImageRgba16(b) => b.pixels().flat_map(|p| [p[0], p[1], p[2]].map(|v| (v >> 8) as u8)).collect(),
+        DynamicImage::ImageRgba16(b) => b
+            .pixels()
+            .flat_map(|p| [p[0], p[1], p[2]].map(|v| (v >> 8) as u8))
+            .collect(),
         // ... but opens 16-bit grey as mode "I;16", whose conversion to RGB clips at 255.
         DynamicImage::ImageLuma16(b) => b.pixels().flat_map(|p| [p[0].min(255) as u8; 3]).collect(),
         DynamicImage::ImageLumaA16(b) => b.pixels().flat_map(|p| [p[0].min(255) as u8; 3]).collect(),
         other => {
-            return Err(DecodeError::Unsupported { path: path.to_owned(), what: format!("pixel type {:?}", other.color()) });
+            return Err(DecodeError::Unsupported {
+                path: path.to_owned(),
+                what: format!("pixel type {:?}", other.color()),
+            });
         }
     };
     Ok(RgbImage::from_raw(w, h, data).expect("decoder output matches its dimensions"))
@@ -277,19 +315,31 @@ fn with_libjpeg<T>(path: &Path, f: impl FnOnce() -> std::io::Result<T>) -> Resul
     JPEG_HIT_EOF.with(|c| c.set(false));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
     let truncated = JPEG_HIT_EOF.with(Cell::get);
-    let corrupt = |message: String| DecodeError::Corrupt { path: path.to_owned(), format: "JPEG", message };
+    let corrupt = |message: String| DecodeError::Corrupt {
+        path: path.to_owned(),
+        format: "JPEG",
+        message,
+    };
     match result {
-        _ if truncated => Err(DecodeError::Truncated { path: path.to_owned(), format: "JPEG" }),
+        _ if truncated => Err(DecodeError::Truncated {
+            path: path.to_owned(),
+            format: "JPEG",
+        }),
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-            Err(DecodeError::Truncated { path: path.to_owned(), format: "JPEG" })
-        }
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::Unsupported => {
-            Err(DecodeError::Unsupported { path: path.to_owned(), what: e.to_string() })
-        }
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(DecodeError::Truncated {
+            path: path.to_owned(),
+            format: "JPEG",
+        }),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::Unsupported => Err(DecodeError::Unsupported {
+            path: path.to_owned(),
+            what: e.to_string(),
+        }),
         Ok(Err(e)) => Err(corrupt(e.to_string())),
         Err(payload) => Err(corrupt(
-            payload.downcast_ref::<String>().cloned().unwrap_or_else(|| "decoder failed".to_owned()),
+            payload
+                .downcast_ref::<String>()
+                .cloned()
+                .unwrap_or_else(|| "decoder failed".to_owned()),
         )),
     }
 }
@@ -299,16 +349,38 @@ fn decode_jpeg(path: &Path, bytes: &[u8]) -> Result<RgbImage, DecodeError> {
     use mozjpeg::ColorSpace;
     with_libjpeg(path, || {
         let d = mozjpeg::Decompress::with_err(error_manager()).from_mem(bytes)?;
-        if matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK) {
-            return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, "CMYK JPEG"));
-        }
-        let mut started = d.rgb()?;
+        let cmyk = matches!(d.color_space(), ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK);
+        let mut started = if cmyk {
+            d.to_colorspace(ColorSpace::JCS_CMYK)?
+        } else {
+            d.rgb()?
+        };
         let (w, h) = (started.width(), started.height());
         let data: Vec<u8> = started.read_scanlines()?;
         started.finish()?;
-        Ok((w, h, data))
+        Ok((w, h, if cmyk { cmyk_to_rgb_like_pil(&data) } else { data }))
     })
     .and_then(|(w, h, data)| {
-        RgbImage::from_raw(w, h, data).ok_or(DecodeError::Truncated { path: path.to_owned(), format: "JPEG" })
+        RgbImage::from_raw(w, h, data).ok_or(DecodeError::Truncated {
+            path: path.to_owned(),
+            format: "JPEG",
+        })
     })
+}
+
+/// Pillow opens CMYK JPEGs with Adobe's inverted convention (rawmode "CMYK;I") and converts to
+/// RGB with `cmyk2rgb`: R = 255 − K' − C·(255 − K')/255, rounded as its MULDIV255 rounds.
+fn cmyk_to_rgb_like_pil(stored: &[u8]) -> Vec<u8> {
+    let muldiv255 = |a: i32, b: i32| {
+        let t = a * b + 128;
+        ((t >> 8) + t) >> 8
+    };
+    stored
+        .chunks_exact(4)
+        .flat_map(|px| {
+            let [c, m, y, k] = [px[0], px[1], px[2], px[3]].map(|v| 255 - i32::from(v));
+            let nk = 255 - k;
+            [c, m, y].map(|v| (nk - muldiv255(v, nk)).clamp(0, 255) as u8)
+        })
+        .collect()
 }

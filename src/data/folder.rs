@@ -128,7 +128,10 @@ impl ImageFolder {
     /// Scans `root` as torchvision's ImageFolder does, checking each file as `check` says,
     /// in parallel.
     pub fn scan(root: &Path, check: Check, limits: DecodeLimits) -> Result<Self, ScanError> {
-        let unreadable = |source| ScanError::Unreadable { path: root.to_owned(), source };
+        let unreadable = |source| ScanError::Unreadable {
+            path: root.to_owned(),
+            source,
+        };
         let mut classes = Vec::new();
         for entry in std::fs::read_dir(root).map_err(unreadable)? {
             let entry = entry.map_err(unreadable)?;
@@ -151,14 +154,25 @@ impl ImageFolder {
             let mut files = Vec::new();
             walk(&dir, &mut vec![root_canonical.clone()], &mut files, &mut skipped);
             // `sorted(os.walk(...))` then `sorted(fnames)`: by folder path as a string, then name.
-            files.sort_by(|a, b| (a.parent().map(Path::as_os_str), a.file_name()).cmp(&(b.parent().map(Path::as_os_str), b.file_name())));
+            files.sort_by(|a, b| {
+                (a.parent().map(Path::as_os_str), a.file_name()).cmp(&(b.parent().map(Path::as_os_str), b.file_name()))
+            });
             if files.is_empty() {
                 skipped.push(Skip::EmptyClass { path: dir });
             }
-            samples.extend(files.into_iter().map(|path| Sample { path, class, size: None }));
+            samples.extend(files.into_iter().map(|path| Sample {
+                path,
+                class,
+                size: None,
+            }));
         }
         let classes = classes.into_iter().map(|c| c.to_string_lossy().into_owned()).collect();
-        let mut folder = Self { root: root.to_owned(), classes, samples, skipped };
+        let mut folder = Self {
+            root: root.to_owned(),
+            classes,
+            samples,
+            skipped,
+        };
         folder.check(check, limits);
         Ok(folder)
     }
@@ -205,7 +219,10 @@ fn walk(dir: &Path, ancestors: &mut Vec<PathBuf>, files: &mut Vec<PathBuf>, skip
     let canonical = match dir.canonicalize() {
         Ok(c) => c,
         Err(source) => {
-            skipped.push(Skip::UnreadableFolder { path: dir.to_owned(), source });
+            skipped.push(Skip::UnreadableFolder {
+                path: dir.to_owned(),
+                source,
+            });
             return;
         }
     };
@@ -216,7 +233,10 @@ fn walk(dir: &Path, ancestors: &mut Vec<PathBuf>, files: &mut Vec<PathBuf>, skip
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
         Err(source) => {
-            skipped.push(Skip::UnreadableFolder { path: dir.to_owned(), source });
+            skipped.push(Skip::UnreadableFolder {
+                path: dir.to_owned(),
+                source,
+            });
             return;
         }
     };

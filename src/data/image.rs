@@ -24,7 +24,11 @@ impl RgbImage {
     /// A black image.
     #[must_use]
     pub fn zeros(width: usize, height: usize) -> Self {
-        Self { width, height, data: vec![0; width * height * 3] }
+        Self {
+            width,
+            height,
+            data: vec![0; width * height * 3],
+        }
     }
 
     /// Width in pixels.

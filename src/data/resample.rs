@@ -52,7 +52,11 @@ impl Interpolation {
                 }
             }
             Self::Lanczos => {
-                if (-3.0..3.0).contains(&x) { sinc(x) * sinc(x / 3.0) } else { 0.0 }
+                if (-3.0..3.0).contains(&x) {
+                    sinc(x) * sinc(x / 3.0)
+                } else {
+                    0.0
+                }
             }
         }
     }
@@ -115,7 +119,11 @@ fn precompute(in_size: usize, in0: f64, in1: f64, out_size: usize, filter: Inter
         for (x, out) in row.iter_mut().enumerate().take(n) {
             let w = if ww == 0.0 { k[x] } else { k[x] / ww };
             let fixed = w * f64::from(1u32 << PRECISION_BITS);
-            *out = if w < 0.0 { (-0.5 + fixed) as i32 } else { (0.5 + fixed) as i32 };
+            *out = if w < 0.0 {
+                (-0.5 + fixed) as i32
+            } else {
+                (0.5 + fixed) as i32
+            };
         }
         bounds.push((xmin, n));
     }
@@ -153,7 +161,12 @@ fn resample_horizontal(src: &RgbImage, first_row: usize, out_height: usize, taps
             *w = [i32::from(p[0]), i32::from(p[1]), i32::from(p[2]), 0];
         }
         let row_out = out.row_mut(y);
-        for ((&(xmin, n), k), o) in taps.bounds.iter().zip(taps.weights.chunks_exact(taps.ksize)).zip(row_out.chunks_exact_mut(3)) {
+        for ((&(xmin, n), k), o) in taps
+            .bounds
+            .iter()
+            .zip(taps.weights.chunks_exact(taps.ksize))
+            .zip(row_out.chunks_exact_mut(3))
+        {
             let mut acc = [HALF; 4];
             for (p, &w) in wide[xmin..xmin + n].iter().zip(&k[..n]) {
                 for c in 0..4 {
@@ -211,7 +224,10 @@ pub fn resize_window(
     columns: Range<usize>,
     rows: Range<usize>,
 ) -> RgbImage {
-    assert!(columns.end <= width && rows.end <= height, "window outside the resized image");
+    assert!(
+        columns.end <= width && rows.end <= height,
+        "window outside the resized image"
+    );
     if columns.is_empty() || rows.is_empty() || src.width() == 0 || src.height() == 0 {
         return RgbImage::zeros(columns.len(), rows.len());
     }
@@ -243,7 +259,8 @@ pub fn resize_window(
 fn crop_columns(src: &RgbImage, first_row: usize, n_rows: usize, columns: &Range<usize>) -> RgbImage {
     let mut out = RgbImage::zeros(columns.len(), n_rows);
     for y in 0..n_rows {
-        out.row_mut(y).copy_from_slice(&src.row(first_row + y)[columns.start * 3..columns.end * 3]);
+        out.row_mut(y)
+            .copy_from_slice(&src.row(first_row + y)[columns.start * 3..columns.end * 3]);
     }
     out
 }

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::RgbImage;
 use super::resample::{Interpolation, resize, resize_window};
 use super::rng::SeededRng;
-use super::RgbImage;
 
 /// ImageNet channel means, as torchvision's reference recipes use them.
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -16,12 +16,20 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// `int(size * long / short)` (truncated). Returns `(width, height)`.
 #[must_use]
 pub fn resized_size(width: usize, height: usize, size: usize) -> (usize, usize) {
-    let (short, long) = if width <= height { (width, height) } else { (height, width) };
+    let (short, long) = if width <= height {
+        (width, height)
+    } else {
+        (height, width)
+    };
     if short == 0 {
         return (width, height);
     }
     let new_long = ((size * long) as f64 / short as f64) as usize;
-    if width <= height { (size, new_long) } else { (new_long, size) }
+    if width <= height {
+        (size, new_long)
+    } else {
+        (new_long, size)
+    }
 }
 
 /// torchvision `Resize(size: int, interpolation)` on a PIL image.
@@ -61,7 +69,11 @@ pub fn crop(img: &RgbImage, top: i64, left: i64, height: usize, width: usize) ->
 /// Python's `round()` on a float: half to even.
 fn round_half_even(x: f64) -> i64 {
     let r = x.round();
-    if (x - x.trunc()).abs() == 0.5 { (2.0 * (x / 2.0).round()) as i64 } else { r as i64 }
+    if (x - x.trunc()).abs() == 0.5 {
+        (2.0 * (x / 2.0).round()) as i64
+    } else {
+        r as i64
+    }
 }
 
 /// Where torchvision's `CenterCrop(size)` takes its crop: `(top, left)`, possibly negative when
@@ -145,7 +157,10 @@ pub struct RandomResizedCrop {
 
 impl Default for RandomResizedCrop {
     fn default() -> Self {
-        Self { scale: (0.08, 1.0), ratio: (3.0 / 4.0, 4.0 / 3.0) }
+        Self {
+            scale: (0.08, 1.0),
+            ratio: (3.0 / 4.0, 4.0 / 3.0),
+        }
     }
 }
 
@@ -169,7 +184,13 @@ impl RandomResizedCrop {
                 let (w, h) = (w as usize, h as usize);
                 let top = rng.below((height - h + 1) as u64) as usize;
                 let left = rng.below((width - w + 1) as u64) as usize;
-                return CropBox { top, left, height: h, width: w, tries };
+                return CropBox {
+                    top,
+                    left,
+                    height: h,
+                    width: w,
+                    tries,
+                };
             }
         }
         let in_ratio = width as f64 / height as f64;
@@ -181,7 +202,13 @@ impl RandomResizedCrop {
         } else {
             (width, height)
         };
-        CropBox { top: (height - h) / 2, left: (width - w) / 2, height: h, width: w, tries: 11 }
+        CropBox {
+            top: (height - h) / 2,
+            left: (width - w) / 2,
+            height: h,
+            width: w,
+            tries: 11,
+        }
     }
 }
 
@@ -219,7 +246,12 @@ impl TestTransform {
         let (rw, rh) = resized_size(width, height, test_resize_size(self.res, self.crop_ratio));
         let (top, left) = center_crop_origin(rw, rh, self.res, self.res);
         let (sx, sy) = (width as f64 / rw as f64, height as f64 / rh as f64);
-        (left as f64 * sx, top as f64 * sy, self.res as f64 * sx, self.res as f64 * sy)
+        (
+            left as f64 * sx,
+            top as f64 * sy,
+            self.res as f64 * sx,
+            self.res as f64 * sy,
+        )
     }
 }
 
@@ -257,7 +289,11 @@ impl TrainTransform {
         if flipped {
             image = hflip(&image);
         }
-        TrainSample { image, crop: b, flipped }
+        TrainSample {
+            image,
+            crop: b,
+            flipped,
+        }
     }
 }
 
@@ -310,7 +346,16 @@ mod tests {
         // No crop of a 100:1 strip fits the ratio range: every try fails and the fallback
         // takes the widest 4:3 centre crop, round(10 * 4/3) = 13 wide.
         let b = rrc.sample(1000, 10, &mut SeededRng::new(1));
-        assert_eq!(b, CropBox { top: 0, left: 493, height: 10, width: 13, tries: 11 });
+        assert_eq!(
+            b,
+            CropBox {
+                top: 0,
+                left: 493,
+                height: 10,
+                width: 13,
+                tries: 11
+            }
+        );
     }
 
     #[test]

@@ -17,7 +17,8 @@ pub fn photo(name: &str) -> PathBuf {
 
 /// `tests/fixtures/reference.json`, written by `make_reference.py`.
 pub fn reference() -> serde_json::Value {
-    let text = std::fs::read_to_string(fixtures().join("reference.json")).expect("reference.json (run tests/fixtures/make_reference.py)");
+    let text = std::fs::read_to_string(fixtures().join("reference.json"))
+        .expect("reference.json (run tests/fixtures/make_reference.py)");
     serde_json::from_str(&text).expect("reference.json is JSON")
 }
 
@@ -45,13 +46,24 @@ pub fn diff(a: &RgbImage, b: &RgbImage) -> Diff {
         exact += usize::from(d == 0);
         max = max.max(d);
     }
-    Diff { within_one: within as f64 / n, max, exact: exact as f64 / n }
+    Diff {
+        within_one: within as f64 / n,
+        max,
+        exact: exact as f64 / n,
+    }
 }
 
 /// Runs the `fixres` binary; returns (status, stdout, stderr).
 pub fn fixres(args: &[&str]) -> (std::process::ExitStatus, String, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fixres")).args(args).output().expect("run fixres");
-    (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_fixres"))
+        .args(args)
+        .output()
+        .expect("run fixres");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// CRC-32 (PNG's), for writing hand-made PNG headers.
@@ -60,7 +72,11 @@ pub fn crc32(bytes: &[u8]) -> u32 {
     for &b in bytes {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
