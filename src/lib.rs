@@ -5,5 +5,6 @@ pub mod app;
 pub mod cli;
 pub mod data;
 pub mod fsutil;
+pub mod model;
 pub mod size;
 pub mod tensorfile;

@@ -1,0 +1,273 @@
+//! torchvision's ResNet (v1.5: the stride sits on the 3×3 convolution of Bottleneck blocks), with
+//! its module tree and key names. The shapes come from the weights, so ResNet-18/34/50/101/152,
+//! ResNeXt-style grouped widths and narrower test models all load through one path.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Tensor};
+
+use super::Forward;
+use super::weights::{TensorInfo, WeightsError, load_strict, read_header};
+
+/// `downsample`: torchvision's `Sequential(conv1x1, BatchNorm)`, keys `downsample.0` / `.1`.
+#[derive(Module, Debug)]
+pub struct Downsample {
+    conv: Conv2d,
+    bn: BatchNorm,
+}
+
+/// A BasicBlock (two 3×3 convolutions) or, with `conv3`/`bn3`, a Bottleneck (1×1, 3×3, 1×1).
+#[derive(Module, Debug)]
+pub struct Block {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    conv2: Conv2d,
+    bn2: BatchNorm,
+    conv3: Option<Conv2d>,
+    bn3: Option<BatchNorm>,
+    downsample: Option<Downsample>,
+}
+
+impl Block {
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let identity = match &self.downsample {
+            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let out = relu(self.bn1.forward(self.conv1.forward(x)));
+        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = match (&self.conv3, &self.bn3) {
+            (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(relu(out))),
+            _ => out,
+        };
+        relu(out + identity)
+    }
+}
+
+/// A torchvision ResNet.
+#[derive(Module, Debug)]
+pub struct ResNet {
+    conv1: Conv2d,
+    bn1: BatchNorm,
+    maxpool: MaxPool2d,
+    layer1: Vec<Block>,
+    layer2: Vec<Block>,
+    layer3: Vec<Block>,
+    layer4: Vec<Block>,
+    avgpool: AdaptiveAvgPool2d,
+    fc: Linear,
+}
+
+/// What the weights say the network is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResNetShape {
+    /// Blocks per stage.
+    pub blocks: [usize; 4],
+    /// Bottleneck blocks (ResNet-50 and deeper) rather than basic ones.
+    pub bottleneck: bool,
+    /// Pooled feature width (the classifier's input).
+    pub features: usize,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl ResNetShape {
+    /// torchvision's name for this depth ("resnet50"), or a description.
+    #[must_use]
+    pub fn name(&self) -> String {
+        let known = match (self.bottleneck, self.blocks) {
+            (false, [2, 2, 2, 2]) => Some("resnet18"),
+            (false, [3, 4, 6, 3]) => Some("resnet34"),
+            (true, [3, 4, 6, 3]) => Some("resnet50"),
+            (true, [3, 4, 23, 3]) => Some("resnet101"),
+            (true, [3, 8, 36, 3]) => Some("resnet152"),
+            _ => None,
+        };
+        known.map_or_else(
+            || {
+                format!(
+                    "resnet({} blocks {:?})",
+                    if self.bottleneck { "bottleneck" } else { "basic" },
+                    self.blocks
+                )
+            },
+            str::to_owned,
+        )
+    }
+}
+
+/// torchvision key patterns → this module's paths.
+const RENAMES: [(&str, &str); 2] = [
+    (r"\.downsample\.0\.", ".downsample.conv."),
+    (r"\.downsample\.1\.", ".downsample.bn."),
+];
+
+fn shape_of<'a>(
+    path: &Path,
+    header: &'a BTreeMap<String, TensorInfo>,
+    key: &str,
+    rank: usize,
+) -> Result<&'a [usize], WeightsError> {
+    let info = header.get(key).ok_or_else(|| WeightsError::MissingKeys {
+        path: path.to_owned(),
+        arch: "resnet".into(),
+        keys: vec![key.to_owned()],
+    })?;
+    if info.shape.len() != rank {
+        return Err(WeightsError::Mismatch {
+            path: path.to_owned(),
+            detail: format!("{key}: expected a rank-{rank} tensor, found shape {:?}", info.shape),
+        });
+    }
+    Ok(&info.shape)
+}
+
+fn conv(shape: &[usize], stride: usize, device: &Device) -> Conv2d {
+    // shape: [out, in / groups, k, k]; torchvision pads k // 2 and has no bias.
+    let (out, in_per_group, k) = (shape[0], shape[1], shape[2]);
+    let pad = k / 2;
+    Conv2dConfig::new([in_per_group, out], [k, k])
+        .with_stride([stride, stride])
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_bias(false)
+        .init(device)
+}
+
+/// A grouped convolution: `Conv2dConfig` takes the full input width.
+fn conv_grouped(shape: &[usize], in_channels: usize, stride: usize, device: &Device) -> Conv2d {
+    let (out, in_per_group, k) = (shape[0], shape[1], shape[2]);
+    let groups = in_channels / in_per_group.max(1);
+    let pad = k / 2;
+    Conv2dConfig::new([in_channels, out], [k, k])
+        .with_stride([stride, stride])
+        .with_groups(groups.max(1))
+        .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
+        .with_bias(false)
+        .init(device)
+}
+
+fn bn(channels: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(channels).init(device)
+}
+
+impl ResNet {
+    /// Reads the architecture from a torchvision state_dict's keys and shapes.
+    pub fn shape_from_header(path: &Path, header: &BTreeMap<String, TensorInfo>) -> Result<ResNetShape, WeightsError> {
+        if !header.contains_key("conv1.weight") || !header.contains_key("layer1.0.conv1.weight") {
+            return Err(WeightsError::UnknownArchitecture {
+                path: path.to_owned(),
+                reason: "not a torchvision ResNet (no conv1.weight / layer1.0.conv1.weight)".into(),
+            });
+        }
+        let mut blocks = [0; 4];
+        for (stage, n) in blocks.iter_mut().enumerate() {
+            while header.contains_key(&format!("layer{}.{}.conv1.weight", stage + 1, *n)) {
+                *n += 1;
+            }
+        }
+        let fc = shape_of(path, header, "fc.weight", 2)?;
+        Ok(ResNetShape {
+            blocks,
+            bottleneck: header.contains_key("layer1.0.conv3.weight"),
+            features: fc[1],
+            classes: fc[0],
+        })
+    }
+
+    /// Builds the network the weights describe (uninitialised values).
+    pub fn from_header(
+        path: &Path,
+        header: &BTreeMap<String, TensorInfo>,
+        device: &Device,
+    ) -> Result<(Self, ResNetShape), WeightsError> {
+        let shape = Self::shape_from_header(path, header)?;
+        let s = |key: &str, rank| shape_of(path, header, key, rank);
+        let stem = s("conv1.weight", 4)?;
+        let stem_width = stem[0];
+        let conv1 = Conv2dConfig::new([stem[1], stem_width], [stem[2], stem[3]])
+            .with_stride([2, 2])
+            .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
+            .with_bias(false)
+            .init(device);
+        let mut layers: [Vec<Block>; 4] = Default::default();
+        for (stage, layer) in layers.iter_mut().enumerate() {
+            for index in 0..shape.blocks[stage] {
+                let p = format!("layer{}.{index}", stage + 1);
+                let stride = if stage > 0 && index == 0 { 2 } else { 1 };
+                let c1 = s(&format!("{p}.conv1.weight"), 4)?;
+                let c2 = s(&format!("{p}.conv2.weight"), 4)?;
+                let (conv1, conv2, conv3, out_channels) = if shape.bottleneck {
+                    let c3 = s(&format!("{p}.conv3.weight"), 4)?;
+                    (
+                        conv(c1, 1, device),
+                        conv_grouped(c2, c1[0], stride, device),
+                        Some(conv(c3, 1, device)),
+                        c3[0],
+                    )
+                } else {
+                    (conv(c1, stride, device), conv(c2, 1, device), None, c2[0])
+                };
+                let downsample = if header.contains_key(&format!("{p}.downsample.0.weight")) {
+                    let d = s(&format!("{p}.downsample.0.weight"), 4)?;
+                    Some(Downsample {
+                        conv: conv(d, stride, device),
+                        bn: bn(d[0], device),
+                    })
+                } else {
+                    None
+                };
+                layer.push(Block {
+                    bn1: bn(c1[0], device),
+                    bn2: bn(c2[0], device),
+                    bn3: shape.bottleneck.then(|| bn(out_channels, device)),
+                    conv1,
+                    conv2,
+                    conv3,
+                    downsample,
+                });
+            }
+        }
+        let [layer1, layer2, layer3, layer4] = layers;
+        let net = Self {
+            conv1,
+            bn1: bn(stem_width, device),
+            maxpool: MaxPool2dConfig::new([3, 3])
+                .with_strides([2, 2])
+                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                .init(),
+            layer1,
+            layer2,
+            layer3,
+            layer4,
+            avgpool: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            fc: LinearConfig::new(shape.features, shape.classes).init(device),
+        };
+        Ok((net, shape))
+    }
+
+    /// Loads a torchvision ResNet state_dict (safetensors), strictly.
+    pub fn load(path: &Path, device: &Device) -> Result<(Self, ResNetShape), WeightsError> {
+        let header = read_header(path)?;
+        let (mut net, shape) = Self::from_header(path, &header, device)?;
+        load_strict(&mut net, path, &shape.name(), &RENAMES)?;
+        Ok((net, shape))
+    }
+
+    /// `[batch, 3, H, W]` normalised images → pooled features and logits.
+    pub fn forward(&self, x: Tensor<4>) -> Forward {
+        let x = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let x = [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
+            .into_iter()
+            .flatten()
+            .fold(x, |x, block| block.forward(x));
+        let pooled: Tensor<2> = self.avgpool.forward(x).flatten(1, 3);
+        let logits = self.fc.forward(pooled.clone());
+        Forward { pooled, logits }
+    }
+}

@@ -1,0 +1,76 @@
+//! The forward pass against PyTorch (references from tests/fixtures/make_model_reference.py):
+//! narrow torchvision ResNets (basic and bottleneck blocks) with perturbed BatchNorm, on real
+//! photos at two resolutions, on Burn's CPU backend.
+
+mod util;
+
+use burn::tensor::Device;
+use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
+use fixres::data::{Interpolation, TestTransform};
+use fixres::model::resnet::ResNet;
+use fixres::model::{input_batch, rows};
+use util::{fixtures, load, photo};
+
+fn reference(name: &str) -> (Vec<u8>, Vec<String>, Vec<usize>) {
+    let bytes = std::fs::read(fixtures().join("models").join(format!("{name}__reference.safetensors"))).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    let photos: Vec<String> = serde_json::from_str(&meta["photos"]).unwrap();
+    let res: Vec<usize> = serde_json::from_str(&meta["resolutions"]).unwrap();
+    (bytes, photos, res)
+}
+
+fn f32s(st: &safetensors::SafeTensors<'_>, key: &str) -> (Vec<usize>, Vec<f32>) {
+    let t = st.tensor(key).unwrap();
+    (
+        t.shape().to_vec(),
+        t.data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect(),
+    )
+}
+
+/// Largest |ours − theirs| relative to the largest |theirs|.
+fn relative_error(ours: &[f32], theirs: &[f32]) -> f32 {
+    assert_eq!(ours.len(), theirs.len());
+    let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
+}
+
+fn check(name: &str, expect_features: usize) {
+    let device = Device::flex();
+    let (net, shape) = ResNet::load(&fixtures().join("models").join(format!("{name}.safetensors")), &device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((shape.features, shape.classes), (expect_features, 10));
+    let (bytes, photos, resolutions) = reference(name);
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let images: Vec<_> = photos.iter().map(|p| load(&photo(p))).collect();
+    for k in resolutions {
+        let t = TestTransform {
+            res: k,
+            crop_ratio: 0.875,
+            interpolation: Interpolation::Bilinear,
+        };
+        let batch: Vec<_> = images.iter().map(|i| t.apply(i)).collect();
+        let out = net.forward(input_batch(&batch, IMAGENET_MEAN, IMAGENET_STD, &device));
+        for (what, tensor) in [("pooled", &out.pooled), ("logits", &out.logits)] {
+            let ours: Vec<f32> = rows(tensor).unwrap().concat();
+            let (shape, theirs) = f32s(&st, &format!("{what}_{k}"));
+            assert_eq!(tensor.dims().to_vec(), shape, "{name} {what} at {k}");
+            let err = relative_error(&ours, &theirs);
+            println!("{name} {what} at {k}: relative error {err:.2e}");
+            assert!(err <= 1e-4, "{name} {what} at {k}: relative error {err}");
+        }
+    }
+}
+
+#[test]
+fn basic_block_resnet_matches_pytorch() {
+    check("resnet18_narrow", 64);
+}
+
+#[test]
+fn bottleneck_resnet_matches_pytorch() {
+    check("resnet50_narrow", 256);
+}
