@@ -74,3 +74,34 @@ fn basic_block_resnet_matches_pytorch() {
 fn bottleneck_resnet_matches_pytorch() {
     check("resnet50_narrow", 256);
 }
+
+/// The same forward on Burn's wgpu backend (lavapipe in CI, a GPU where there is one) agrees
+/// with the CPU backend: a small smoke, so the GPU path cannot rot unseen.
+#[test]
+fn wgpu_forward_agrees_with_cpu() {
+    let path = fixtures().join("models").join("resnet18_narrow.safetensors");
+    let img = TestTransform {
+        res: 64,
+        crop_ratio: 0.875,
+        interpolation: Interpolation::Bilinear,
+    }
+    .apply(&load(&photo("chelsea.png")));
+    let run = |device: Device| {
+        let (net, _) = ResNet::load(&path, &device).unwrap_or_else(|e| panic!("{e}"));
+        let out = net.forward(input_batch(
+            std::slice::from_ref(&img),
+            IMAGENET_MEAN,
+            IMAGENET_STD,
+            &device,
+        ));
+        (rows(&out.pooled).unwrap().concat(), rows(&out.logits).unwrap().concat())
+    };
+    let (cpu_pooled, cpu_logits) = run(Device::flex());
+    let (gpu_pooled, gpu_logits) = run(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice));
+    let (ep, el) = (
+        relative_error(&gpu_pooled, &cpu_pooled),
+        relative_error(&gpu_logits, &cpu_logits),
+    );
+    println!("wgpu vs flex: pooled {ep:.2e}, logits {el:.2e}");
+    assert!(ep <= 1e-4 && el <= 1e-4, "pooled {ep}, logits {el}");
+}

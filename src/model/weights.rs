@@ -134,6 +134,17 @@ pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>, WeightsE
     Ok(out)
 }
 
+/// A module path in PyTorch's words: BatchNorm's gamma/beta are weight/bias there, and the
+/// renames run backwards.
+fn torch_name(burn_path: &str, renames: &[(&str, &str)]) -> String {
+    let mut name = burn_path.replace(".gamma", ".weight").replace(".beta", ".bias");
+    for (torch, ours) in renames {
+        let plain = |s: &str| s.replace('\\', "");
+        name = name.replace(&plain(ours), &plain(torch));
+    }
+    name
+}
+
 /// Loads torchvision-named weights from a safetensors file into `module`, as PyTorch's strict
 /// `load_state_dict`: every parameter and buffer must be there with its shape, nothing else may
 /// be (BatchNorm's `num_batches_tracked` aside). `renames` maps torchvision key patterns to the
@@ -168,7 +179,7 @@ pub fn load_strict<M: Module + ModuleSnapshot>(
             detail: e.to_string(),
         });
     }
-    let missing: Vec<String> = result.missing.iter().map(|(k, _)| k.clone()).collect();
+    let missing: Vec<String> = result.missing.iter().map(|(k, _)| torch_name(k, renames)).collect();
     if !missing.is_empty() {
         return Err(WeightsError::MissingKeys {
             path: path.to_owned(),

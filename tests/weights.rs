@@ -1,0 +1,133 @@
+//! Weight files that must be refused, each with a message naming the file and the key.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use fixres::model::resnet::ResNet;
+use fixres::model::weights::WeightsError;
+use fixres::tensorfile::{self, Tensor};
+use util::fixtures;
+
+fn resnet18() -> PathBuf {
+    fixtures().join("models").join("resnet18_narrow.safetensors")
+}
+
+/// The fixture's tensors as (name, shape, f32 values); `num_batches_tracked` (int64) left out.
+fn tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let bytes = std::fs::read(resnet18()).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .filter(|(_, t)| t.dtype() == safetensors::Dtype::F32)
+        .map(|(name, t)| {
+            let values = t
+                .data()
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                .collect();
+            (name, t.shape().to_vec(), values)
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn write(dir: &Path, name: &str, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> PathBuf {
+    let p = dir.join(name);
+    let views: Vec<Tensor<'_>> = tensors.iter().map(|(n, s, v)| Tensor::f32(n, s, v)).collect();
+    tensorfile::write(&p, &views, &Default::default()).unwrap();
+    p
+}
+
+fn refuse(path: &Path) -> WeightsError {
+    let err = ResNet::load(path, &Device::flex()).expect_err("must be refused");
+    assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    err
+}
+
+#[test]
+fn the_fixture_loads_without_num_batches_tracked_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = write(dir.path(), "no_nbt.safetensors", &tensors());
+    ResNet::load(&p, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
+fn missing_key_is_named_in_torchvision_terms() {
+    let dir = tempfile::tempdir().unwrap();
+    let t: Vec<_> = tensors()
+        .into_iter()
+        .filter(|(n, ..)| n != "layer4.1.bn2.weight")
+        .collect();
+    let err = refuse(&write(dir.path(), "missing.safetensors", &t));
+    assert!(
+        matches!(&err, WeightsError::MissingKeys { keys, .. } if keys == &["layer4.1.bn2.weight"]),
+        "{err}"
+    );
+}
+
+#[test]
+fn unexpected_key_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = tensors();
+    t.push(("head.extra.weight".into(), vec![2], vec![0.0, 1.0]));
+    let err = refuse(&write(dir.path(), "extra.safetensors", &t));
+    assert!(
+        matches!(&err, WeightsError::UnexpectedKeys { keys, .. } if keys == &["head.extra.weight"]),
+        "{err}"
+    );
+}
+
+#[test]
+fn shape_mismatch_names_the_key_and_both_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t: Vec<_> = tensors()
+        .into_iter()
+        .map(|(n, s, v)| {
+            if n == "layer2.0.bn1.running_mean" {
+                (n, vec![s[0] + 1], vec![0.0; s[0] + 1])
+            } else {
+                (n, s, v)
+            }
+        })
+        .collect();
+    let err = refuse(&write(dir.path(), "shape.safetensors", &t));
+    let msg = err.to_string();
+    assert!(matches!(err, WeightsError::Mismatch { .. }), "{msg}");
+    assert!(
+        msg.contains("layer2.0.bn1.running_mean") && msg.contains("16") && msg.contains("17"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn truncated_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(resnet18()).unwrap();
+    let p = dir.path().join("cut.safetensors");
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    assert!(matches!(refuse(&p), WeightsError::Format { .. }));
+}
+
+#[test]
+fn garbage_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("garbage.safetensors");
+    std::fs::write(&p, b"\x10\x00\x00\x00\x00\x00\x00\x00not json at all!").unwrap();
+    assert!(matches!(refuse(&p), WeightsError::Format { .. }));
+    std::fs::write(&p, b"abc").unwrap();
+    assert!(matches!(refuse(&p), WeightsError::Format { .. }));
+}
+
+#[test]
+fn weights_of_another_architecture() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = vec![("features.0.0.weight".to_owned(), vec![4, 3, 3, 3], vec![0.0; 108])];
+    assert!(matches!(
+        refuse(&write(dir.path(), "other.safetensors", &t)),
+        WeightsError::UnknownArchitecture { .. }
+    ));
+}
