@@ -2,8 +2,10 @@
 //! "Fixing the train-test resolution discrepancy", NeurIPS 2019), as a library, a CLI and a GUI.
 
 pub mod app;
+pub mod backend;
 pub mod cli;
 pub mod data;
+pub mod eval;
 pub mod fsutil;
 pub mod model;
 pub mod size;

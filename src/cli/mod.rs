@@ -2,6 +2,8 @@
 //! Every subcommand takes `--json` and then prints one JSON object on stdout.
 
 mod bench;
+mod eval;
+mod features;
 mod preprocess;
 mod size;
 
@@ -34,6 +36,10 @@ pub enum Command {
     Size(size::SizeArgs),
     /// Writes the exact network input for one image (test or train transform) as safetensors.
     Preprocess(preprocess::PreprocessArgs),
+    /// Pooled features and logits of images at one test resolution, as safetensors.
+    Features(features::FeaturesArgs),
+    /// Top-1/top-5 and pooled-activation statistics per test resolution on a labelled ImageFolder.
+    Eval(eval::EvalArgs),
     /// Throughput benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -129,6 +135,17 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A progress bar on stderr (hidden when stderr is not a terminal).
+fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} images, {per_sec}, eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
@@ -138,6 +155,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Some(Command::Size(args)) => size::run(&args),
         Some(Command::Preprocess(args)) => preprocess::run(&args),
+        Some(Command::Features(args)) => features::run(&args),
+        Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Bench(cmd)) => bench::run(&cmd),
     }
 }

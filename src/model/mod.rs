@@ -5,10 +5,100 @@
 pub mod resnet;
 pub mod weights;
 
-use burn::tensor::{Device, Tensor, TensorData};
+use std::path::Path;
 
-use crate::data::RgbImage;
-use crate::data::transforms::to_tensor_normalized;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
+
+use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
+use crate::data::{Interpolation, RgbImage};
+use resnet::ResNet;
+use weights::{WeightsError, read_header_and_metadata};
+
+/// The networks this tool runs.
+#[derive(Debug)]
+pub enum Network {
+    /// torchvision ResNet.
+    ResNet(ResNet),
+}
+
+impl Network {
+    /// `[batch, 3, K, K]` normalised images → pooled features and logits.
+    #[must_use]
+    pub fn forward(&self, x: Tensor<4>) -> Forward {
+        match self {
+            Self::ResNet(n) => n.forward(x),
+        }
+    }
+}
+
+/// How a model wants its images: what the test transform and normalisation must be.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Recipe {
+    /// Channel means.
+    pub mean: [f32; 3],
+    /// Channel standard deviations.
+    pub std: [f32; 3],
+    /// Resampling filter.
+    pub interpolation: Interpolation,
+    /// K / resize side of the test transform.
+    pub crop_ratio: f64,
+}
+
+impl Default for Recipe {
+    /// torchvision's ImageNet recipe.
+    fn default() -> Self {
+        Self {
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+            interpolation: Interpolation::Bilinear,
+            crop_ratio: 0.875,
+        }
+    }
+}
+
+/// A loaded classifier and what is known about it.
+#[derive(Debug)]
+pub struct Model {
+    /// The network.
+    pub net: Network,
+    /// Architecture name, e.g. "resnet50".
+    pub arch: String,
+    /// Width of the pooled features.
+    pub features: usize,
+    /// Number of outputs.
+    pub classes: usize,
+    /// Class names, when the file's metadata has them (key `classes`, a JSON list).
+    pub class_names: Option<Vec<String>>,
+    /// Preprocessing.
+    pub recipe: Recipe,
+}
+
+impl Model {
+    /// Loads a safetensors state_dict, working out the architecture from its keys and shapes.
+    pub fn load(path: &Path, device: &Device) -> Result<Self, WeightsError> {
+        let (header, metadata) = read_header_and_metadata(path)?;
+        if header.contains_key("layer1.0.conv1.weight") {
+            let (net, shape) = ResNet::load(path, device)?;
+            let class_names = metadata
+                .get("classes")
+                .and_then(|c| serde_json::from_str::<Vec<String>>(c).ok())
+                .filter(|names| names.len() == shape.classes);
+            return Ok(Self {
+                net: Network::ResNet(net),
+                arch: shape.name(),
+                features: shape.features,
+                classes: shape.classes,
+                class_names,
+                recipe: Recipe::default(),
+            });
+        }
+        Err(WeightsError::UnknownArchitecture {
+            path: path.to_owned(),
+            reason: "no known architecture matches these keys (expected a torchvision ResNet)".into(),
+        })
+    }
+}
 
 /// What a forward pass returns.
 #[derive(Debug, Clone)]

@@ -74,8 +74,18 @@ pub enum WeightsError {
     },
 }
 
-/// Reads only the header of a safetensors file.
-pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>, WeightsError> {
+/// Tensor entries of a safetensors header, by name.
+pub type Header = BTreeMap<String, TensorInfo>;
+/// The `__metadata__` of a safetensors header.
+pub type Metadata = BTreeMap<String, String>;
+
+/// Reads only the header of a safetensors file: its tensors.
+pub fn read_header(path: &Path) -> Result<Header, WeightsError> {
+    read_header_and_metadata(path).map(|(tensors, _)| tensors)
+}
+
+/// Reads only the header of a safetensors file: its tensors and its `__metadata__`.
+pub fn read_header_and_metadata(path: &Path) -> Result<(Header, Metadata), WeightsError> {
     let io = |source| WeightsError::Io {
         path: path.to_owned(),
         source,
@@ -103,9 +113,13 @@ pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>, WeightsE
         .as_object()
         .ok_or_else(|| format("header is not a JSON object".into()))?;
     let mut out = BTreeMap::new();
+    let mut metadata = BTreeMap::new();
     let mut data_end = 0u64;
     for (name, entry) in object {
         if name == "__metadata__" {
+            for (k, v) in entry.as_object().into_iter().flatten() {
+                metadata.insert(k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+            }
             continue;
         }
         let dtype = entry["dtype"]
@@ -131,7 +145,7 @@ pub fn read_header(path: &Path) -> Result<BTreeMap<String, TensorInfo>, WeightsE
             8 + header_len + data_end
         )));
     }
-    Ok(out)
+    Ok((out, metadata))
 }
 
 /// A module path in PyTorch's words: BatchNorm's gamma/beta are weight/bias there, and the

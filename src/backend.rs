@@ -1,0 +1,98 @@
+//! Which device Burn runs on (DESIGN §1): a hardware GPU through wgpu when there is one; Burn's
+//! `flex` CPU backend otherwise, since wgpu on a software adapter (lavapipe) was measured 30–180×
+//! slower than `flex` here. `--device` overrides; the choice is always reported.
+
+use burn::tensor::{Device, DeviceKind};
+use serde::Serialize;
+
+/// What the user asked for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceChoice {
+    /// A hardware GPU if there is one, else the CPU.
+    #[default]
+    Auto,
+    /// Burn's CPU backend.
+    Cpu,
+    /// wgpu, on a hardware GPU, or on a software adapter if that is all there is.
+    Gpu,
+}
+
+/// The device chosen, and how to name it.
+#[derive(Clone, Debug)]
+pub struct Backend {
+    /// The Burn device.
+    pub device: Device,
+    /// "wgpu" or "flex".
+    pub kind: &'static str,
+    /// The adapter's name, or the CPU backend's.
+    pub adapter: String,
+}
+
+impl Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        serde_json::json!({"backend": self.kind, "adapter": self.adapter}).serialize(s)
+    }
+}
+
+/// The wgpu adapters on this machine: `(name, type)`.
+#[must_use]
+pub fn adapters() -> Vec<(String, wgpu::DeviceType)> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
+        .into_iter()
+        .map(|a| {
+            let info = a.get_info();
+            (format!("{} ({:?})", info.name, info.backend), info.device_type)
+        })
+        .collect()
+}
+
+fn cpu() -> Backend {
+    Backend {
+        device: Device::flex(),
+        kind: "flex",
+        adapter: "CPU (Burn flex backend)".into(),
+    }
+}
+
+/// Picks the device for `choice`.
+pub fn choose(choice: DeviceChoice) -> anyhow::Result<Backend> {
+    if choice == DeviceChoice::Cpu {
+        return Ok(cpu());
+    }
+    let found = adapters();
+    let pick = |ty: wgpu::DeviceType| found.iter().find(|(_, t)| *t == ty).map(|(n, _)| n.clone());
+    if let Some(name) = pick(wgpu::DeviceType::DiscreteGpu) {
+        return Ok(Backend {
+            device: Device::wgpu(DeviceKind::DiscreteGpu(0)),
+            kind: "wgpu",
+            adapter: name,
+        });
+    }
+    if let Some(name) = pick(wgpu::DeviceType::IntegratedGpu) {
+        return Ok(Backend {
+            device: Device::wgpu(DeviceKind::IntegratedGpu(0)),
+            kind: "wgpu",
+            adapter: name,
+        });
+    }
+    if let Some(name) = pick(wgpu::DeviceType::VirtualGpu) {
+        return Ok(Backend {
+            device: Device::wgpu(DeviceKind::VirtualGpu(0)),
+            kind: "wgpu",
+            adapter: name,
+        });
+    }
+    match (choice, pick(wgpu::DeviceType::Cpu)) {
+        (DeviceChoice::Gpu, Some(name)) => Ok(Backend {
+            device: Device::wgpu(DeviceKind::Cpu),
+            kind: "wgpu",
+            adapter: format!("{name}, software"),
+        }),
+        (DeviceChoice::Gpu, None) => anyhow::bail!(
+            "--device gpu: no wgpu adapter found (install a GPU driver, or Mesa's lavapipe: apt-get install mesa-vulkan-drivers)"
+        ),
+        _ => Ok(cpu()),
+    }
+}

@@ -1,0 +1,125 @@
+//! `fixres features`: pooled features and logits of images at one test resolution, as safetensors.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::json;
+
+use super::{parse_res, print_json, progress_bar};
+use crate::backend::{DeviceChoice, choose};
+use crate::data::{Check, DecodeLimits, ImageFolder};
+use crate::eval::run_model;
+use crate::model::Model;
+use crate::tensorfile::{self, Tensor};
+
+/// Arguments of `fixres features`.
+#[derive(Debug, Args)]
+pub struct FeaturesArgs {
+    /// Weights (safetensors, torchvision key names).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Test resolution.
+    #[arg(long, value_parser = parse_res)]
+    pub res: usize,
+    /// An ImageFolder (labels unused: any classifier works).
+    #[arg(long, conflicts_with = "image", required_unless_present = "image")]
+    pub data: Option<PathBuf>,
+    /// Image files (repeatable).
+    #[arg(long)]
+    pub image: Vec<PathBuf>,
+    /// Output: `pooled` f32 [N, C], `logits` f32 [N, classes]; file order in the metadata.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Images per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
+    let backend = choose(args.device)?;
+    let model = Model::load(&args.weights, &backend.device)?;
+    let (files, mut skipped) = match &args.data {
+        Some(dir) => {
+            let folder = ImageFolder::scan(dir, Check::List, DecodeLimits::default())?;
+            (
+                folder.samples.into_iter().map(|s| s.path).collect::<Vec<_>>(),
+                folder.skipped,
+            )
+        }
+        None => (args.image.clone(), Vec::new()),
+    };
+    let mut pooled: Vec<Option<Vec<f32>>> = vec![None; files.len()];
+    let mut logits: Vec<Option<Vec<f32>>> = vec![None; files.len()];
+    let bar = progress_bar(files.len() as u64, "features");
+    let failed = run_model(
+        &model,
+        &backend.device,
+        &files,
+        &[args.res],
+        args.batch,
+        |_, indices, p, l| {
+            for ((&i, p), l) in indices.iter().zip(p).zip(l) {
+                pooled[i] = Some(p);
+                logits[i] = Some(l);
+            }
+        },
+        |done, _| bar.set_position(done as u64),
+    )?;
+    bar.finish_and_clear();
+    skipped.extend(failed.into_iter().map(crate::data::Skip::Image));
+    let kept: Vec<usize> = (0..files.len()).filter(|&i| pooled[i].is_some()).collect();
+    anyhow::ensure!(!kept.is_empty(), "no image could be read");
+    let pooled_flat: Vec<f32> = kept
+        .iter()
+        .flat_map(|&i| pooled[i].take().unwrap_or_default())
+        .collect();
+    let logits_flat: Vec<f32> = kept
+        .iter()
+        .flat_map(|&i| logits[i].take().unwrap_or_default())
+        .collect();
+    let kept_files: Vec<&PathBuf> = kept.iter().map(|&i| &files[i]).collect();
+    let metadata: BTreeMap<String, String> = [
+        ("files", serde_json::to_string(&kept_files)?),
+        ("arch", model.arch.clone()),
+        ("res", args.res.to_string()),
+        ("recipe", serde_json::to_string(&model.recipe)?),
+        ("weights", args.weights.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let (n, c, k) = (kept.len(), model.features, model.classes);
+    tensorfile::write(
+        &args.out,
+        &[
+            Tensor::f32("pooled", &[n, c], &pooled_flat),
+            Tensor::f32("logits", &[n, k], &logits_flat),
+        ],
+        &metadata,
+    )?;
+    if args.json {
+        print_json(&json!({
+            "out": args.out, "images": n, "features": c, "classes": k, "arch": model.arch,
+            "res": args.res, "device": backend, "skipped": skipped,
+        }))?;
+    } else {
+        println!(
+            "{}: pooled [{n}, {c}] and logits [{n}, {k}] at {} -> {}",
+            model.arch,
+            args.res,
+            args.out.display()
+        );
+        for s in &skipped {
+            eprintln!("skipped: {s}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,139 @@
+//! `fixres features` and `fixres eval` against PyTorch's outputs for the same photos.
+
+mod util;
+
+use util::{fixres, fixtures, photo};
+
+fn f32s(st: &safetensors::SafeTensors<'_>, key: &str) -> Vec<f32> {
+    st.tensor(key)
+        .unwrap()
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+fn weights() -> String {
+    fixtures()
+        .join("models")
+        .join("resnet18_narrow.safetensors")
+        .display()
+        .to_string()
+}
+
+fn reference() -> Vec<u8> {
+    std::fs::read(fixtures().join("models").join("resnet18_narrow__reference.safetensors")).unwrap()
+}
+
+#[test]
+fn features_match_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("f.safetensors");
+    let photos: Vec<String> = ["rocket.jpg", "grace_hopper.jpg", "chelsea.png"]
+        .iter()
+        .map(|p| photo(p).display().to_string())
+        .collect();
+    let w = weights();
+    let mut args = vec![
+        "features",
+        "--weights",
+        &w,
+        "--res",
+        "160",
+        "--device",
+        "cpu",
+        "--json",
+        "--out",
+    ];
+    let out_s = out.display().to_string();
+    args.push(&out_s);
+    for p in &photos {
+        args.extend(["--image", p.as_str()]);
+    }
+    let (status, stdout, err) = fixres(&args);
+    assert!(status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["images"], 3);
+    let ours = std::fs::read(&out).unwrap();
+    let ours = safetensors::SafeTensors::deserialize(&ours).unwrap();
+    let refs = reference();
+    let theirs = safetensors::SafeTensors::deserialize(&refs).unwrap();
+    for (key, ref_key) in [("pooled", "pooled_160"), ("logits", "logits_160")] {
+        let (a, b) = (f32s(&ours, key), f32s(&theirs, ref_key));
+        let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(worst / scale <= 1e-4, "{key}: {worst} of {scale}");
+    }
+}
+
+#[test]
+fn eval_scores_a_dataset_as_pytorch_would() {
+    // Three photos in classes 0, 3 and 5 of a 10-class model: top-1 and top-5 follow from
+    // PyTorch's logits for the same photos.
+    let dir = tempfile::tempdir().unwrap();
+    let placed = [("rocket.jpg", 0usize), ("grace_hopper.jpg", 3), ("chelsea.png", 5)];
+    for c in 0..10 {
+        std::fs::create_dir(dir.path().join(format!("c{c}"))).unwrap();
+    }
+    for (p, c) in placed {
+        std::fs::copy(photo(p), dir.path().join(format!("c{c}")).join(p)).unwrap();
+    }
+    let (status, stdout, err) = fixres(&[
+        "eval",
+        "--weights",
+        &weights(),
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--res",
+        "160,224",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let refs = reference();
+    let theirs = safetensors::SafeTensors::deserialize(&refs).unwrap();
+    // The reference holds the photos in the order rocket, grace_hopper, chelsea; ImageFolder
+    // orders them by class: c0 rocket, c3 grace_hopper, c5 chelsea — the same order.
+    for (r, k) in [160, 224].iter().enumerate() {
+        let logits = f32s(&theirs, &format!("logits_{k}"));
+        let (mut top1, mut top5) = (0, 0);
+        for (i, (_, target)) in placed.iter().enumerate() {
+            let row = &logits[i * 10..(i + 1) * 10];
+            let mut order: Vec<usize> = (0..10).collect();
+            order.sort_by(|&a, &b| row[b].total_cmp(&row[a]));
+            top1 += usize::from(order[0] == *target);
+            top5 += usize::from(order[..5].contains(target));
+        }
+        let got = &v["results"][r];
+        assert_eq!(got["res"], *k);
+        assert_eq!(got["images"], 3);
+        assert_eq!(got["top1"].as_f64().unwrap(), top1 as f64 / 3.0, "K={k}");
+        assert_eq!(got["top5"].as_f64().unwrap(), top5 as f64 / 3.0, "K={k}");
+        assert!(got["pooled"]["mean"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(
+        v["skipped"].as_array().unwrap().len(),
+        7,
+        "the seven empty classes are listed"
+    );
+}
+
+#[test]
+fn eval_explains_a_class_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("only")).unwrap();
+    std::fs::copy(photo("rocket.jpg"), dir.path().join("only/rocket.jpg")).unwrap();
+    let (status, _, err) = fixres(&[
+        "eval",
+        "--weights",
+        &weights(),
+        "--data",
+        dir.path().to_str().unwrap(),
+        "--device",
+        "cpu",
+    ]);
+    assert!(!status.success());
+    assert!(err.contains("1 classes") && err.contains("10 outputs"), "{err}");
+}
