@@ -6,29 +6,104 @@ use std::path::Path;
 
 use crate::fsutil::write_atomic;
 
-/// Element types written here.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Element types, with safetensors' names; all little-endian.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[allow(missing_docs)]
 pub enum Dtype {
-    /// uint8.
+    Bool,
     U8,
-    /// float32, little-endian.
+    I8,
+    U16,
+    I16,
+    F16,
+    BF16,
+    U32,
+    I32,
     F32,
+    U64,
+    I64,
+    F64,
 }
 
 impl Dtype {
-    fn name(self) -> &'static str {
+    /// The name safetensors uses.
+    #[must_use]
+    pub fn name(self) -> &'static str {
         match self {
+            Self::Bool => "BOOL",
             Self::U8 => "U8",
+            Self::I8 => "I8",
+            Self::U16 => "U16",
+            Self::I16 => "I16",
+            Self::F16 => "F16",
+            Self::BF16 => "BF16",
+            Self::U32 => "U32",
+            Self::I32 => "I32",
             Self::F32 => "F32",
+            Self::U64 => "U64",
+            Self::I64 => "I64",
+            Self::F64 => "F64",
         }
     }
 
-    fn size(self) -> usize {
+    /// Bytes per element.
+    #[must_use]
+    pub fn size(self) -> usize {
         match self {
-            Self::U8 => 1,
-            Self::F32 => 4,
+            Self::Bool | Self::U8 | Self::I8 => 1,
+            Self::U16 | Self::I16 | Self::F16 | Self::BF16 => 2,
+            Self::U32 | Self::I32 | Self::F32 => 4,
+            Self::U64 | Self::I64 | Self::F64 => 8,
         }
     }
+
+    /// Floating point.
+    #[must_use]
+    pub fn is_float(self) -> bool {
+        matches!(self, Self::F16 | Self::BF16 | Self::F32 | Self::F64)
+    }
+}
+
+/// Little-endian floats of type `from` as f32.
+#[must_use]
+pub fn floats_to_f32(from: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    Some(match from {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+        Dtype::F64 => bytes
+            .chunks_exact(8)
+            .map(|b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+            .collect(),
+        _ => return None,
+    })
+}
+
+/// f32 values as little-endian bytes of float type `to` (rounded to nearest).
+#[must_use]
+pub fn f32_to_floats(to: Dtype, values: &[f32]) -> Option<Vec<u8>> {
+    Some(match to {
+        Dtype::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        Dtype::F64 => values.iter().flat_map(|&v| f64::from(v).to_le_bytes()).collect(),
+        Dtype::F16 => values
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect(),
+        Dtype::BF16 => values
+            .iter()
+            .flat_map(|&v| half::bf16::from_f32(v).to_le_bytes())
+            .collect(),
+        _ => return None,
+    })
 }
 
 /// One named tensor: raw little-endian bytes and a shape.

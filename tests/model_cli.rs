@@ -137,3 +137,96 @@ fn eval_explains_a_class_mismatch() {
     assert!(!status.success());
     assert!(err.contains("1 classes") && err.contains("10 outputs"), "{err}");
 }
+
+#[test]
+fn convert_pth_gives_the_same_tensors_as_safetensors_from_pytorch() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r18.safetensors");
+    let pth = fixtures()
+        .join("models")
+        .join("resnet18_narrow.pth")
+        .display()
+        .to_string();
+    let (status, stdout, err) = fixres(&["convert", "--in", &pth, "--out", out.to_str().unwrap(), "--json"]);
+    assert!(status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["tensors"], 122);
+    let ours = std::fs::read(&out).unwrap();
+    let ours = safetensors::SafeTensors::deserialize(&ours).unwrap();
+    let theirs = std::fs::read(weights()).unwrap();
+    let theirs = safetensors::SafeTensors::deserialize(&theirs).unwrap();
+    let mut names = ours.names();
+    names.sort();
+    let mut expect = theirs.names();
+    expect.sort();
+    assert_eq!(names, expect);
+    for name in names {
+        let (a, b) = (ours.tensor(name).unwrap(), theirs.tensor(name).unwrap());
+        assert_eq!(
+            (a.dtype(), a.shape(), a.data()),
+            (b.dtype(), b.shape(), b.data()),
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn f16_conversion_halves_the_file_and_still_matches_pytorch_closely() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r18h.safetensors");
+    let pth = fixtures()
+        .join("models")
+        .join("resnet18_narrow.pth")
+        .display()
+        .to_string();
+    let (status, _, err) = fixres(&[
+        "convert",
+        "--in",
+        &pth,
+        "--out",
+        out.to_str().unwrap(),
+        "--dtype",
+        "f16",
+    ]);
+    assert!(status.success(), "{err}");
+    assert!(std::fs::metadata(&out).unwrap().len() < std::fs::metadata(weights()).unwrap().len() * 6 / 10);
+    let feats = dir.path().join("f.safetensors");
+    let (status, _, err) = fixres(&[
+        "features",
+        "--weights",
+        out.to_str().unwrap(),
+        "--res",
+        "160",
+        "--device",
+        "cpu",
+        "--out",
+        feats.to_str().unwrap(),
+        "--image",
+        photo("rocket.jpg").to_str().unwrap(),
+    ]);
+    assert!(status.success(), "{err}");
+    let ours = std::fs::read(&feats).unwrap();
+    let ours = safetensors::SafeTensors::deserialize(&ours).unwrap();
+    let refs = reference();
+    let theirs = safetensors::SafeTensors::deserialize(&refs).unwrap();
+    let (a, b) = (f32s(&ours, "logits"), f32s(&theirs, "logits_160"));
+    let scale = b[..10].iter().fold(0f32, |m, x| m.max(x.abs()));
+    let worst = a.iter().zip(&b[..10]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(worst / scale <= 1e-2, "f16 weights: {worst} of {scale}");
+}
+
+#[test]
+fn convert_refuses_a_file_that_is_not_a_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("model.pth");
+    std::fs::write(&bad, b"PK\x03\x04 this is not really a zip").unwrap();
+    let (status, _, err) = fixres(&[
+        "convert",
+        "--in",
+        bad.to_str().unwrap(),
+        "--out",
+        dir.path().join("o.safetensors").to_str().unwrap(),
+    ]);
+    assert!(!status.success());
+    assert!(err.contains("model.pth") && !err.contains("panicked"), "{err}");
+}

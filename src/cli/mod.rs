@@ -2,6 +2,7 @@
 //! Every subcommand takes `--json` and then prints one JSON object on stdout.
 
 mod bench;
+mod convert;
 mod eval;
 mod features;
 mod preprocess;
@@ -40,6 +41,8 @@ pub enum Command {
     Features(features::FeaturesArgs),
     /// Top-1/top-5 and pooled-activation statistics per test resolution on a labelled ImageFolder.
     Eval(eval::EvalArgs),
+    /// A PyTorch state_dict (.pth) to safetensors, optionally f16; nothing in the file is executed.
+    Convert(convert::ConvertArgs),
     /// Throughput benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -157,6 +160,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Preprocess(args)) => preprocess::run(&args),
         Some(Command::Features(args)) => features::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),
+        Some(Command::Convert(args)) => convert::run(&args),
         Some(Command::Bench(cmd)) => bench::run(&cmd),
     }
 }

@@ -148,6 +148,75 @@ pub fn read_header_and_metadata(path: &Path) -> Result<(Header, Metadata), Weigh
     Ok((out, metadata))
 }
 
+/// The file with every f16/bf16/f64 tensor as f32, or `None` when it already is all f32.
+fn widened_to_f32(path: &Path) -> Result<Option<Vec<u8>>, WeightsError> {
+    use crate::tensorfile::{Dtype, Tensor, f32_to_floats, floats_to_f32, to_bytes};
+    let header = read_header(path)?;
+    if header
+        .values()
+        .all(|t| t.dtype != "F16" && t.dtype != "BF16" && t.dtype != "F64")
+    {
+        return Ok(None);
+    }
+    let format = |reason: String| WeightsError::Format {
+        path: path.to_owned(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
+    let mut widened = Vec::new();
+    for (name, view) in st.tensors() {
+        let dtype = match view.dtype() {
+            safetensors::Dtype::F16 => Dtype::F16,
+            safetensors::Dtype::BF16 => Dtype::BF16,
+            safetensors::Dtype::F64 => Dtype::F64,
+            _ => {
+                widened.push((name, None, view));
+                continue;
+            }
+        };
+        let values = floats_to_f32(dtype, view.data()).ok_or_else(|| format(format!("{name}: not floats")))?;
+        let data = f32_to_floats(Dtype::F32, &values).unwrap_or_default();
+        widened.push((name, Some(data), view));
+    }
+    let dtype_of = |d: safetensors::Dtype| match d {
+        safetensors::Dtype::I64 => Some(Dtype::I64),
+        safetensors::Dtype::I32 => Some(Dtype::I32),
+        safetensors::Dtype::U8 => Some(Dtype::U8),
+        safetensors::Dtype::BOOL => Some(Dtype::Bool),
+        safetensors::Dtype::F32 => Some(Dtype::F32),
+        _ => None,
+    };
+    let mut tensors = Vec::with_capacity(widened.len());
+    for (name, data, view) in &widened {
+        let tensor = match data {
+            Some(d) => Tensor {
+                name,
+                dtype: Dtype::F32,
+                shape: view.shape(),
+                bytes: d,
+            },
+            None => {
+                let dtype = dtype_of(view.dtype())
+                    .ok_or_else(|| format(format!("{name}: unsupported dtype {:?}", view.dtype())))?;
+                Tensor {
+                    name,
+                    dtype,
+                    shape: view.shape(),
+                    bytes: view.data(),
+                }
+            }
+        };
+        tensors.push(tensor);
+    }
+    to_bytes(&tensors, &Default::default())
+        .map(Some)
+        .map_err(|e| format(e.to_string()))
+}
+
 /// A module path in PyTorch's words: BatchNorm's gamma/beta are weight/bias there, and the
 /// renames run backwards.
 fn torch_name(burn_path: &str, renames: &[(&str, &str)]) -> String {
@@ -178,7 +247,13 @@ pub fn load_strict<M: Module + ModuleSnapshot>(
             reason: format!("rename {from}: {e}"),
         })?;
     }
-    let mut store = SafetensorsStore::from_file(path)
+    // Burn keeps a tensor's dtype as loaded, and a network with f16 weights and f32 activations
+    // fails mid-forward: half-precision files are widened to f32 first, in memory.
+    let store = match widened_to_f32(path)? {
+        Some(bytes) => SafetensorsStore::from_bytes(Some(bytes)),
+        None => SafetensorsStore::from_file(path),
+    };
+    let mut store = store
         .with_from_adapter(PyTorchToBurnAdapter)
         .remap(remapper)
         .allow_partial(true)

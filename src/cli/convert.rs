@@ -1,0 +1,131 @@
+//! `fixres convert`: a PyTorch state_dict (`.pth`/`.pt`) to safetensors, optionally as f16.
+//! The pickle is parsed as data (Burn's reader): nothing in the file is ever executed.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use burn::store::pytorch_reader::{DType, PytorchReader};
+use clap::{Args, ValueEnum};
+use serde_json::json;
+
+use super::print_json;
+use crate::tensorfile::{self, Dtype, Tensor, f32_to_floats, floats_to_f32};
+
+/// Floating-point type of the converted tensors.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FloatType {
+    /// As in the source file.
+    Keep,
+    /// float32.
+    F32,
+    /// float16 (half the size; what the embedded model ships as).
+    F16,
+}
+
+/// Arguments of `fixres convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// A PyTorch checkpoint holding a state_dict (or a dict with one under --key).
+    #[arg(long = "in")]
+    pub input: PathBuf,
+    /// The safetensors file to write.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Floating-point type of the output; integer tensors are kept as they are.
+    #[arg(long, value_enum, default_value_t = FloatType::Keep)]
+    pub dtype: FloatType,
+    /// Take the state_dict from this key of the checkpoint (e.g. "state_dict", "model").
+    #[arg(long)]
+    pub key: Option<String>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn dtype_of(d: DType) -> Dtype {
+    match d {
+        DType::F64 => Dtype::F64,
+        DType::F32 => Dtype::F32,
+        DType::F16 => Dtype::F16,
+        DType::BF16 => Dtype::BF16,
+        DType::I64 => Dtype::I64,
+        DType::I32 => Dtype::I32,
+        DType::I16 => Dtype::I16,
+        DType::I8 => Dtype::I8,
+        DType::U64 => Dtype::U64,
+        DType::U32 => Dtype::U32,
+        DType::U16 => Dtype::U16,
+        DType::U8 => Dtype::U8,
+        DType::Bool => Dtype::Bool,
+    }
+}
+
+pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
+    let reader = match &args.key {
+        Some(k) => PytorchReader::with_top_level_key(&args.input, k),
+        None => PytorchReader::new(&args.input),
+    }
+    .map_err(|e| anyhow::anyhow!("{}: not a readable PyTorch checkpoint: {e}", args.input.display()))?;
+    let mut names = reader.keys();
+    anyhow::ensure!(!names.is_empty(), "{}: holds no tensors", args.input.display());
+    names.sort();
+    let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(names.len());
+    let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
+    for name in names {
+        let t = reader.get(&name).context("listed tensor vanished")?;
+        let from = dtype_of(t.dtype());
+        let bytes = t
+            .read()
+            .with_context(|| format!("{}: reading {name}", args.input.display()))?;
+        let to = match args.dtype {
+            FloatType::F32 if from.is_float() => Dtype::F32,
+            FloatType::F16 if from.is_float() => Dtype::F16,
+            _ => from,
+        };
+        let bytes = if to == from {
+            bytes
+        } else {
+            let values = floats_to_f32(from, &bytes).context("float conversion")?;
+            f32_to_floats(to, &values).context("float conversion")?
+        };
+        *counts.entry(to.name()).or_default() += 1;
+        converted.push((name, to, t.shape().to_vec(), bytes));
+    }
+    let tensors: Vec<Tensor<'_>> = converted
+        .iter()
+        .map(|(name, dtype, shape, bytes)| Tensor {
+            name,
+            dtype: *dtype,
+            shape,
+            bytes,
+        })
+        .collect();
+    let metadata = BTreeMap::from([
+        ("format".to_owned(), "pt".to_owned()),
+        (
+            "source".to_owned(),
+            args.input
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        ),
+    ]);
+    tensorfile::write(&args.out, &tensors, &metadata)?;
+    let bytes = std::fs::metadata(&args.out)?.len();
+    if args.json {
+        print_json(
+            &json!({"in": args.input, "out": args.out, "tensors": tensors.len(), "dtypes": counts, "bytes": bytes}),
+        )?;
+    } else {
+        println!(
+            "{} -> {}: {} tensors {:?}, {bytes} bytes",
+            args.input.display(),
+            args.out.display(),
+            tensors.len(),
+            counts
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
