@@ -105,3 +105,45 @@ fn wgpu_forward_agrees_with_cpu() {
     println!("wgpu vs flex: pooled {ep:.2e}, logits {el:.2e}");
     assert!(ep <= 1e-4 && el <= 1e-4, "pooled {ep}, logits {el}");
 }
+
+/// EfficientNet-Lite0 with its real ImageNet weights (the embedded model) against the
+/// efficientnet-lite-pytorch package's own forward, at 224 and at 288 (padding recomputed).
+#[test]
+fn efficientnet_lite0_matches_pytorch_and_names_the_same_classes() {
+    let device = Device::flex();
+    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/efficientnet_lite0.safetensors");
+    let model = fixres::model::Model::load(&weights, &device).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (model.arch.as_str(), model.features, model.classes),
+        ("efficientnet-lite0", 1280, 1000)
+    );
+    let names = model.class_names.as_ref().expect("class names in the metadata");
+    let (bytes, photos, resolutions) = reference("efficientnet_lite0");
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let images: Vec<_> = photos.iter().map(|p| load(&photo(p))).collect();
+    for k in resolutions {
+        let t = TestTransform {
+            res: k,
+            crop_ratio: 0.875,
+            interpolation: Interpolation::Bilinear,
+        };
+        let batch: Vec<_> = images.iter().map(|i| t.apply(i)).collect();
+        let out = model
+            .net
+            .forward(input_batch(&batch, IMAGENET_MEAN, IMAGENET_STD, &device));
+        for (what, tensor) in [("pooled", &out.pooled), ("logits", &out.logits)] {
+            let ours: Vec<f32> = rows(tensor).unwrap().concat();
+            let (_, theirs) = f32s(&st, &format!("{what}_{k}"));
+            let err = relative_error(&ours, &theirs);
+            println!("efficientnet-lite0 {what} at {k}: relative error {err:.2e}");
+            assert!(err <= 1e-4, "{what} at {k}: relative error {err}");
+        }
+        let (_, theirs) = f32s(&st, &format!("logits_{k}"));
+        for (i, ours) in rows(&out.logits).unwrap().iter().enumerate() {
+            let mine = fixres::eval::top_k(ours, 1)[0];
+            let torch = fixres::eval::top_k(&theirs[i * 1000..(i + 1) * 1000], 1)[0];
+            println!("  {} at {k}: {} (PyTorch: {})", photos[i], names[mine], names[torch]);
+            assert_eq!(mine, torch, "{} at {k}", photos[i]);
+        }
+    }
+}

@@ -39,6 +39,10 @@ pub struct ConvertArgs {
     /// Take the state_dict from this key of the checkpoint (e.g. "state_dict", "model").
     #[arg(long)]
     pub key: Option<String>,
+    /// Class names, one per line, stored in the metadata (key `classes`) for eval to match
+    /// dataset folders by name.
+    #[arg(long)]
+    pub classes: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -102,16 +106,17 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
             bytes,
         })
         .collect();
-    let metadata = BTreeMap::from([
-        ("format".to_owned(), "pt".to_owned()),
-        (
-            "source".to_owned(),
-            args.input
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        ),
-    ]);
+    let source = args
+        .input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut metadata = BTreeMap::from([("format".to_owned(), "pt".to_owned()), ("source".to_owned(), source)]);
+    if let Some(path) = &args.classes {
+        let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let names: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        metadata.insert("classes".to_owned(), serde_json::to_string(&names)?);
+    }
     tensorfile::write(&args.out, &tensors, &metadata)?;
     let bytes = std::fs::metadata(&args.out)?.len();
     if args.json {

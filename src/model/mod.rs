@@ -2,6 +2,7 @@
 //! weights load as they are; every model gives the pooled features (the classifier's input) and
 //! the logits.
 
+pub mod efficientnet;
 pub mod resnet;
 pub mod weights;
 
@@ -19,7 +20,9 @@ use weights::{WeightsError, read_header_and_metadata};
 #[derive(Debug)]
 pub enum Network {
     /// torchvision ResNet.
-    ResNet(ResNet),
+    ResNet(Box<ResNet>),
+    /// EfficientNet-Lite (efficientnet-lite-pytorch layout).
+    EfficientNetLite(Box<efficientnet::EfficientNetLite>),
 }
 
 impl Network {
@@ -28,6 +31,7 @@ impl Network {
     pub fn forward(&self, x: Tensor<4>) -> Forward {
         match self {
             Self::ResNet(n) => n.forward(x),
+            Self::EfficientNetLite(n) => n.forward(x),
         }
     }
 }
@@ -78,24 +82,40 @@ impl Model {
     /// Loads a safetensors state_dict, working out the architecture from its keys and shapes.
     pub fn load(path: &Path, device: &Device) -> Result<Self, WeightsError> {
         let (header, metadata) = read_header_and_metadata(path)?;
-        if header.contains_key("layer1.0.conv1.weight") {
-            let (net, shape) = ResNet::load(path, device)?;
-            let class_names = metadata
+        let names = |classes: usize| {
+            metadata
                 .get("classes")
                 .and_then(|c| serde_json::from_str::<Vec<String>>(c).ok())
-                .filter(|names| names.len() == shape.classes);
+                .filter(|names| names.len() == classes)
+        };
+        if header.contains_key("layer1.0.conv1.weight") {
+            let (net, shape) = ResNet::load(path, device)?;
             return Ok(Self {
-                net: Network::ResNet(net),
+                net: Network::ResNet(Box::new(net)),
                 arch: shape.name(),
                 features: shape.features,
                 classes: shape.classes,
-                class_names,
+                class_names: names(shape.classes),
+                recipe: Recipe::default(),
+            });
+        }
+        if header.contains_key("_conv_stem.weight") {
+            let (net, shape) = efficientnet::EfficientNetLite::load(path, device)?;
+            // efficientnet-lite-pytorch's own example: torchvision's ImageNet mean/std, bilinear;
+            // TF's EfficientNet eval crops with 32 px of padding at 224, i.e. 224/256 = 0.875.
+            return Ok(Self {
+                net: Network::EfficientNetLite(Box::new(net)),
+                arch: shape.name(),
+                features: shape.features,
+                classes: shape.classes,
+                class_names: names(shape.classes),
                 recipe: Recipe::default(),
             });
         }
         Err(WeightsError::UnknownArchitecture {
             path: path.to_owned(),
-            reason: "no known architecture matches these keys (expected a torchvision ResNet)".into(),
+            reason: "no known architecture matches these keys (expected a torchvision ResNet or an EfficientNet-Lite)"
+                .into(),
         })
     }
 }

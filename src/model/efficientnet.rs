@@ -1,0 +1,230 @@
+//! EfficientNet-Lite0–4 as the `efficientnet-lite-pytorch` package builds it (key names kept,
+//! underscores and all): MBConv blocks without squeeze-excitation, ReLU6, BatchNorm ε = 1e-3,
+//! and TensorFlow's "same" padding, computed from each input's size at run time (the package's
+//! static padding is only right at the size it was built for).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
+use burn::tensor::ops::PadMode;
+use burn::tensor::{Device, Tensor};
+
+use super::Forward;
+use super::weights::{TensorInfo, WeightsError, load_strict, read_header};
+
+fn relu6(x: Tensor<4>) -> Tensor<4> {
+    x.clamp(0.0, 6.0)
+}
+
+/// TensorFlow "same" padding for `conv` on `x`: output = ceil(input / stride), the odd pixel of
+/// padding after (bottom/right), as the package's `Conv2dDynamicSamePadding`.
+fn same_conv(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [_, _, h, w] = x.dims();
+    let pad = |size: usize, k: usize, s: usize, d: usize| {
+        let out = size.div_ceil(s);
+        let total = ((out - 1) * s + (k - 1) * d + 1).saturating_sub(size);
+        (total / 2, total - total / 2)
+    };
+    let ph = pad(h, conv.kernel_size[0], conv.stride[0], conv.dilation[0]);
+    let pw = pad(w, conv.kernel_size[1], conv.stride[1], conv.dilation[1]);
+    let x = if ph == (0, 0) && pw == (0, 0) {
+        x
+    } else {
+        x.pad([ph, pw], PadMode::Constant(0.0))
+    };
+    conv.forward(x)
+}
+
+/// Mobile inverted bottleneck, without squeeze-excitation.
+#[derive(Module, Debug)]
+pub struct MbConv {
+    _expand_conv: Option<Conv2d>,
+    _bn0: Option<BatchNorm>,
+    _depthwise_conv: Conv2d,
+    _bn1: BatchNorm,
+    _project_conv: Conv2d,
+    _bn2: BatchNorm,
+}
+
+impl MbConv {
+    fn forward(&self, inputs: Tensor<4>) -> Tensor<4> {
+        let mut x = inputs.clone();
+        if let (Some(conv), Some(bn)) = (&self._expand_conv, &self._bn0) {
+            x = relu6(bn.forward(conv.forward(x)));
+        }
+        x = relu6(self._bn1.forward(same_conv(&self._depthwise_conv, x)));
+        x = self._bn2.forward(self._project_conv.forward(x));
+        let [_, c_in, ..] = inputs.dims();
+        let [_, c_out, ..] = x.dims();
+        if self._depthwise_conv.stride == [1, 1] && c_in == c_out {
+            x + inputs
+        } else {
+            x
+        }
+    }
+}
+
+/// EfficientNet-Lite.
+#[derive(Module, Debug)]
+pub struct EfficientNetLite {
+    _conv_stem: Conv2d,
+    _bn0: BatchNorm,
+    _blocks: Vec<MbConv>,
+    _conv_head: Conv2d,
+    _bn1: BatchNorm,
+    _avg_pooling: AdaptiveAvgPool2d,
+    _fc: Linear,
+}
+
+/// What the weights say the network is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EfficientNetShape {
+    /// Output channels of each stage's blocks.
+    pub stage_channels: Vec<usize>,
+    /// Blocks in all.
+    pub blocks: usize,
+    /// Pooled feature width.
+    pub features: usize,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl EfficientNetShape {
+    /// "efficientnet-lite0" where recognised.
+    #[must_use]
+    pub fn name(&self) -> String {
+        if self.blocks == 16 && self.stage_channels == [16, 24, 40, 80, 112, 192, 320] {
+            "efficientnet-lite0".into()
+        } else {
+            format!("efficientnet-lite ({} blocks)", self.blocks)
+        }
+    }
+}
+
+fn bn(channels: usize, device: &Device) -> BatchNorm {
+    BatchNormConfig::new(channels).with_epsilon(1e-3).init(device)
+}
+
+/// A convolution with no built-in padding (`same_conv` pads).
+fn conv(shape: &[usize], stride: usize, groups: usize, device: &Device) -> Conv2d {
+    Conv2dConfig::new([shape[1] * groups, shape[0]], [shape[2], shape[3]])
+        .with_stride([stride, stride])
+        .with_groups(groups)
+        .with_bias(false)
+        .init(device)
+}
+
+impl EfficientNetLite {
+    /// Builds the network the weights describe.
+    pub fn from_header(
+        path: &Path,
+        header: &BTreeMap<String, TensorInfo>,
+        device: &Device,
+    ) -> Result<(Self, EfficientNetShape), WeightsError> {
+        let get = |key: &str, rank: usize| -> Result<&[usize], WeightsError> {
+            let info = header.get(key).ok_or_else(|| WeightsError::MissingKeys {
+                path: path.to_owned(),
+                arch: "efficientnet-lite".into(),
+                keys: vec![key.to_owned()],
+            })?;
+            if info.shape.len() == rank {
+                Ok(&info.shape)
+            } else {
+                Err(WeightsError::Mismatch {
+                    path: path.to_owned(),
+                    detail: format!("{key}: expected a rank-{rank} tensor, found shape {:?}", info.shape),
+                })
+            }
+        };
+        let mut n = 0;
+        while header.contains_key(&format!("_blocks.{n}._depthwise_conv.weight")) {
+            n += 1;
+        }
+        // Stages are runs of blocks with the same output width; the lite builder's strides are
+        // 1, 2, 2, 2, 1, 2, 1 over its seven stages.
+        let mut outs = Vec::with_capacity(n);
+        for i in 0..n {
+            outs.push(get(&format!("_blocks.{i}._project_conv.weight"), 4)?[0]);
+        }
+        let mut stage_channels: Vec<usize> = outs.clone();
+        stage_channels.dedup();
+        if stage_channels.len() != 7 {
+            return Err(WeightsError::UnknownArchitecture {
+                path: path.to_owned(),
+                reason: format!(
+                    "EfficientNet-Lite has 7 stages; these weights have {}",
+                    stage_channels.len()
+                ),
+            });
+        }
+        const STAGE_STRIDES: [usize; 7] = [1, 2, 2, 2, 1, 2, 1];
+        let mut blocks = Vec::with_capacity(n);
+        let mut stage = 0;
+        for i in 0..n {
+            let first_of_stage = i == 0 || outs[i] != outs[i - 1];
+            if first_of_stage && i > 0 {
+                stage += 1;
+            }
+            let stride = if first_of_stage { STAGE_STRIDES[stage] } else { 1 };
+            let p = format!("_blocks.{i}");
+            let expand = match header.get(&format!("{p}._expand_conv.weight")) {
+                Some(_) => {
+                    let s = get(&format!("{p}._expand_conv.weight"), 4)?;
+                    (Some(conv(s, 1, 1, device)), Some(bn(s[0], device)))
+                }
+                None => (None, None),
+            };
+            let dw = get(&format!("{p}._depthwise_conv.weight"), 4)?;
+            let pr = get(&format!("{p}._project_conv.weight"), 4)?;
+            blocks.push(MbConv {
+                _expand_conv: expand.0,
+                _bn0: expand.1,
+                _depthwise_conv: conv(dw, stride, dw[0], device),
+                _bn1: bn(dw[0], device),
+                _project_conv: conv(pr, 1, 1, device),
+                _bn2: bn(pr[0], device),
+            });
+        }
+        let stem = get("_conv_stem.weight", 4)?;
+        let head = get("_conv_head.weight", 4)?;
+        let fc = get("_fc.weight", 2)?;
+        let shape = EfficientNetShape {
+            stage_channels,
+            blocks: n,
+            features: fc[1],
+            classes: fc[0],
+        };
+        let net = Self {
+            _conv_stem: conv(stem, 2, 1, device),
+            _bn0: bn(stem[0], device),
+            _blocks: blocks,
+            _conv_head: conv(head, 1, 1, device),
+            _bn1: bn(head[0], device),
+            _avg_pooling: AdaptiveAvgPool2dConfig::new([1, 1]).init(),
+            _fc: LinearConfig::new(fc[1], fc[0]).init(device),
+        };
+        Ok((net, shape))
+    }
+
+    /// Loads `efficientnet-lite-pytorch` weights (safetensors), strictly.
+    pub fn load(path: &Path, device: &Device) -> Result<(Self, EfficientNetShape), WeightsError> {
+        let header = read_header(path)?;
+        let (mut net, shape) = Self::from_header(path, &header, device)?;
+        load_strict(&mut net, path, &shape.name(), &[])?;
+        Ok((net, shape))
+    }
+
+    /// `[batch, 3, H, W]` normalised images → pooled features and logits.
+    pub fn forward(&self, x: Tensor<4>) -> Forward {
+        let x = relu6(self._bn0.forward(same_conv(&self._conv_stem, x)));
+        let x = self._blocks.iter().fold(x, |x, b| b.forward(x));
+        let x = relu6(self._bn1.forward(self._conv_head.forward(x)));
+        let pooled: Tensor<2> = self._avg_pooling.forward(x).flatten(1, 3);
+        let logits = self._fc.forward(pooled.clone());
+        Forward { pooled, logits }
+    }
+}
