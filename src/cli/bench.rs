@@ -11,14 +11,41 @@ use rayon::prelude::*;
 use serde_json::json;
 
 use super::{parse_crop_ratio, parse_res, print_json};
+use crate::backend::{DeviceChoice, choose};
 use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
-use crate::data::{Check, DecodeLimits, ImageFolder, Interpolation, TestTransform, decode_file};
+use crate::data::{Check, DecodeLimits, ImageFolder, Interpolation, SeededRng, TestTransform, decode_file};
+use crate::model::Model;
 
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
     /// Images/s of decode + Resize + CenterCrop + ToTensor/Normalize over an ImageFolder.
     Preprocess(PreprocessBenchArgs),
+    /// Images/s of the model's forward pass (pooled + logits) on random inputs, per resolution.
+    Forward(ForwardBenchArgs),
+}
+
+/// Arguments of `fixres bench forward`.
+#[derive(Debug, Args)]
+pub struct ForwardBenchArgs {
+    /// Weights (safetensors).
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// Resolutions, comma-separated.
+    #[arg(long, value_delimiter = ',', value_parser = parse_res, default_value = "224,320")]
+    pub res: Vec<usize>,
+    /// Images per forward pass.
+    #[arg(long, default_value_t = 8)]
+    pub batch: usize,
+    /// Where the model runs.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Time per resolution, after one warm-up pass.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `fixres bench preprocess`.
@@ -50,6 +77,7 @@ pub struct PreprocessBenchArgs {
 pub fn run(cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Preprocess(args) => preprocess(args),
+        BenchCommand::Forward(args) => forward(args),
     }
 }
 
@@ -122,6 +150,53 @@ fn preprocess(args: &PreprocessBenchArgs) -> anyhow::Result<ExitCode> {
                 String::new()
             }
         );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn forward(args: &ForwardBenchArgs) -> anyhow::Result<ExitCode> {
+    use burn::tensor::{Tensor, TensorData};
+    let backend = choose(args.device)?;
+    let model = Model::load(&args.weights, &backend.device)?;
+    let mut rng = SeededRng::new(0);
+    let mut results = Vec::new();
+    for &k in &args.res {
+        let values: Vec<f32> = (0..args.batch * 3 * k * k)
+            .map(|_| rng.uniform(-2.0, 2.0) as f32)
+            .collect();
+        let input: Tensor<4> = Tensor::from_data(TensorData::new(values, [args.batch, 3, k, k]), &backend.device);
+        // Reading the logits back waits for the device, so each pass is timed whole.
+        let run = || -> anyhow::Result<()> {
+            let out = model.net.forward(input.clone());
+            std::hint::black_box(crate::model::rows(&out.logits)?);
+            Ok(())
+        };
+        run()?;
+        let start = Instant::now();
+        let mut passes = 0usize;
+        while passes == 0 || start.elapsed().as_secs_f64() < args.seconds {
+            run()?;
+            passes += 1;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        results.push(json!({"res": k, "passes": passes, "seconds": seconds,
+            "images_per_s": (passes * args.batch) as f64 / seconds}));
+    }
+    if args.json {
+        print_json(&json!({"benchmark": "forward", "arch": model.arch, "batch": args.batch,
+            "device": backend, "results": results}))?;
+    } else {
+        println!(
+            "{} forward, batch {}, {}: {}",
+            model.arch, args.batch, backend.kind, backend.adapter
+        );
+        for r in &results {
+            println!(
+                "  K={:<4} {:8.1} images/s",
+                r["res"],
+                r["images_per_s"].as_f64().unwrap_or(0.0)
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# On a machine with a GPU (and torch with CUDA): the forward benchmark at 224/288/384 on burn-wgpu
+# beside PyTorch eager on CUDA, ratios printed. A few minutes. Builds the release binary if needed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${CARGO_TARGET_DIR:-target}/release/fixres"
+[ -x "$bin" ] || cargo build --release
+pip install -q safetensors efficientnet-lite-pytorch >/dev/null 2>&1 || true
+python3 benches/forward_vs_pytorch.py --device gpu --res 224,288,384 --batch 32 --seconds 5 --fixres "$bin"
