@@ -4,7 +4,7 @@
 
 mod util;
 
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
 use fixres::data::{Interpolation, TestTransform};
 use fixres::model::resnet::ResNet;
@@ -38,14 +38,17 @@ fn relative_error(ours: &[f32], theirs: &[f32]) -> f32 {
     ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
 }
 
-fn check(name: &str, expect_features: usize) {
-    let device = Device::flex();
-    let (net, shape) = ResNet::load(&fixtures().join("models").join(format!("{name}.safetensors")), &device)
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((shape.features, shape.classes), (expect_features, 10));
+/// Runs `forward` on the reference photos at each reference resolution and compares pooled
+/// features and logits with PyTorch's; returns our logits per resolution.
+fn compare(
+    name: &str,
+    forward: impl Fn(Tensor<4>) -> fixres::model::Forward,
+    device: &Device,
+) -> Vec<(usize, Vec<Vec<f32>>, Vec<f32>)> {
     let (bytes, photos, resolutions) = reference(name);
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let images: Vec<_> = photos.iter().map(|p| load(&photo(p))).collect();
+    let mut logits = Vec::new();
     for k in resolutions {
         let t = TestTransform {
             res: k,
@@ -53,7 +56,7 @@ fn check(name: &str, expect_features: usize) {
             interpolation: Interpolation::Bilinear,
         };
         let batch: Vec<_> = images.iter().map(|i| t.apply(i)).collect();
-        let out = net.forward(input_batch(&batch, IMAGENET_MEAN, IMAGENET_STD, &device));
+        let out = forward(input_batch(&batch, IMAGENET_MEAN, IMAGENET_STD, device));
         for (what, tensor) in [("pooled", &out.pooled), ("logits", &out.logits)] {
             let ours: Vec<f32> = rows(tensor).unwrap().concat();
             let (shape, theirs) = f32s(&st, &format!("{what}_{k}"));
@@ -62,7 +65,17 @@ fn check(name: &str, expect_features: usize) {
             println!("{name} {what} at {k}: relative error {err:.2e}");
             assert!(err <= 1e-4, "{name} {what} at {k}: relative error {err}");
         }
+        logits.push((k, rows(&out.logits).unwrap(), f32s(&st, &format!("logits_{k}")).1));
     }
+    logits
+}
+
+fn check(name: &str, expect_features: usize) {
+    let device = Device::flex();
+    let (net, shape) = ResNet::load(&fixtures().join("models").join(format!("{name}.safetensors")), &device)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((shape.features, shape.classes), (expect_features, 10));
+    compare(name, |x| net.forward(x), &device);
 }
 
 #[test]
@@ -118,29 +131,10 @@ fn efficientnet_lite0_matches_pytorch_and_names_the_same_classes() {
         ("efficientnet-lite0", 1280, 1000)
     );
     let names = model.class_names.as_ref().expect("class names in the metadata");
-    let (bytes, photos, resolutions) = reference("efficientnet_lite0");
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let images: Vec<_> = photos.iter().map(|p| load(&photo(p))).collect();
-    for k in resolutions {
-        let t = TestTransform {
-            res: k,
-            crop_ratio: 0.875,
-            interpolation: Interpolation::Bilinear,
-        };
-        let batch: Vec<_> = images.iter().map(|i| t.apply(i)).collect();
-        let out = model
-            .net
-            .forward(input_batch(&batch, IMAGENET_MEAN, IMAGENET_STD, &device));
-        for (what, tensor) in [("pooled", &out.pooled), ("logits", &out.logits)] {
-            let ours: Vec<f32> = rows(tensor).unwrap().concat();
-            let (_, theirs) = f32s(&st, &format!("{what}_{k}"));
-            let err = relative_error(&ours, &theirs);
-            println!("efficientnet-lite0 {what} at {k}: relative error {err:.2e}");
-            assert!(err <= 1e-4, "{what} at {k}: relative error {err}");
-        }
-        let (_, theirs) = f32s(&st, &format!("logits_{k}"));
-        for (i, ours) in rows(&out.logits).unwrap().iter().enumerate() {
-            let mine = fixres::eval::top_k(ours, 1)[0];
+    let photos = reference("efficientnet_lite0").1;
+    for (k, ours, theirs) in compare("efficientnet_lite0", |x| model.net.forward(x), &device) {
+        for (i, row) in ours.iter().enumerate() {
+            let mine = fixres::eval::top_k(row, 1)[0];
             let torch = fixres::eval::top_k(&theirs[i * 1000..(i + 1) * 1000], 1)[0];
             println!("  {} at {k}: {} (PyTorch: {})", photos[i], names[mine], names[torch]);
             assert_eq!(mine, torch, "{} at {k}", photos[i]);

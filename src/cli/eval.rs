@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
-use super::{parse_res, print_json, progress_bar};
-use crate::backend::{DeviceChoice, choose};
+use super::{RunArgs, parse_res, print_json, progress_bar};
+use crate::backend::choose;
 use crate::data::{Check, DecodeLimits, ImageFolder, Skip};
 use crate::eval::{StatsAccumulator, class_map, run_model, top_k};
 use crate::model::Model;
@@ -24,19 +24,15 @@ pub struct EvalArgs {
     /// Test resolutions, comma-separated.
     #[arg(long, value_delimiter = ',', value_parser = parse_res, default_value = "224")]
     pub res: Vec<usize>,
-    /// Images per batch.
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
-    /// Where the model runs.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    pub device: DeviceChoice,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
-    let backend = choose(args.device)?;
+    let backend = choose(args.run.device)?;
     let model = Model::load(&args.weights, &backend.device)?;
     let mut folder = ImageFolder::scan(&args.data, Check::List, DecodeLimits::default())?;
     let labels = class_map(&folder.classes, &model)
@@ -52,7 +48,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         &backend.device,
         &files,
         &args.res,
-        args.batch,
+        args.run.batch,
         |r, indices, pooled, logits| {
             for ((&i, p), l) in indices.iter().zip(&pooled).zip(&logits) {
                 stats[r].extend(p);

@@ -7,8 +7,8 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
-use super::{parse_res, print_json, progress_bar};
-use crate::backend::{DeviceChoice, choose};
+use super::{RunArgs, parse_res, print_json, progress_bar};
+use crate::backend::choose;
 use crate::data::{Check, DecodeLimits, ImageFolder};
 use crate::eval::run_model;
 use crate::model::Model;
@@ -32,19 +32,15 @@ pub struct FeaturesArgs {
     /// Output: `pooled` f32 [N, C], `logits` f32 [N, classes]; file order in the metadata.
     #[arg(long)]
     pub out: PathBuf,
-    /// Images per batch.
-    #[arg(long, default_value_t = 32)]
-    pub batch: usize,
-    /// Where the model runs.
-    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
-    pub device: DeviceChoice,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
 pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
-    let backend = choose(args.device)?;
+    let backend = choose(args.run.device)?;
     let model = Model::load(&args.weights, &backend.device)?;
     let (files, mut skipped) = match &args.data {
         Some(dir) => {
@@ -64,7 +60,7 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
         &backend.device,
         &files,
         &[args.res],
-        args.batch,
+        args.run.batch,
         |_, indices, p, l| {
             for ((&i, p), l) in indices.iter().zip(p).zip(l) {
                 pooled[i] = Some(p);

@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::backend::DeviceChoice;
 use crate::data::RandomResizedCrop;
 
 /// FixRes Explorer: study the train/test resolution discrepancy of image classifiers.
@@ -46,6 +47,17 @@ pub enum Command {
     /// Throughput benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+}
+
+/// How a model job runs, shared by the commands that run one over images.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Images per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Where the model runs: a hardware GPU if there is one (auto), Burn's CPU backend, or wgpu.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
 }
 
 /// RandomResizedCrop's ranges, shared by the commands that sample crops.

@@ -88,34 +88,40 @@ impl Model {
                 .and_then(|c| serde_json::from_str::<Vec<String>>(c).ok())
                 .filter(|names| names.len() == classes)
         };
-        if header.contains_key("layer1.0.conv1.weight") {
+        let (net, arch, features, classes) = if header.contains_key("layer1.0.conv1.weight") {
             let (net, shape) = ResNet::load(path, device)?;
-            return Ok(Self {
-                net: Network::ResNet(Box::new(net)),
-                arch: shape.name(),
-                features: shape.features,
-                classes: shape.classes,
-                class_names: names(shape.classes),
-                recipe: Recipe::default(),
-            });
-        }
-        if header.contains_key("_conv_stem.weight") {
+            (
+                Network::ResNet(Box::new(net)),
+                shape.name(),
+                shape.features,
+                shape.classes,
+            )
+        } else if header.contains_key("_conv_stem.weight") {
             let (net, shape) = efficientnet::EfficientNetLite::load(path, device)?;
-            // efficientnet-lite-pytorch's own example: torchvision's ImageNet mean/std, bilinear;
-            // TF's EfficientNet eval crops with 32 px of padding at 224, i.e. 224/256 = 0.875.
-            return Ok(Self {
-                net: Network::EfficientNetLite(Box::new(net)),
-                arch: shape.name(),
-                features: shape.features,
-                classes: shape.classes,
-                class_names: names(shape.classes),
-                recipe: Recipe::default(),
+            (
+                Network::EfficientNetLite(Box::new(net)),
+                shape.name(),
+                shape.features,
+                shape.classes,
+            )
+        } else {
+            return Err(WeightsError::UnknownArchitecture {
+                path: path.to_owned(),
+                reason:
+                    "no known architecture matches these keys (expected a torchvision ResNet or an EfficientNet-Lite)"
+                        .into(),
             });
-        }
-        Err(WeightsError::UnknownArchitecture {
-            path: path.to_owned(),
-            reason: "no known architecture matches these keys (expected a torchvision ResNet or an EfficientNet-Lite)"
-                .into(),
+        };
+        // Both use torchvision's ImageNet recipe; for EfficientNet-Lite it is what
+        // efficientnet-lite-pytorch's own example does (ImageNet mean/std, bilinear), with TF
+        // EfficientNet's eval crop of 224/256.
+        Ok(Self {
+            net,
+            arch,
+            features,
+            classes,
+            class_names: names(classes),
+            recipe: Recipe::default(),
         })
     }
 }
