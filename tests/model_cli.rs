@@ -230,3 +230,32 @@ fn convert_refuses_a_file_that_is_not_a_checkpoint() {
     assert!(!status.success());
     assert!(err.contains("model.pth") && !err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn the_embedded_model_scores_the_demo_photos_matching_folders_to_class_names() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let weights = root.join("assets/models/efficientnet_lite0.safetensors");
+    let demo = root.join("assets/demo/photos");
+    let (status, stdout, err) = fixres(&[
+        "eval",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--data",
+        demo.to_str().unwrap(),
+        "--res",
+        "224,288",
+        "--device",
+        "cpu",
+        "--json",
+    ]);
+    assert!(status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["arch"], "efficientnet-lite0");
+    assert!(v["skipped"].as_array().unwrap().is_empty());
+    for r in v["results"].as_array().unwrap() {
+        assert_eq!(r["images"], 3);
+        let (t1, t5) = (r["top1"].as_f64().unwrap(), r["top5"].as_f64().unwrap());
+        assert!((0.0..=1.0).contains(&t1) && t1 <= t5, "{r}");
+        assert_eq!(r["pooled"]["values"], 3 * 1280);
+    }
+}
