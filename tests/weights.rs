@@ -131,3 +131,24 @@ fn weights_of_another_architecture() {
         WeightsError::UnknownArchitecture { .. }
     ));
 }
+
+#[test]
+fn nan_weights_load_with_a_warning_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let t: Vec<_> = tensors()
+        .into_iter()
+        .map(|(n, s, mut v)| {
+            if n == "layer3.0.conv2.weight" {
+                v[0] = f32::NAN;
+                v[1] = f32::INFINITY;
+            }
+            (n, s, v)
+        })
+        .collect();
+    let p = write(dir.path(), "nan.safetensors", &t);
+    let model = fixres::model::Model::load(&p, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(model.warnings.len(), 1, "{:?}", model.warnings);
+    assert!(model.warnings[0].contains("layer3.0.conv2.weight") && model.warnings[0].contains("2 NaN"));
+    let clean = fixres::model::Model::load(&resnet18(), &Device::flex()).unwrap();
+    assert!(clean.warnings.is_empty());
+}

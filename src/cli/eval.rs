@@ -34,6 +34,9 @@ pub struct EvalArgs {
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let backend = choose(args.run.device)?;
     let model = Model::load(&args.weights, &backend.device)?;
+    for w in &model.warnings {
+        eprintln!("warning: {w}");
+    }
     let mut folder = ImageFolder::scan(&args.data, Check::List, DecodeLimits::default())?;
     let labels = class_map(&folder.classes, &model)
         .map_err(|why| anyhow::anyhow!("{}: cannot score this dataset: {why}", args.data.display()))?;
@@ -83,6 +86,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             "dataset_classes": folder.classes,
             "recipe": model.recipe,
             "device": backend,
+            "warnings": model.warnings,
             "results": per_res,
             "skipped": folder.skipped,
         }))?;

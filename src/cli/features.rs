@@ -42,6 +42,9 @@ pub struct FeaturesArgs {
 pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     let backend = choose(args.run.device)?;
     let model = Model::load(&args.weights, &backend.device)?;
+    for w in &model.warnings {
+        eprintln!("warning: {w}");
+    }
     let (files, mut skipped) = match &args.data {
         Some(dir) => {
             let folder = ImageFolder::scan(dir, Check::List, DecodeLimits::default())?;
@@ -104,7 +107,8 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&json!({
             "out": args.out, "images": n, "features": c, "classes": k, "arch": model.arch,
-            "res": args.res, "device": backend, "skipped": skipped,
+            "res": args.res, "device": backend,
+            "warnings": model.warnings, "skipped": skipped,
         }))?;
     } else {
         println!(

@@ -76,6 +76,8 @@ pub struct Model {
     pub class_names: Option<Vec<String>>,
     /// Preprocessing.
     pub recipe: Recipe,
+    /// Problems that did not stop the load (NaN or infinite weights), for the user to see.
+    pub warnings: Vec<String>,
 }
 
 impl Model {
@@ -115,6 +117,10 @@ impl Model {
         // Both use torchvision's ImageNet recipe; for EfficientNet-Lite it is what
         // efficientnet-lite-pytorch's own example does (ImageNet mean/std, bilinear), with TF
         // EfficientNet's eval crop of 224/256.
+        let warnings = weights::non_finite_tensors(path)?
+            .into_iter()
+            .map(|(key, n)| format!("{}: {key} holds {n} NaN or infinite value(s)", path.display()))
+            .collect();
         Ok(Self {
             net,
             arch,
@@ -122,6 +128,7 @@ impl Model {
             classes,
             class_names: names(classes),
             recipe: Recipe::default(),
+            warnings,
         })
     }
 }

@@ -148,6 +148,40 @@ pub fn read_header_and_metadata(path: &Path) -> Result<(Header, Metadata), Weigh
     Ok((out, metadata))
 }
 
+/// Keys whose float tensors hold NaN or infinite values, with how many: such weights load (a
+/// user may want to inspect them) but every result from them is suspect, so callers warn.
+pub fn non_finite_tensors(path: &Path) -> Result<Vec<(String, usize)>, WeightsError> {
+    use crate::tensorfile::{Dtype, floats_to_f32};
+    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let mut out = Vec::new();
+    for (name, view) in st.tensors() {
+        let dtype = match view.dtype() {
+            safetensors::Dtype::F16 => Dtype::F16,
+            safetensors::Dtype::BF16 => Dtype::BF16,
+            safetensors::Dtype::F32 => Dtype::F32,
+            safetensors::Dtype::F64 => Dtype::F64,
+            _ => continue,
+        };
+        let bad = floats_to_f32(dtype, view.data())
+            .unwrap_or_default()
+            .iter()
+            .filter(|v| !v.is_finite())
+            .count();
+        if bad > 0 {
+            out.push((name, bad));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// The file with every f16/bf16/f64 tensor as f32, or `None` when it already is all f32.
 fn widened_to_f32(path: &Path) -> Result<Option<Vec<u8>>, WeightsError> {
     use crate::tensorfile::{Dtype, Tensor, f32_to_floats, floats_to_f32, to_bytes};
