@@ -152,3 +152,26 @@ fn nan_weights_load_with_a_warning_naming_the_key() {
     let clean = fixres::model::Model::load(&resnet18(), &Device::flex()).unwrap();
     assert!(clean.warnings.is_empty());
 }
+
+#[test]
+fn a_pytorch_checkpoint_loads_directly_and_gives_the_same_network() {
+    use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
+    use fixres::data::{Interpolation, TestTransform};
+    use fixres::model::{Model, input_batch, rows};
+    let device = Device::flex();
+    let from_pth =
+        Model::load(&fixtures().join("models").join("resnet18_narrow.pth"), &device).unwrap_or_else(|e| panic!("{e}"));
+    let from_st = Model::load(&resnet18(), &device).unwrap();
+    assert_eq!(from_pth.arch, "resnet18");
+    let img = TestTransform {
+        res: 64,
+        crop_ratio: 0.875,
+        interpolation: Interpolation::Bilinear,
+    }
+    .apply(&util::load(&util::photo("rocket.jpg")));
+    let x = || input_batch(std::slice::from_ref(&img), IMAGENET_MEAN, IMAGENET_STD, &device);
+    assert_eq!(
+        rows(&from_pth.net.forward(x()).logits).unwrap(),
+        rows(&from_st.net.forward(x()).logits).unwrap()
+    );
+}

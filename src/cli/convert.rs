@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use burn::store::pytorch_reader::{DType, PytorchReader};
 use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::print_json;
+use crate::model::weights::read_pytorch;
 use crate::tensorfile::{self, Dtype, Tensor, f32_to_floats, floats_to_f32};
 
 /// Floating-point type of the converted tensors.
@@ -48,54 +48,25 @@ pub struct ConvertArgs {
     pub json: bool,
 }
 
-fn dtype_of(d: DType) -> Dtype {
-    match d {
-        DType::F64 => Dtype::F64,
-        DType::F32 => Dtype::F32,
-        DType::F16 => Dtype::F16,
-        DType::BF16 => Dtype::BF16,
-        DType::I64 => Dtype::I64,
-        DType::I32 => Dtype::I32,
-        DType::I16 => Dtype::I16,
-        DType::I8 => Dtype::I8,
-        DType::U64 => Dtype::U64,
-        DType::U32 => Dtype::U32,
-        DType::U16 => Dtype::U16,
-        DType::U8 => Dtype::U8,
-        DType::Bool => Dtype::Bool,
-    }
-}
-
 pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
-    let reader = match &args.key {
-        Some(k) => PytorchReader::with_top_level_key(&args.input, k),
-        None => PytorchReader::new(&args.input),
-    }
-    .map_err(|e| anyhow::anyhow!("{}: not a readable PyTorch checkpoint: {e}", args.input.display()))?;
-    let mut names = reader.keys();
-    anyhow::ensure!(!names.is_empty(), "{}: holds no tensors", args.input.display());
-    names.sort();
-    let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(names.len());
+    let source = read_pytorch(&args.input, args.key.as_deref())?;
+    let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(source.len());
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
-    for name in names {
-        let t = reader.get(&name).context("listed tensor vanished")?;
-        let from = dtype_of(t.dtype());
-        let bytes = t
-            .read()
-            .with_context(|| format!("{}: reading {name}", args.input.display()))?;
+    for t in source {
+        let from = t.dtype;
         let to = match args.dtype {
             FloatType::F32 if from.is_float() => Dtype::F32,
             FloatType::F16 if from.is_float() => Dtype::F16,
             _ => from,
         };
         let bytes = if to == from {
-            bytes
+            t.bytes
         } else {
-            let values = floats_to_f32(from, &bytes).context("float conversion")?;
+            let values = floats_to_f32(from, &t.bytes).context("float conversion")?;
             f32_to_floats(to, &values).context("float conversion")?
         };
         *counts.entry(to.name()).or_default() += 1;
-        converted.push((name, to, t.shape().to_vec(), bytes));
+        converted.push((t.name, to, t.shape, bytes));
     }
     let tensors: Vec<Tensor<'_>> = converted
         .iter()

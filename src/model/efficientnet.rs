@@ -14,7 +14,7 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
 use super::Forward;
-use super::weights::{TensorInfo, WeightsError, load_strict, read_header};
+use super::weights::{TensorInfo, WeightFile, WeightsError, load_strict};
 
 fn relu6(x: Tensor<4>) -> Tensor<4> {
     x.clamp(0.0, 6.0)
@@ -210,11 +210,15 @@ impl EfficientNetLite {
         Ok((net, shape))
     }
 
-    /// Loads `efficientnet-lite-pytorch` weights (safetensors), strictly.
+    /// Loads `efficientnet-lite-pytorch` weights (safetensors or PyTorch checkpoint), strictly.
     pub fn load(path: &Path, device: &Device) -> Result<(Self, EfficientNetShape), WeightsError> {
-        let header = read_header(path)?;
-        let (mut net, shape) = Self::from_header(path, &header, device)?;
-        load_strict(&mut net, path, &shape.name(), &[])?;
+        Self::from_file(&WeightFile::open(path)?, device)
+    }
+
+    /// Builds and loads the network `efficientnet-lite-pytorch` weights describe, strictly.
+    pub fn from_file(file: &WeightFile, device: &Device) -> Result<(Self, EfficientNetShape), WeightsError> {
+        let (mut net, shape) = Self::from_header(&file.path, &file.header, device)?;
+        load_strict(&mut net, file, &shape.name(), &[])?;
         Ok((net, shape))
     }
 

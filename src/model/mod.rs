@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
 use crate::data::{Interpolation, RgbImage};
 use resnet::ResNet;
-use weights::{WeightsError, read_header_and_metadata};
+use weights::{WeightFile, WeightsError};
 
 /// The networks this tool runs.
 #[derive(Debug)]
@@ -81,25 +81,26 @@ pub struct Model {
 }
 
 impl Model {
-    /// Loads a safetensors state_dict, working out the architecture from its keys and shapes.
+    /// Loads a state_dict (safetensors, or a PyTorch checkpoint), working out the architecture
+    /// from its keys and shapes.
     pub fn load(path: &Path, device: &Device) -> Result<Self, WeightsError> {
-        let (header, metadata) = read_header_and_metadata(path)?;
+        let file = WeightFile::open(path)?;
         let names = |classes: usize| {
-            metadata
+            file.metadata
                 .get("classes")
                 .and_then(|c| serde_json::from_str::<Vec<String>>(c).ok())
                 .filter(|names| names.len() == classes)
         };
-        let (net, arch, features, classes) = if header.contains_key("layer1.0.conv1.weight") {
-            let (net, shape) = ResNet::load(path, device)?;
+        let (net, arch, features, classes) = if file.header.contains_key("layer1.0.conv1.weight") {
+            let (net, shape) = ResNet::from_file(&file, device)?;
             (
                 Network::ResNet(Box::new(net)),
                 shape.name(),
                 shape.features,
                 shape.classes,
             )
-        } else if header.contains_key("_conv_stem.weight") {
-            let (net, shape) = efficientnet::EfficientNetLite::load(path, device)?;
+        } else if file.header.contains_key("_conv_stem.weight") {
+            let (net, shape) = efficientnet::EfficientNetLite::from_file(&file, device)?;
             (
                 Network::EfficientNetLite(Box::new(net)),
                 shape.name(),
@@ -117,7 +118,8 @@ impl Model {
         // Both use torchvision's ImageNet recipe; for EfficientNet-Lite it is what
         // efficientnet-lite-pytorch's own example does (ImageNet mean/std, bilinear), with TF
         // EfficientNet's eval crop of 224/256.
-        let warnings = weights::non_finite_tensors(path)?
+        let warnings = file
+            .non_finite_tensors()?
             .into_iter()
             .map(|(key, n)| format!("{}: {key} holds {n} NaN or infinite value(s)", path.display()))
             .collect();

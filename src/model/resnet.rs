@@ -13,7 +13,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::Forward;
-use super::weights::{TensorInfo, WeightsError, load_strict, read_header};
+use super::weights::{TensorInfo, WeightFile, WeightsError, load_strict};
 
 /// `downsample`: torchvision's `Sequential(conv1x1, BatchNorm)`, keys `downsample.0` / `.1`.
 #[derive(Module, Debug)]
@@ -251,11 +251,15 @@ impl ResNet {
         Ok((net, shape))
     }
 
-    /// Loads a torchvision ResNet state_dict (safetensors), strictly.
+    /// Loads a torchvision ResNet state_dict (safetensors or PyTorch checkpoint), strictly.
     pub fn load(path: &Path, device: &Device) -> Result<(Self, ResNetShape), WeightsError> {
-        let header = read_header(path)?;
-        let (mut net, shape) = Self::from_header(path, &header, device)?;
-        load_strict(&mut net, path, &shape.name(), &RENAMES)?;
+        Self::from_file(&WeightFile::open(path)?, device)
+    }
+
+    /// Builds and loads the network a torchvision ResNet state_dict describe, strictly.
+    pub fn from_file(file: &WeightFile, device: &Device) -> Result<(Self, ResNetShape), WeightsError> {
+        let (mut net, shape) = Self::from_header(&file.path, &file.header, device)?;
+        load_strict(&mut net, file, &shape.name(), &RENAMES)?;
         Ok((net, shape))
     }
 

@@ -1,12 +1,13 @@
-//! Reading weight files: the safetensors header (names, dtypes, shapes) without loading the data,
-//! and loading into a module with PyTorch's strict `load_state_dict` rules.
+//! Reading weight files (safetensors, or PyTorch checkpoints parsed as data) and loading them into
+//! a module with PyTorch's strict `load_state_dict` rules.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+
+use crate::tensorfile::{Dtype, Tensor, f32_to_floats, floats_to_f32, to_bytes};
 
 /// A tensor's entry in a safetensors header.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,36 +80,155 @@ pub type Header = BTreeMap<String, TensorInfo>;
 /// The `__metadata__` of a safetensors header.
 pub type Metadata = BTreeMap<String, String>;
 
-/// Reads only the header of a safetensors file: its tensors.
-pub fn read_header(path: &Path) -> Result<Header, WeightsError> {
-    read_header_and_metadata(path).map(|(tensors, _)| tensors)
+/// A weights file in memory as safetensors bytes, with its parsed header. Read once: header,
+/// NaN check and loading all work from these bytes. A PyTorch `.pth` is converted on the way
+/// (its pickle parsed as data, never executed).
+pub struct WeightFile {
+    /// The file, for messages.
+    pub path: PathBuf,
+    /// Tensor entries.
+    pub header: Header,
+    /// `__metadata__`.
+    pub metadata: Metadata,
+    bytes: Vec<u8>,
 }
 
-/// Reads only the header of a safetensors file: its tensors and its `__metadata__`.
-pub fn read_header_and_metadata(path: &Path) -> Result<(Header, Metadata), WeightsError> {
-    let io = |source| WeightsError::Io {
-        path: path.to_owned(),
-        source,
-    };
+impl WeightFile {
+    /// Reads `path` (safetensors, or a PyTorch checkpoint holding a state_dict).
+    pub fn open(path: &Path) -> Result<Self, WeightsError> {
+        let raw = std::fs::read(path).map_err(|source| WeightsError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        // PyTorch writes zip archives ("PK\x03\x04"), or bare pickles (protocol 2+: 0x80).
+        let bytes = if raw.starts_with(b"PK\x03\x04") || raw.first() == Some(&0x80) {
+            let tensors = read_pytorch(path, None)?;
+            let views: Vec<Tensor<'_>> = tensors.iter().map(OwnedTensor::view).collect();
+            to_bytes(&views, &Metadata::new()).map_err(|e| WeightsError::Format {
+                path: path.to_owned(),
+                reason: e.to_string(),
+            })?
+        } else {
+            raw
+        };
+        let (header, metadata) = parse_header(path, &bytes)?;
+        Ok(Self {
+            path: path.to_owned(),
+            header,
+            metadata,
+            bytes,
+        })
+    }
+
+    fn format_error(&self, reason: String) -> WeightsError {
+        WeightsError::Format {
+            path: self.path.clone(),
+            reason,
+        }
+    }
+
+    fn tensors(&self) -> Result<safetensors::SafeTensors<'_>, WeightsError> {
+        safetensors::SafeTensors::deserialize(&self.bytes).map_err(|e| self.format_error(e.to_string()))
+    }
+}
+
+/// A tensor read out of a checkpoint.
+pub struct OwnedTensor {
+    /// Key.
+    pub name: String,
+    /// Element type.
+    pub dtype: Dtype,
+    /// Shape.
+    pub shape: Vec<usize>,
+    /// Little-endian data.
+    pub bytes: Vec<u8>,
+}
+
+impl OwnedTensor {
+    /// A view for `tensorfile`.
+    #[must_use]
+    pub fn view(&self) -> Tensor<'_> {
+        Tensor {
+            name: &self.name,
+            dtype: self.dtype,
+            shape: &self.shape,
+            bytes: &self.bytes,
+        }
+    }
+}
+
+fn dtype_of_pytorch(d: burn::store::pytorch_reader::DType) -> Dtype {
+    use burn::store::pytorch_reader::DType as D;
+    match d {
+        D::F64 => Dtype::F64,
+        D::F32 => Dtype::F32,
+        D::F16 => Dtype::F16,
+        D::BF16 => Dtype::BF16,
+        D::I64 => Dtype::I64,
+        D::I32 => Dtype::I32,
+        D::I16 => Dtype::I16,
+        D::I8 => Dtype::I8,
+        D::U64 => Dtype::U64,
+        D::U32 => Dtype::U32,
+        D::U16 => Dtype::U16,
+        D::U8 => Dtype::U8,
+        D::Bool => Dtype::Bool,
+    }
+}
+
+/// The tensors of a PyTorch checkpoint (a state_dict, or the dict under `key`), sorted by name.
+pub fn read_pytorch(path: &Path, key: Option<&str>) -> Result<Vec<OwnedTensor>, WeightsError> {
+    use burn::store::pytorch_reader::PytorchReader;
     let format = |reason: String| WeightsError::Format {
         path: path.to_owned(),
         reason,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let file_len = file.metadata().map_err(io)?.len();
-    let mut len = [0u8; 8];
-    file.read_exact(&mut len)
-        .map_err(|_| format("shorter than the 8-byte header length".into()))?;
+    let reader = match key {
+        Some(k) => PytorchReader::with_top_level_key(path, k),
+        None => PytorchReader::new(path),
+    }
+    .map_err(|e| format(format!("not a readable PyTorch checkpoint: {e}")))?;
+    let mut names = reader.keys();
+    if names.is_empty() {
+        return Err(format("holds no tensors".into()));
+    }
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let t = reader
+                .get(&name)
+                .ok_or_else(|| format(format!("{name}: listed but missing")))?;
+            let bytes = t.read().map_err(|e| format(format!("{name}: {e}")))?;
+            Ok(OwnedTensor {
+                dtype: dtype_of_pytorch(t.dtype()),
+                shape: t.shape().to_vec(),
+                bytes,
+                name,
+            })
+        })
+        .collect()
+}
+
+/// Parses a safetensors header, checking that the data it describes is all there.
+fn parse_header(path: &Path, bytes: &[u8]) -> Result<(Header, Metadata), WeightsError> {
+    let format = |reason: String| WeightsError::Format {
+        path: path.to_owned(),
+        reason,
+    };
+    let file_len = bytes.len() as u64;
+    let len: [u8; 8] = bytes
+        .get(..8)
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| format("shorter than the 8-byte header length".into()))?;
     let header_len = u64::from_le_bytes(len);
     if header_len > 100 << 20 || 8 + header_len > file_len {
         return Err(format(format!(
             "header length {header_len} does not fit a {file_len}-byte file"
         )));
     }
-    let mut header = vec![0u8; header_len as usize];
-    file.read_exact(&mut header).map_err(io)?;
-    let json: serde_json::Value =
-        serde_json::from_slice(&header).map_err(|e| format(format!("header is not JSON: {e}")))?;
+    let json: serde_json::Value = serde_json::from_slice(&bytes[8..8 + header_len as usize])
+        .map_err(|e| format(format!("header is not JSON: {e}")))?;
     let object = json
         .as_object()
         .ok_or_else(|| format("header is not a JSON object".into()))?;
@@ -148,107 +268,79 @@ pub fn read_header_and_metadata(path: &Path) -> Result<(Header, Metadata), Weigh
     Ok((out, metadata))
 }
 
-/// Keys whose float tensors hold NaN or infinite values, with how many: such weights load (a
-/// user may want to inspect them) but every result from them is suspect, so callers warn.
-pub fn non_finite_tensors(path: &Path) -> Result<Vec<(String, usize)>, WeightsError> {
-    use crate::tensorfile::{Dtype, floats_to_f32};
-    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
-    let mut out = Vec::new();
-    for (name, view) in st.tensors() {
-        let dtype = match view.dtype() {
-            safetensors::Dtype::F16 => Dtype::F16,
-            safetensors::Dtype::BF16 => Dtype::BF16,
-            safetensors::Dtype::F32 => Dtype::F32,
-            safetensors::Dtype::F64 => Dtype::F64,
-            _ => continue,
-        };
-        let bad = floats_to_f32(dtype, view.data())
-            .unwrap_or_default()
-            .iter()
-            .filter(|v| !v.is_finite())
-            .count();
-        if bad > 0 {
-            out.push((name, bad));
-        }
+fn float_dtype(d: safetensors::Dtype) -> Option<Dtype> {
+    match d {
+        safetensors::Dtype::F16 => Some(Dtype::F16),
+        safetensors::Dtype::BF16 => Some(Dtype::BF16),
+        safetensors::Dtype::F32 => Some(Dtype::F32),
+        safetensors::Dtype::F64 => Some(Dtype::F64),
+        _ => None,
     }
-    out.sort();
-    Ok(out)
 }
 
-/// The file with every f16/bf16/f64 tensor as f32, or `None` when it already is all f32.
-fn widened_to_f32(path: &Path) -> Result<Option<Vec<u8>>, WeightsError> {
-    use crate::tensorfile::{Dtype, Tensor, f32_to_floats, floats_to_f32, to_bytes};
-    let header = read_header(path)?;
-    if header
-        .values()
-        .all(|t| t.dtype != "F16" && t.dtype != "BF16" && t.dtype != "F64")
-    {
-        return Ok(None);
-    }
-    let format = |reason: String| WeightsError::Format {
-        path: path.to_owned(),
-        reason,
-    };
-    let bytes = std::fs::read(path).map_err(|source| WeightsError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| format(e.to_string()))?;
-    let mut widened = Vec::new();
-    for (name, view) in st.tensors() {
-        let dtype = match view.dtype() {
-            safetensors::Dtype::F16 => Dtype::F16,
-            safetensors::Dtype::BF16 => Dtype::BF16,
-            safetensors::Dtype::F64 => Dtype::F64,
-            _ => {
-                widened.push((name, None, view));
+impl WeightFile {
+    /// Keys whose float tensors hold NaN or infinite values, with how many: such weights load (a
+    /// user may want to inspect them) but every result from them is suspect, so callers warn.
+    pub fn non_finite_tensors(&self) -> Result<Vec<(String, usize)>, WeightsError> {
+        let mut out = Vec::new();
+        for (name, view) in self.tensors()?.tensors() {
+            let Some(dtype) = float_dtype(view.dtype()) else {
                 continue;
+            };
+            let bad = floats_to_f32(dtype, view.data())
+                .unwrap_or_default()
+                .iter()
+                .filter(|v| !v.is_finite())
+                .count();
+            if bad > 0 {
+                out.push((name, bad));
             }
-        };
-        let values = floats_to_f32(dtype, view.data()).ok_or_else(|| format(format!("{name}: not floats")))?;
-        let data = f32_to_floats(Dtype::F32, &values).unwrap_or_default();
-        widened.push((name, Some(data), view));
+        }
+        out.sort();
+        Ok(out)
     }
-    let dtype_of = |d: safetensors::Dtype| match d {
-        safetensors::Dtype::I64 => Some(Dtype::I64),
-        safetensors::Dtype::I32 => Some(Dtype::I32),
-        safetensors::Dtype::U8 => Some(Dtype::U8),
-        safetensors::Dtype::BOOL => Some(Dtype::Bool),
-        safetensors::Dtype::F32 => Some(Dtype::F32),
-        _ => None,
-    };
-    let mut tensors = Vec::with_capacity(widened.len());
-    for (name, data, view) in &widened {
-        let tensor = match data {
-            Some(d) => Tensor {
-                name,
-                dtype: Dtype::F32,
-                shape: view.shape(),
-                bytes: d,
-            },
-            None => {
-                let dtype = dtype_of(view.dtype())
-                    .ok_or_else(|| format(format!("{name}: unsupported dtype {:?}", view.dtype())))?;
-                Tensor {
-                    name,
-                    dtype,
-                    shape: view.shape(),
-                    bytes: view.data(),
+
+    /// The bytes with every f16/bf16/f64 tensor as f32 (Burn keeps a tensor's dtype as loaded,
+    /// and f16 weights with f32 activations fail mid-forward), or `None` when all are f32.
+    fn widened_to_f32(&self) -> Result<Option<Vec<u8>>, WeightsError> {
+        if self
+            .header
+            .values()
+            .all(|t| t.dtype != "F16" && t.dtype != "BF16" && t.dtype != "F64")
+        {
+            return Ok(None);
+        }
+        let st = self.tensors()?;
+        let mut owned = Vec::new();
+        for (name, view) in st.tensors() {
+            let (dtype, bytes) = match float_dtype(view.dtype()) {
+                Some(from) => {
+                    let values = floats_to_f32(from, view.data()).unwrap_or_default();
+                    (Dtype::F32, f32_to_floats(Dtype::F32, &values).unwrap_or_default())
                 }
-            }
-        };
-        tensors.push(tensor);
+                None => {
+                    let dtype = match view.dtype() {
+                        safetensors::Dtype::I64 => Dtype::I64,
+                        safetensors::Dtype::I32 => Dtype::I32,
+                        safetensors::Dtype::U8 => Dtype::U8,
+                        safetensors::Dtype::BOOL => Dtype::Bool,
+                        other => return Err(self.format_error(format!("{name}: unsupported dtype {other:?}"))),
+                    };
+                    (dtype, view.data().to_vec())
+                }
+            };
+            owned.push(OwnedTensor {
+                name,
+                dtype,
+                shape: view.shape().to_vec(),
+                bytes,
+            });
+        }
+        let views: Vec<Tensor<'_>> = owned.iter().map(OwnedTensor::view).collect();
+        to_bytes(&views, &Metadata::new())
+            .map(Some)
+            .map_err(|e| self.format_error(e.to_string()))
     }
-    to_bytes(&tensors, &Default::default())
-        .map(Some)
-        .map_err(|e| format(e.to_string()))
 }
 
 /// A module path in PyTorch's words: BatchNorm's gamma/beta are weight/bias there, and the
@@ -268,12 +360,11 @@ fn torch_name(burn_path: &str, renames: &[(&str, &str)]) -> String {
 /// module's paths (regex, replacement).
 pub fn load_strict<M: Module + ModuleSnapshot>(
     module: &mut M,
-    path: &Path,
+    file: &WeightFile,
     arch: &str,
     renames: &[(&str, &str)],
 ) -> Result<(), WeightsError> {
-    // Refuses truncated or garbage files before the store touches them.
-    read_header(path)?;
+    let path = &file.path;
     let mut remapper = KeyRemapper::new();
     for (from, to) in renames {
         remapper = remapper.add_pattern(*from, *to).map_err(|e| WeightsError::Format {
@@ -281,13 +372,11 @@ pub fn load_strict<M: Module + ModuleSnapshot>(
             reason: format!("rename {from}: {e}"),
         })?;
     }
-    // Burn keeps a tensor's dtype as loaded, and a network with f16 weights and f32 activations
-    // fails mid-forward: half-precision files are widened to f32 first, in memory.
-    let store = match widened_to_f32(path)? {
-        Some(bytes) => SafetensorsStore::from_bytes(Some(bytes)),
-        None => SafetensorsStore::from_file(path),
+    let bytes = match file.widened_to_f32()? {
+        Some(bytes) => bytes,
+        None => file.bytes.clone(),
     };
-    let mut store = store
+    let mut store = SafetensorsStore::from_bytes(Some(bytes))
         .with_from_adapter(PyTorchToBurnAdapter)
         .remap(remapper)
         .allow_partial(true)
