@@ -47,7 +47,12 @@ fn compare(
 ) -> Vec<(usize, Vec<Vec<f32>>, Vec<f32>)> {
     let (bytes, photos, resolutions) = reference(name);
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let images: Vec<_> = photos.iter().map(|p| load(&photo(p))).collect();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Paths relative to the repository, or names of fixture photos.
+    let images: Vec<_> = photos
+        .iter()
+        .map(|p| load(&if p.contains('/') { root.join(p) } else { photo(p) }))
+        .collect();
     let mut logits = Vec::new();
     for k in resolutions {
         let t = TestTransform {
@@ -89,34 +94,44 @@ fn bottleneck_resnet_matches_pytorch() {
 }
 
 /// The same forward on Burn's wgpu backend (lavapipe in CI, a GPU where there is one) agrees
-/// with the CPU backend: a small smoke, so the GPU path cannot rot unseen.
+/// with the CPU backend: a small smoke of both networks (convolutions, pooling, BatchNorm, TF
+/// padding), so the GPU path cannot rot unseen.
 #[test]
 fn wgpu_forward_agrees_with_cpu() {
-    let path = fixtures().join("models").join("resnet18_narrow.safetensors");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let img = TestTransform {
         res: 64,
         crop_ratio: 0.875,
         interpolation: Interpolation::Bilinear,
     }
     .apply(&load(&photo("chelsea.png")));
-    let run = |device: Device| {
-        let (net, _) = ResNet::load(&path, &device).unwrap_or_else(|e| panic!("{e}"));
-        let out = net.forward(input_batch(
-            std::slice::from_ref(&img),
-            IMAGENET_MEAN,
-            IMAGENET_STD,
-            &device,
-        ));
-        (rows(&out.pooled).unwrap().concat(), rows(&out.logits).unwrap().concat())
-    };
-    let (cpu_pooled, cpu_logits) = run(Device::flex());
-    let (gpu_pooled, gpu_logits) = run(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice));
-    let (ep, el) = (
-        relative_error(&gpu_pooled, &cpu_pooled),
-        relative_error(&gpu_logits, &cpu_logits),
-    );
-    println!("wgpu vs flex: pooled {ep:.2e}, logits {el:.2e}");
-    assert!(ep <= 1e-4 && el <= 1e-4, "pooled {ep}, logits {el}");
+    for weights in [
+        fixtures().join("models").join("resnet18_narrow.safetensors"),
+        root.join("assets/models/efficientnet_lite0.safetensors"),
+    ] {
+        let run = |device: Device| {
+            let model = fixres::model::Model::load(&weights, &device).unwrap_or_else(|e| panic!("{e}"));
+            let out = model.net.forward(input_batch(
+                std::slice::from_ref(&img),
+                IMAGENET_MEAN,
+                IMAGENET_STD,
+                &device,
+            ));
+            (rows(&out.pooled).unwrap().concat(), rows(&out.logits).unwrap().concat())
+        };
+        let (cpu_pooled, cpu_logits) = run(Device::flex());
+        let (gpu_pooled, gpu_logits) = run(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice));
+        let (ep, el) = (
+            relative_error(&gpu_pooled, &cpu_pooled),
+            relative_error(&gpu_logits, &cpu_logits),
+        );
+        println!("{}: wgpu vs flex: pooled {ep:.2e}, logits {el:.2e}", weights.display());
+        assert!(
+            ep <= 1e-4 && el <= 1e-4,
+            "{}: pooled {ep}, logits {el}",
+            weights.display()
+        );
+    }
 }
 
 /// EfficientNet-Lite0 with its real ImageNet weights (the embedded model) against the
