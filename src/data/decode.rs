@@ -153,7 +153,7 @@ pub fn decode_file(path: &Path, limits: DecodeLimits) -> Result<RgbImage, Decode
 
 /// Decodes an in-memory file to RGB8; `path` only names it in errors.
 pub fn decode_bytes(path: &Path, bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, DecodeError> {
-    match check_header(path, bytes, limits)? {
+    match check_header(path, bytes, limits)?.0 {
         Sniffed::Jpeg => decode_jpeg(path, bytes),
         Sniffed::Other(format) => decode_other(path, bytes, format, limits),
     }
@@ -171,11 +171,11 @@ pub fn probe_file(path: &Path, limits: DecodeLimits) -> Result<(u32, u32), Decod
     // Headers sit at the start, except for JPEG, whose SOF can follow large EXIF/ICC segments.
     let mut head = Vec::new();
     file.take(1 << 20).read_to_end(&mut head).map_err(io)?;
-    check_header(path, &head, limits)?;
-    dimensions(path, &head)
+    check_header(path, &head, limits).map(|(_, size)| size)
 }
 
-fn check_header(path: &Path, bytes: &[u8], limits: DecodeLimits) -> Result<Sniffed, DecodeError> {
+/// The format and `(width, height)`, once the file has passed every check made before decoding.
+fn check_header(path: &Path, bytes: &[u8], limits: DecodeLimits) -> Result<(Sniffed, (u32, u32)), DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty { path: path.to_owned() });
     }
@@ -197,7 +197,7 @@ fn check_header(path: &Path, bytes: &[u8], limits: DecodeLimits) -> Result<Sniff
             limit: limits.max_pixels,
         });
     }
-    Ok(sniffed)
+    Ok((sniffed, (width, height)))
 }
 
 fn dimensions(path: &Path, bytes: &[u8]) -> Result<(u32, u32), DecodeError> {
