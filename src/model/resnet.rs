@@ -14,6 +14,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::Forward;
 use super::weights::{TensorInfo, WeightFile, WeightsError, load_strict};
+use crate::finetune::{Activation, Head, TrunkOut};
 
 /// `downsample`: torchvision's `Sequential(conv1x1, BatchNorm)`, keys `downsample.0` / `.1`.
 #[derive(Module, Debug)]
@@ -261,6 +262,62 @@ impl ResNet {
         let (mut net, shape) = Self::from_header(&file.path, &file.header, device)?;
         load_strict(&mut net, file, &shape.name(), &RENAMES)?;
         Ok((net, shape))
+    }
+
+    /// The frozen part of the FixRes fine-tune: everything up to the last BatchNorm's input,
+    /// plus the residual that the last block adds after it.
+    ///
+    /// # Panics
+    /// If `layer4` is empty (no weights describe such a ResNet).
+    pub fn trunk(&self, x: Tensor<4>) -> TrunkOut {
+        let x = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let (last, rest) = self.layer4.split_last().expect("layer4 has blocks");
+        let x = [&self.layer1, &self.layer2, &self.layer3]
+            .into_iter()
+            .flatten()
+            .chain(rest)
+            .fold(x, |x, block| block.forward(x));
+        let residual = match &last.downsample {
+            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let out = relu(last.bn1.forward(last.conv1.forward(x)));
+        let pre_bn = match &last.conv3 {
+            Some(conv3) => conv3.forward(relu(last.bn2.forward(last.conv2.forward(out)))),
+            None => last.conv2.forward(out),
+        };
+        TrunkOut {
+            pre_bn,
+            residual: Some(residual),
+        }
+    }
+
+    /// The FixRes head: the last BatchNorm (`layer4[-1].bn2`, or `bn3` for Bottlenecks) and `fc`.
+    ///
+    /// # Panics
+    /// If `layer4` is empty.
+    #[must_use]
+    pub fn head(&self) -> Head {
+        let last = self.layer4.last().expect("layer4 has blocks");
+        let bn = last.bn3.as_ref().unwrap_or(&last.bn2);
+        let [_, classes] = self.fc.weight.dims();
+        Head {
+            gamma: bn.gamma.val(),
+            beta: bn.beta.val(),
+            running_mean: bn.running_mean.value(),
+            running_var: bn.running_var.value(),
+            // Burn stores Linear as [in, out]; the head keeps PyTorch's [out, in].
+            fc_weight: self.fc.weight.val().transpose(),
+            fc_bias: self
+                .fc
+                .bias
+                .as_ref()
+                .map_or_else(|| Tensor::zeros([classes], &self.fc.weight.device()), |b| b.val()),
+            eps: bn.epsilon,
+            // PyTorch's momentum (weight of the new batch) is 0.1 for torchvision models.
+            momentum: 0.1,
+            activation: Activation::Relu,
+        }
     }
 
     /// `[batch, 3, H, W]` normalised images → pooled features and logits.

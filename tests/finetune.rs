@@ -1,0 +1,90 @@
+//! The FixRes fine-tune step against PyTorch: 3 SGD steps (tests/fixtures/make_finetune_reference.py).
+
+mod util;
+
+use burn::tensor::{Device, Tensor};
+use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
+use fixres::data::{Interpolation, TestTransform};
+use fixres::finetune::{Sgd, Trainable};
+use fixres::model::input_batch;
+use fixres::model::resnet::ResNet;
+use util::{fixtures, load, photo};
+
+fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.to_data().try_to_vec::<f32>().unwrap()
+}
+
+fn relative_error(ours: &[f32], theirs: &[f32]) -> f32 {
+    assert_eq!(ours.len(), theirs.len());
+    let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
+}
+
+#[test]
+fn three_sgd_steps_match_pytorch() {
+    let bytes = std::fs::read(fixtures().join("models/resnet18_narrow__finetune.safetensors")).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let meta = meta.metadata().clone().unwrap();
+    let photos: Vec<String> = serde_json::from_str(&meta["photos"]).unwrap();
+    let labels: Vec<usize> = serde_json::from_str(&meta["labels"]).unwrap();
+    let res: usize = meta["res"].parse().unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let reference = |key: &str| -> Vec<f32> {
+        st.tensor(key)
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    };
+
+    let device = Device::flex();
+    let (net, _) = ResNet::load(&fixtures().join("models/resnet18_narrow.safetensors"), &device).unwrap();
+    let t = TestTransform {
+        res,
+        crop_ratio: 0.875,
+        interpolation: Interpolation::Bilinear,
+    };
+    let batch: Vec<_> = photos.iter().map(|p| t.apply(&load(&photo(p)))).collect();
+    // The trunk runs once (frozen, eval mode); every step reuses its output.
+    let trunk = net.trunk(input_batch(&batch, IMAGENET_MEAN, IMAGENET_STD, &device));
+    let mut head = net.head();
+    let initial = head.clone();
+    let mut sgd = Sgd::new(0.001, 0.9, 1e-4);
+    let trainable = Trainable {
+        classifier: true,
+        bn_affine: true,
+    };
+    for step in 0..3 {
+        let loss = head.step(&trunk, &labels, trainable, &mut sgd, &device);
+        let expect = reference(&format!("loss_{step}"))[0];
+        println!("step {step}: loss {loss} (PyTorch {expect})");
+        assert!(
+            ((loss - expect) / expect).abs() <= 1e-3,
+            "step {step}: {loss} vs {expect}"
+        );
+    }
+    for (ours, key) in [
+        (values(&head.gamma), "bn.weight"),
+        (values(&head.beta), "bn.bias"),
+        (values(&head.running_mean), "bn.running_mean"),
+        (values(&head.running_var), "bn.running_var"),
+        (values(&head.fc_weight), "fc.weight"),
+        (values(&head.fc_bias), "fc.bias"),
+    ] {
+        let err = relative_error(&ours, &reference(key));
+        println!("{key}: relative error {err:.2e}");
+        let before = match key {
+            "bn.weight" => values(&initial.gamma),
+            "bn.bias" => values(&initial.beta),
+            "bn.running_mean" => values(&initial.running_mean),
+            "bn.running_var" => values(&initial.running_var),
+            "fc.weight" => values(&initial.fc_weight),
+            _ => values(&initial.fc_bias),
+        };
+        let moved = relative_error(&ours, &before);
+        println!("{key}: moved {moved:.2e} from its initial value");
+        assert!(moved > 10.0 * err, "{key} must change more than the tolerance: {moved}");
+        assert!(err <= 1e-3, "{key}: relative error {err}");
+    }
+}
