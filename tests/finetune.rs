@@ -88,3 +88,22 @@ fn three_sgd_steps_match_pytorch() {
         assert!(err <= 1e-3, "{key}: relative error {err}");
     }
 }
+
+#[test]
+fn trunk_then_head_is_the_whole_network() {
+    let device = Device::flex();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let img = TestTransform { res: 96, crop_ratio: 0.875, interpolation: Interpolation::Bilinear }
+        .apply(&load(&photo("grace_hopper.jpg")));
+    for weights in [
+        fixtures().join("models/resnet50_narrow.safetensors"),
+        root.join("assets/models/efficientnet_lite0.safetensors"),
+    ] {
+        let model = fixres::model::Model::load(&weights, &device).unwrap();
+        let x = || input_batch(std::slice::from_ref(&img), IMAGENET_MEAN, IMAGENET_STD, &device);
+        let whole = values(&model.net.forward(x()).logits);
+        let split = values(&model.net.head().infer(&model.net.trunk(x())));
+        let err = relative_error(&split, &whole);
+        assert!(err <= 1e-5, "{}: {err}", weights.display());
+    }
+}

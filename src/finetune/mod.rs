@@ -49,6 +49,10 @@ pub struct Head {
     pub momentum: f64,
     /// Activation after the BatchNorm.
     pub activation: Activation,
+    /// Key prefix of the BatchNorm in the weights file ("layer4.1.bn2").
+    pub bn_key: String,
+    /// Key prefix of the classifier ("fc").
+    pub fc_key: String,
 }
 
 /// Which head parameters train.
@@ -123,6 +127,66 @@ fn channel_mean(x: Tensor<4>) -> Tensor<4> {
 }
 
 impl Head {
+    /// Logits with the BatchNorm in eval mode (running statistics): what the fine-tuned model
+    /// computes at test time.
+    #[must_use]
+    pub fn infer(&self, trunk: &TrunkOut) -> Tensor<2> {
+        let x = trunk.pre_bn.clone();
+        let [_, c, _, _] = x.dims();
+        let shape = [1, c, 1, 1];
+        let normed = (x - self.running_mean.clone().reshape(shape))
+            / (self.running_var.clone() + self.eps).sqrt().reshape(shape);
+        let mut y = normed * self.gamma.clone().reshape(shape) + self.beta.clone().reshape(shape);
+        if let Some(r) = &trunk.residual {
+            y = y + r.clone();
+        }
+        let y = match self.activation {
+            Activation::Relu => y.clamp_min(0.0),
+            Activation::Relu6 => y.clamp(0.0, 6.0),
+        };
+        let pooled: Tensor<2> = y.mean_dim(2).mean_dim(3).flatten(1, 3);
+        pooled.matmul(self.fc_weight.clone().transpose()) + self.fc_bias.clone().unsqueeze::<2>()
+    }
+
+    /// Whether every value of the head is finite.
+    #[must_use]
+    pub fn is_finite(&self) -> bool {
+        [
+            &self.gamma,
+            &self.beta,
+            &self.running_mean,
+            &self.running_var,
+            &self.fc_bias,
+        ]
+        .into_iter()
+        .all(|t| values(t).iter().all(|v| v.is_finite()))
+            && values(&self.fc_weight).iter().all(|v| v.is_finite())
+    }
+
+    /// The head's tensors under their keys in the weights file, PyTorch layouts, f32.
+    #[must_use]
+    pub fn named_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        let named = |key: String, t: Vec<f32>, shape: Vec<usize>| (key, shape, t);
+        let [k, f] = self.fc_weight.dims();
+        let c = self.gamma.dims()[0];
+        vec![
+            named(format!("{}.weight", self.bn_key), values(&self.gamma), vec![c]),
+            named(format!("{}.bias", self.bn_key), values(&self.beta), vec![c]),
+            named(
+                format!("{}.running_mean", self.bn_key),
+                values(&self.running_mean),
+                vec![c],
+            ),
+            named(
+                format!("{}.running_var", self.bn_key),
+                values(&self.running_var),
+                vec![c],
+            ),
+            named(format!("{}.weight", self.fc_key), values(&self.fc_weight), vec![k, f]),
+            named(format!("{}.bias", self.fc_key), values(&self.fc_bias), vec![k]),
+        ]
+    }
+
     /// Logits with the BatchNorm in training mode; also returns the batch mean and biased
     /// variance, `[C]` each.
     fn forward_train(

@@ -15,6 +15,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::Forward;
 use super::weights::{TensorInfo, WeightFile, WeightsError, load_strict};
+use crate::finetune::{Activation, Head, TrunkOut};
 
 fn relu6(x: Tensor<4>) -> Tensor<4> {
     x.clamp(0.0, 6.0)
@@ -220,6 +221,41 @@ impl EfficientNetLite {
         let (mut net, shape) = Self::from_header(&file.path, &file.header, device)?;
         load_strict(&mut net, file, &shape.name(), &[])?;
         Ok((net, shape))
+    }
+
+    /// The frozen part of the FixRes fine-tune: everything up to the head BatchNorm's input
+    /// (the output of `_conv_head`).
+    pub fn trunk(&self, x: Tensor<4>) -> TrunkOut {
+        let x = relu6(self._bn0.forward(same_conv(&self._conv_stem, x)));
+        let x = self._blocks.iter().fold(x, |x, b| b.forward(x));
+        TrunkOut {
+            pre_bn: self._conv_head.forward(x),
+            residual: None,
+        }
+    }
+
+    /// The FixRes head: `_bn1` (after `_conv_head`) and `_fc`.
+    #[must_use]
+    pub fn head(&self) -> Head {
+        let [_, classes] = self._fc.weight.dims();
+        Head {
+            gamma: self._bn1.gamma.val(),
+            beta: self._bn1.beta.val(),
+            running_mean: self._bn1.running_mean.value(),
+            running_var: self._bn1.running_var.value(),
+            fc_weight: self._fc.weight.val().transpose(),
+            fc_bias: self
+                ._fc
+                .bias
+                .as_ref()
+                .map_or_else(|| Tensor::zeros([classes], &self._fc.weight.device()), |b| b.val()),
+            eps: self._bn1.epsilon,
+            // The package builds its BatchNorms with momentum 1 - 0.99 (TensorFlow's 0.99).
+            momentum: 0.01,
+            activation: Activation::Relu6,
+            bn_key: "_bn1".into(),
+            fc_key: "_fc".into(),
+        }
     }
 
     /// `[batch, 3, H, W]` normalised images → pooled features and logits.

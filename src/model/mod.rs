@@ -26,6 +26,24 @@ pub enum Network {
 }
 
 impl Network {
+    /// The frozen trunk of the FixRes fine-tune.
+    #[must_use]
+    pub fn trunk(&self, x: Tensor<4>) -> crate::finetune::TrunkOut {
+        match self {
+            Self::ResNet(n) => n.trunk(x),
+            Self::EfficientNetLite(n) => n.trunk(x),
+        }
+    }
+
+    /// The trainable head of the FixRes fine-tune.
+    #[must_use]
+    pub fn head(&self) -> crate::finetune::Head {
+        match self {
+            Self::ResNet(n) => n.head(),
+            Self::EfficientNetLite(n) => n.head(),
+        }
+    }
+
     /// `[batch, 3, K, K]` normalised images → pooled features and logits.
     #[must_use]
     pub fn forward(&self, x: Tensor<4>) -> Forward {
@@ -84,7 +102,12 @@ impl Model {
     /// Loads a state_dict (safetensors, or a PyTorch checkpoint), working out the architecture
     /// from its keys and shapes.
     pub fn load(path: &Path, device: &Device) -> Result<Self, WeightsError> {
-        let file = WeightFile::open(path)?;
+        Self::from_file(&WeightFile::open(path)?, device)
+    }
+
+    /// Loads a weights file already read.
+    pub fn from_file(file: &WeightFile, device: &Device) -> Result<Self, WeightsError> {
+        let path = &file.path;
         let names = |classes: usize| {
             file.metadata
                 .get("classes")
@@ -92,7 +115,7 @@ impl Model {
                 .filter(|names| names.len() == classes)
         };
         let (net, arch, features, classes) = if file.header.contains_key("layer1.0.conv1.weight") {
-            let (net, shape) = ResNet::from_file(&file, device)?;
+            let (net, shape) = ResNet::from_file(file, device)?;
             (
                 Network::ResNet(Box::new(net)),
                 shape.name(),
@@ -100,7 +123,7 @@ impl Model {
                 shape.classes,
             )
         } else if file.header.contains_key("_conv_stem.weight") {
-            let (net, shape) = efficientnet::EfficientNetLite::from_file(&file, device)?;
+            let (net, shape) = efficientnet::EfficientNetLite::from_file(file, device)?;
             (
                 Network::EfficientNetLite(Box::new(net)),
                 shape.name(),

@@ -300,6 +300,11 @@ impl ResNet {
     pub fn head(&self) -> Head {
         let last = self.layer4.last().expect("layer4 has blocks");
         let bn = last.bn3.as_ref().unwrap_or(&last.bn2);
+        let bn_key = format!(
+            "layer4.{}.{}",
+            self.layer4.len() - 1,
+            if last.bn3.is_some() { "bn3" } else { "bn2" }
+        );
         let [_, classes] = self.fc.weight.dims();
         Head {
             gamma: bn.gamma.val(),
@@ -317,6 +322,8 @@ impl ResNet {
             // PyTorch's momentum (weight of the new batch) is 0.1 for torchvision models.
             momentum: 0.1,
             activation: Activation::Relu,
+            bn_key,
+            fc_key: "fc".into(),
         }
     }
 

@@ -268,6 +268,72 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<(Header, Metadata), Weights
     Ok((out, metadata))
 }
 
+impl WeightFile {
+    /// Every tensor of this file as f32 (integer tensors kept), with `replace`d tensors swapped
+    /// in under their keys: the bytes of a safetensors file PyTorch's `load_state_dict` takes.
+    pub fn export_with(
+        &self,
+        replace: &[(String, Vec<usize>, Vec<f32>)],
+        metadata: &Metadata,
+    ) -> Result<Vec<u8>, WeightsError> {
+        let st = self.tensors()?;
+        let mut owned = Vec::new();
+        for (name, view) in st.tensors() {
+            let tensor = if let Some((_, shape, v)) = replace.iter().find(|(k, ..)| *k == name) {
+                if shape.as_slice() != view.shape() {
+                    return Err(WeightsError::Mismatch {
+                        path: self.path.clone(),
+                        detail: format!("{name}: expected shape {:?}, found {:?}", view.shape(), shape),
+                    });
+                }
+                OwnedTensor {
+                    name,
+                    dtype: Dtype::F32,
+                    shape: shape.clone(),
+                    bytes: bytemuck::cast_slice(v).to_vec(),
+                }
+            } else if let Some(from) = float_dtype(view.dtype()) {
+                let values = floats_to_f32(from, view.data()).unwrap_or_default();
+                OwnedTensor {
+                    name,
+                    dtype: Dtype::F32,
+                    shape: view.shape().to_vec(),
+                    bytes: bytemuck::cast_slice(&values).to_vec(),
+                }
+            } else {
+                let dtype = match view.dtype() {
+                    safetensors::Dtype::I64 => Dtype::I64,
+                    safetensors::Dtype::I32 => Dtype::I32,
+                    safetensors::Dtype::U8 => Dtype::U8,
+                    safetensors::Dtype::BOOL => Dtype::Bool,
+                    other => return Err(self.format_error(format!("{name}: unsupported dtype {other:?}"))),
+                };
+                OwnedTensor {
+                    name,
+                    dtype,
+                    shape: view.shape().to_vec(),
+                    bytes: view.data().to_vec(),
+                }
+            };
+            owned.push(tensor);
+        }
+        owned.sort_by(|a, b| a.name.cmp(&b.name));
+        let views: Vec<Tensor<'_>> = owned.iter().map(OwnedTensor::view).collect();
+        to_bytes(&views, metadata).map_err(|e| self.format_error(e.to_string()))
+    }
+
+    /// A weights file from bytes already in memory (`path` names it in messages).
+    pub fn from_bytes(path: &Path, bytes: Vec<u8>) -> Result<Self, WeightsError> {
+        let (header, metadata) = parse_header(path, &bytes)?;
+        Ok(Self {
+            path: path.to_owned(),
+            header,
+            metadata,
+            bytes,
+        })
+    }
+}
+
 fn float_dtype(d: safetensors::Dtype) -> Option<Dtype> {
     match d {
         safetensors::Dtype::F16 => Some(Dtype::F16),
