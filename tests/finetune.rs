@@ -93,8 +93,12 @@ fn three_sgd_steps_match_pytorch() {
 fn trunk_then_head_is_the_whole_network() {
     let device = Device::flex();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let img = TestTransform { res: 96, crop_ratio: 0.875, interpolation: Interpolation::Bilinear }
-        .apply(&load(&photo("grace_hopper.jpg")));
+    let img = TestTransform {
+        res: 96,
+        crop_ratio: 0.875,
+        interpolation: Interpolation::Bilinear,
+    }
+    .apply(&load(&photo("grace_hopper.jpg")));
     for weights in [
         fixtures().join("models/resnet50_narrow.safetensors"),
         root.join("assets/models/efficientnet_lite0.safetensors"),
@@ -106,4 +110,127 @@ fn trunk_then_head_is_the_whole_network() {
         let err = relative_error(&split, &whole);
         assert!(err <= 1e-5, "{}: {err}", weights.display());
     }
+}
+
+/// A 10-class folder of fixture photos (three classes used, three copies each) for the narrow
+/// ResNet-18.
+fn small_dataset(dir: &std::path::Path) {
+    let photos = [
+        "rocket.jpg",
+        "grace_hopper.jpg",
+        "chelsea.png",
+        "hubble_tall.jpg",
+        "coffee_cmyk.jpg",
+        "camera_grey.jpg",
+    ];
+    for c in 0..10 {
+        std::fs::create_dir_all(dir.join(format!("c{c}"))).unwrap();
+    }
+    for (i, p) in photos.iter().enumerate() {
+        for copy in 0..3 {
+            std::fs::copy(photo(p), dir.join(format!("c{}", i % 3)).join(format!("{copy}-{p}"))).unwrap();
+        }
+    }
+}
+
+fn tensors(path: &std::path::Path) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut out: Vec<_> = st
+        .tensors()
+        .into_iter()
+        .map(|(n, t)| (n, t.shape().to_vec(), t.data().to_vec()))
+        .collect();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+#[test]
+fn finetune_exports_every_tensor_with_only_the_head_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(&dir.path().join("data"));
+    let out = dir.path().join("ft.safetensors");
+    let weights = fixtures().join("models/resnet18_narrow.safetensors");
+    let (status, stdout, err) = util::fixres(&[
+        "finetune",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--data",
+        dir.path().join("data").to_str().unwrap(),
+        "--res",
+        "96",
+        "--epochs",
+        "2",
+        "--batch",
+        "8",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(status.success(), "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["epochs"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        summary["train_images"].as_u64().unwrap() + summary["val_images"].as_u64().unwrap(),
+        18
+    );
+    assert!(summary["stopped"].is_null());
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("ft.safetensors.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["val_top1_after"], summary["val_top1_after"]);
+
+    let (before, after) = (tensors(&weights), tensors(&out));
+    assert_eq!(
+        before.iter().map(|t| &t.0).collect::<Vec<_>>(),
+        after.iter().map(|t| &t.0).collect::<Vec<_>>()
+    );
+    for ((name, shape_b, data_b), (_, shape_a, data_a)) in before.iter().zip(&after) {
+        assert_eq!(shape_b, shape_a, "{name}");
+        let head =
+            name.starts_with("layer4.1.bn2.") && !name.ends_with("num_batches_tracked") || name.starts_with("fc.");
+        assert_eq!(data_b != data_a, head, "{name}: only the head may change");
+    }
+    let model = fixres::model::Model::load(&out, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(model.warnings.is_empty());
+}
+
+#[test]
+fn a_diverging_finetune_stops_and_keeps_finite_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(&dir.path().join("data"));
+    let out = dir.path().join("ft.safetensors");
+    let weights = fixtures().join("models/resnet18_narrow.safetensors");
+    let (status, stdout, err) = util::fixres(&[
+        "finetune",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--data",
+        dir.path().join("data").to_str().unwrap(),
+        "--res",
+        "96",
+        "--epochs",
+        "3",
+        "--batch",
+        "8",
+        "--lr",
+        "1e30",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(status.success(), "{err}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(
+        summary["stopped"]
+            .as_str()
+            .unwrap()
+            .contains("kept the last good weights"),
+        "{summary}"
+    );
+    let model = fixres::model::Model::load(&out, &Device::flex()).unwrap();
+    assert!(model.warnings.is_empty(), "{:?}", model.warnings);
 }

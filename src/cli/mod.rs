@@ -5,6 +5,7 @@ mod bench;
 mod convert;
 mod eval;
 mod features;
+mod finetune;
 mod preprocess;
 mod size;
 
@@ -42,6 +43,8 @@ pub enum Command {
     Features(features::FeaturesArgs),
     /// Top-1/top-5 and pooled-activation statistics per test resolution on a labelled ImageFolder.
     Eval(eval::EvalArgs),
+    /// FixRes fine-tune of the last BatchNorm and the classifier at a test resolution, then export.
+    Finetune(finetune::FinetuneArgs),
     /// A PyTorch state_dict (.pth) to safetensors, optionally f16; nothing in the file is executed.
     Convert(convert::ConvertArgs),
     /// Throughput benchmarks.
@@ -172,6 +175,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Preprocess(args)) => preprocess::run(&args),
         Some(Command::Features(args)) => features::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),
+        Some(Command::Finetune(args)) => finetune::run(&args),
         Some(Command::Convert(args)) => convert::run(&args),
         Some(Command::Bench(cmd)) => bench::run(&cmd),
     }
