@@ -234,3 +234,36 @@ fn a_diverging_finetune_stops_and_keeps_finite_weights() {
     let model = fixres::model::Model::load(&out, &Device::flex()).unwrap();
     assert!(model.warnings.is_empty(), "{:?}", model.warnings);
 }
+
+#[test]
+fn cached_and_recomputed_trunks_give_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(&dir.path().join("data"));
+    let weights = fixtures().join("models/resnet18_narrow.safetensors");
+    let data = dir.path().join("data");
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let mut args = vec![
+            "finetune",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--res",
+            "96",
+            "--epochs",
+            "3",
+            "--batch",
+            "8",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let (status, _, err) = util::fixres(&args);
+        assert!(status.success(), "{err}");
+        tensors(&out)
+    };
+    assert!(run("cached.safetensors", &[]) == run("recomputed.safetensors", &["--no-trunk-cache"]));
+}

@@ -61,6 +61,10 @@ pub struct FinetuneArgs {
     /// Augmentation of the fine-tune data.
     #[arg(long, value_enum, default_value_t = Augmentation::Test)]
     pub da: Augmentation,
+    /// Recompute the trunk every epoch even with test-time augmentation (for benchmarks and
+    /// checks: the results are the same, only slower).
+    #[arg(long)]
+    pub no_trunk_cache: bool,
     /// Seed (split, shuffling, crops).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -219,14 +223,15 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
     let lr = args.lr.unwrap_or_else(|| Sgd::fixres_lr(batch));
     let mut sgd = Sgd::new(lr, 0.9, 1e-4);
     // With test-time augmentation the trunk's output is a function of (image, K): computed once.
-    let cached = (args.da == Augmentation::Test).then(|| trunks(&train_split.images, &test_transform, 0));
+    let cached = (args.da == Augmentation::Test && !args.no_trunk_cache)
+        .then(|| trunks(&train_split.images, &test_transform, 0));
     let bar = progress_bar((args.epochs * train_split.images.len()) as u64, "finetune");
     let mut epochs = Vec::new();
     let mut stopped = None;
-    let mut best = (before, head.clone());
     'epochs: for epoch in 0..args.epochs {
         let epoch_trunks = match &cached {
             Some(c) => c.clone(),
+            None if args.da == Augmentation::Test => trunks(&train_split.images, &test_transform, 0),
             None => {
                 let t = TrainTransform {
                     res: args.res,
@@ -264,9 +269,6 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
             bar.inc(labels.len() as u64);
         }
         let val = top1(&head, &val_trunks, &val_split.labels)?;
-        if val >= best.0 {
-            best = (val, head.clone());
-        }
         epochs.push(
             json!({"epoch": epoch, "loss": losses.iter().sum::<f32>() / losses.len().max(1) as f32, "val_top1": val}),
         );
