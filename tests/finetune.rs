@@ -267,3 +267,51 @@ fn cached_and_recomputed_trunks_give_the_same_model() {
     };
     assert!(run("cached.safetensors", &[]) == run("recomputed.safetensors", &["--no-trunk-cache"]));
 }
+
+#[test]
+fn ablation_switches_train_only_what_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(&dir.path().join("data"));
+    let weights = fixtures().join("models/resnet18_narrow.safetensors");
+    let data = dir.path().join("data");
+    let run = |name: &str, flag: &str| {
+        let out = dir.path().join(name);
+        let (status, _, err) = util::fixres(&[
+            "finetune",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--res",
+            "96",
+            "--epochs",
+            "2",
+            "--batch",
+            "8",
+            "--device",
+            "cpu",
+            "--curve",
+            "64,96",
+            flag,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(status.success(), "{err}");
+        tensors(&out)
+    };
+    let original = tensors(&weights);
+    let changed = |after: &[(String, Vec<usize>, Vec<u8>)], key: &str| {
+        let find = |t: &[(String, Vec<usize>, Vec<u8>)]| t.iter().find(|x| x.0 == key).unwrap().2.clone();
+        find(after) != find(&original)
+    };
+    let fc_only = run("fc.safetensors", "--train-classifier");
+    assert!(changed(&fc_only, "fc.weight"));
+    assert!(!changed(&fc_only, "layer4.1.bn2.weight") && !changed(&fc_only, "layer4.1.bn2.bias"));
+    assert!(
+        changed(&fc_only, "layer4.1.bn2.running_mean"),
+        "running statistics always update"
+    );
+    let bn_only = run("bn.safetensors", "--train-bn");
+    assert!(!changed(&bn_only, "fc.weight") && !changed(&bn_only, "fc.bias"));
+    assert!(changed(&bn_only, "layer4.1.bn2.weight") && changed(&bn_only, "layer4.1.bn2.running_var"));
+}

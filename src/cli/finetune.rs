@@ -32,6 +32,29 @@ pub enum Augmentation {
     Train,
 }
 
+/// Learning rate against epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The same rate throughout.
+    Constant,
+    /// ×0.1 after each third of the epochs.
+    Step,
+    /// Cosine from the rate down to 0.
+    Cosine,
+}
+
+impl Schedule {
+    /// The rate for `epoch` of `epochs`.
+    fn lr(self, base: f64, epoch: usize, epochs: usize) -> f64 {
+        match self {
+            Self::Constant => base,
+            Self::Step => base * 0.1f64.powi((3 * epoch / epochs.max(1)) as i32),
+            Self::Cosine => base * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos()),
+        }
+    }
+}
+
 /// Arguments of `fixres finetune`.
 #[derive(Debug, Args)]
 pub struct FinetuneArgs {
@@ -68,6 +91,13 @@ pub struct FinetuneArgs {
     /// Seed (split, shuffling, crops).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Learning-rate schedule over the epochs.
+    #[arg(long, value_enum, default_value_t = Schedule::Constant)]
+    pub schedule: Schedule,
+    /// After the run, validation top-1 of the model before and after at these test resolutions
+    /// (comma-separated; default: K/2 to 2K in eight steps, K included).
+    #[arg(long, value_delimiter = ',', value_parser = parse_res)]
+    pub curve: Vec<usize>,
     #[command(flatten)]
     pub run: RunArgs,
     /// Output safetensors (and a .json sidecar beside it).
@@ -229,6 +259,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
     let mut epochs = Vec::new();
     let mut stopped = None;
     'epochs: for epoch in 0..args.epochs {
+        sgd.lr = args.schedule.lr(lr, epoch, args.epochs);
         let epoch_trunks = match &cached {
             Some(c) => c.clone(),
             None if args.da == Augmentation::Test => trunks(&train_split.images, &test_transform, 0),
@@ -275,13 +306,36 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     let after = top1(&head, &val_trunks, &val_split.labels)?;
+    // The accuracy-against-resolution curve of the new model beside the old (same trunk).
+    let original = model.net.head();
+    let curve_res: Vec<usize> = if args.curve.is_empty() {
+        let mut r: Vec<usize> = (0..8)
+            .map(|i| (args.res / 2 + i * (args.res * 3 / 2) / 7).max(16))
+            .collect();
+        r.push(args.res);
+        r.sort_unstable();
+        r.dedup();
+        r
+    } else {
+        args.curve.clone()
+    };
+    let mut curve = Vec::new();
+    for &k in &curve_res {
+        let t = TestTransform {
+            res: k,
+            crop_ratio: recipe.crop_ratio,
+            interpolation: recipe.interpolation,
+        };
+        let tr = trunks(&val_split.images, &|img: &RgbImage, _| t.apply(img), 0);
+        curve.push(json!({"res": k, "before": top1(&original, &tr, &val_split.labels)?, "after": top1(&head, &tr, &val_split.labels)?}));
+    }
     let config = json!({"res": args.res, "epochs": args.epochs, "batch": batch, "lr": lr, "momentum": 0.9,
-        "weight_decay": 1e-4, "train_bn": trainable.bn_affine, "train_classifier": trainable.classifier,
+        "weight_decay": 1e-4, "schedule": args.schedule, "train_bn": trainable.bn_affine, "train_classifier": trainable.classifier,
         "da": args.da, "seed": args.seed});
     let summary = json!({
         "weights": args.weights, "arch": model.arch, "data": args.data, "out": args.out, "device": backend,
         "train_images": train_split.images.len(), "val_images": val_split.images.len(), "classes": classes.0,
-        "unreadable": classes.1, "config": config, "val_top1_before": before, "val_top1_after": after,
+        "unreadable": classes.1, "config": config, "val_top1_before": before, "val_top1_after": after, "curve": curve,
         "epochs": epochs, "stopped": stopped, "seconds": started.elapsed().as_secs_f64(),
     });
     export(&file, &head, &args.out, &summary, &model)?;
@@ -329,4 +383,18 @@ fn export(
     let mut sidecar = out.as_os_str().to_owned();
     sidecar.push(".json");
     write_atomic(Path::new(&sidecar), serde_json::to_string_pretty(summary)?.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_start_at_the_rate_and_decay() {
+        assert_eq!(Schedule::Constant.lr(0.1, 5, 10), 0.1);
+        assert_eq!(Schedule::Cosine.lr(0.1, 0, 10), 0.1);
+        assert!((Schedule::Cosine.lr(0.1, 5, 10) - 0.05).abs() < 1e-12);
+        assert!((Schedule::Step.lr(1.0, 4, 9) - 0.1).abs() < 1e-12);
+        assert!((Schedule::Step.lr(1.0, 8, 9) - 0.01).abs() < 1e-12);
+    }
 }
