@@ -315,3 +315,47 @@ fn ablation_switches_train_only_what_they_name() {
     assert!(!changed(&bn_only, "fc.weight") && !changed(&bn_only, "fc.bias"));
     assert!(changed(&bn_only, "layer4.1.bn2.weight") && changed(&bn_only, "layer4.1.bn2.running_var"));
 }
+
+#[test]
+fn a_cache_spilled_to_disk_gives_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(&dir.path().join("data"));
+    let weights = fixtures().join("models/resnet18_narrow.safetensors");
+    let data = dir.path().join("data");
+    let run = |name: &str, cache_mb: &str| {
+        let out = dir.path().join(name);
+        let (status, stdout, err) = util::fixres(&[
+            "finetune",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--res",
+            "96",
+            "--epochs",
+            "2",
+            "--batch",
+            "8",
+            "--device",
+            "cpu",
+            "--curve",
+            "96",
+            "--cache-mb",
+            cache_mb,
+            "--json",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(status.success(), "{err}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        (tensors(&out), v["cache_spilled_batches"].as_u64().unwrap())
+    };
+    let (in_memory, none_spilled) = run("memory.safetensors", "4096");
+    let (spilled, all_spilled) = run("spilled.safetensors", "0");
+    assert_eq!(
+        (none_spilled, all_spilled),
+        (0, 2),
+        "15 training images in batches of 8"
+    );
+    assert!(in_memory == spilled);
+}

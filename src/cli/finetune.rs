@@ -17,6 +17,7 @@ use crate::data::{
     decode_file,
 };
 use crate::eval::class_map;
+use crate::finetune::cache::TrunkCache;
 use crate::finetune::{Head, Sgd, Trainable, TrunkOut};
 use crate::fsutil::write_atomic;
 use crate::model::weights::WeightFile;
@@ -84,6 +85,9 @@ pub struct FinetuneArgs {
     /// Augmentation of the fine-tune data.
     #[arg(long, value_enum, default_value_t = Augmentation::Test)]
     pub da: Augmentation,
+    /// Memory for cached trunk outputs, in MiB; beyond it they go to a temporary file.
+    #[arg(long, default_value_t = 4096)]
+    pub cache_mb: usize,
     /// Recompute the trunk every epoch even with test-time augmentation (for benchmarks and
     /// checks: the results are the same, only slower).
     #[arg(long)]
@@ -219,25 +223,23 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         interpolation: recipe.interpolation,
     };
     let batch = args.run.batch.max(2);
-    let trunks = |images: &[RgbImage],
-                  transform: &(dyn Fn(&RgbImage, usize) -> RgbImage + Sync),
-                  first: usize|
-     -> Vec<TrunkOut> {
-        images
-            .chunks(batch)
+    // Trunk output of batch `c` (images `c·batch ..`), each image transformed with its index.
+    let trunk_of = |images: &[RgbImage], c: usize, transform: &(dyn Fn(&RgbImage, usize) -> RgbImage + Sync)| {
+        let chunk = &images[c * batch..(c * batch + batch).min(images.len())];
+        let inputs: Vec<RgbImage> = chunk
+            .par_iter()
             .enumerate()
-            .map(|(c, chunk)| {
-                let inputs: Vec<RgbImage> = chunk
-                    .par_iter()
-                    .enumerate()
-                    .map(|(i, img)| transform(img, first + c * batch + i))
-                    .collect();
-                model.net.trunk(input_batch(&inputs, recipe.mean, recipe.std, device))
-            })
-            .collect()
+            .map(|(i, img)| transform(img, c * batch + i))
+            .collect();
+        model.net.trunk(input_batch(&inputs, recipe.mean, recipe.std, device))
+    };
+    let trunks = |images: &[RgbImage], transform: &(dyn Fn(&RgbImage, usize) -> RgbImage + Sync)| {
+        (0..images.len().div_ceil(batch))
+            .map(|c| trunk_of(images, c, transform))
+            .collect::<Vec<TrunkOut>>()
     };
     let test_transform = |img: &RgbImage, _: usize| test_t.apply(img);
-    let val_trunks = trunks(&val_split.images, &test_transform, 0);
+    let val_trunks = trunks(&val_split.images, &test_transform);
     let mut head = model.net.head();
     let before = top1(&head, &val_trunks, &val_split.labels)?;
     let trainable = match (args.train_bn, args.train_classifier) {
@@ -252,40 +254,43 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
     };
     let lr = args.lr.unwrap_or_else(|| Sgd::fixres_lr(batch));
     let mut sgd = Sgd::new(lr, 0.9, 1e-4);
-    // With test-time augmentation the trunk's output is a function of (image, K): computed once.
-    let cached = (args.da == Augmentation::Test && !args.no_trunk_cache)
-        .then(|| trunks(&train_split.images, &test_transform, 0));
+    // With test-time augmentation the trunk's output is a function of (image, K): computed once,
+    // kept in memory up to --cache-mb and in a temporary file beyond.
+    let n_batches = train_split.images.len().div_ceil(batch);
+    let training_started = Instant::now();
+    let mut cache = None;
+    if args.da == Augmentation::Test && !args.no_trunk_cache {
+        let mut c = TrunkCache::new(args.cache_mb << 20);
+        for b in 0..n_batches {
+            c.push(trunk_of(&train_split.images, b, &test_transform))?;
+        }
+        cache = Some(c);
+    }
     let bar = progress_bar((args.epochs * train_split.images.len()) as u64, "finetune");
     let mut epochs = Vec::new();
     let mut stopped = None;
     'epochs: for epoch in 0..args.epochs {
         sgd.lr = args.schedule.lr(lr, epoch, args.epochs);
-        let epoch_trunks = match &cached {
-            Some(c) => c.clone(),
-            None if args.da == Augmentation::Test => trunks(&train_split.images, &test_transform, 0),
-            None => {
-                let t = TrainTransform {
-                    res: args.res,
-                    crop: RandomResizedCrop::default(),
-                    interpolation: recipe.interpolation,
-                    hflip: true,
-                };
-                let seed = args.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9);
-                trunks(
-                    &train_split.images,
-                    &|img: &RgbImage, i: usize| t.apply(img, &mut SeededRng::for_item(seed, i as u64)).image,
-                    0,
-                )
-            }
+        let train_t = TrainTransform {
+            res: args.res,
+            crop: RandomResizedCrop::default(),
+            interpolation: recipe.interpolation,
+            hflip: true,
         };
+        let seed = args.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9);
+        let augment = |img: &RgbImage, i: usize| train_t.apply(img, &mut SeededRng::for_item(seed, i as u64)).image;
         let mut losses = Vec::new();
-        let mut batch_order: Vec<usize> = (0..epoch_trunks.len()).collect();
+        let mut batch_order: Vec<usize> = (0..n_batches).collect();
         let mut rng = SeededRng::for_item(args.seed, epoch as u64);
         for i in (1..batch_order.len()).rev() {
             batch_order.swap(i, rng.below(i as u64 + 1) as usize);
         }
         for b in batch_order {
-            let trunk = &epoch_trunks[b];
+            let trunk = &match (&mut cache, args.da) {
+                (Some(c), _) => c.get(b, device)?,
+                (None, Augmentation::Test) => trunk_of(&train_split.images, b, &test_transform),
+                (None, Augmentation::Train) => trunk_of(&train_split.images, b, &augment),
+            };
             let labels = &train_split.labels[b * batch..(b * batch + batch).min(train_split.labels.len())];
             let good = head.clone();
             let loss = head.step(trunk, labels, trainable, &mut sgd, device);
@@ -305,6 +310,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         );
     }
     bar.finish_and_clear();
+    let train_seconds = training_started.elapsed().as_secs_f64();
     let after = top1(&head, &val_trunks, &val_split.labels)?;
     // The accuracy-against-resolution curve of the new model beside the old (same trunk).
     let original = model.net.head();
@@ -326,7 +332,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
             crop_ratio: recipe.crop_ratio,
             interpolation: recipe.interpolation,
         };
-        let tr = trunks(&val_split.images, &|img: &RgbImage, _| t.apply(img), 0);
+        let tr = trunks(&val_split.images, &|img: &RgbImage, _| t.apply(img));
         curve.push(json!({"res": k, "before": top1(&original, &tr, &val_split.labels)?, "after": top1(&head, &tr, &val_split.labels)?}));
     }
     let config = json!({"res": args.res, "epochs": args.epochs, "batch": batch, "lr": lr, "momentum": 0.9,
@@ -334,9 +340,9 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         "da": args.da, "seed": args.seed});
     let summary = json!({
         "weights": args.weights, "arch": model.arch, "data": args.data, "out": args.out, "device": backend,
-        "train_images": train_split.images.len(), "val_images": val_split.images.len(), "classes": classes.0,
+        "train_images": train_split.images.len(), "cache_spilled_batches": cache.as_ref().map_or(0, TrunkCache::spilled), "val_images": val_split.images.len(), "classes": classes.0,
         "unreadable": classes.1, "config": config, "val_top1_before": before, "val_top1_after": after, "curve": curve,
-        "epochs": epochs, "stopped": stopped, "seconds": started.elapsed().as_secs_f64(),
+        "epochs": epochs, "stopped": stopped, "seconds": started.elapsed().as_secs_f64(), "train_seconds": train_seconds,
     });
     export(&file, &head, &args.out, &summary, &model)?;
     if args.json {

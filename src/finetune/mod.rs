@@ -7,6 +7,8 @@
 //! The head is written out in tensor operations rather than Burn's `BatchNorm` so that every
 //! statistic is PyTorch's to the letter (and checked against it in tests/finetune.rs).
 
+pub mod cache;
+
 use burn::tensor::{Device, Tensor, TensorData};
 
 /// What the frozen trunk hands the head: the last BatchNorm's input and the residual to add
