@@ -185,29 +185,30 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
     for w in &model.warnings {
         eprintln!("warning: {w}");
     }
-    let (train_split, val_split, classes) = if args.data.join("train").is_dir() && args.data.join("val").is_dir() {
-        let train = ImageFolder::scan(&args.data.join("train"), Check::List, DecodeLimits::default())?;
-        let val = ImageFolder::scan(&args.data.join("val"), Check::List, DecodeLimits::default())?;
-        anyhow::ensure!(
-            train.classes == val.classes,
-            "{}: train/ and val/ have different classes",
-            args.data.display()
-        );
-        let labels =
-            class_map(&train.classes, &model).map_err(|why| anyhow::anyhow!("{}: {why}", args.data.display()))?;
-        let all = |f: &ImageFolder| (0..f.samples.len()).collect::<Vec<_>>();
-        let (t, tf) = load_split(&train, &all(&train), &labels);
-        let (v, vf) = load_split(&val, &all(&val), &labels);
-        (t, v, (train.classes.len(), tf + vf))
-    } else {
-        let folder = ImageFolder::scan(&args.data, Check::List, DecodeLimits::default())?;
-        let labels =
-            class_map(&folder.classes, &model).map_err(|why| anyhow::anyhow!("{}: {why}", args.data.display()))?;
-        let (train, val) = seeded_split(&folder, args.seed);
-        let (t, tf) = load_split(&folder, &train, &labels);
-        let (v, vf) = load_split(&folder, &val, &labels);
-        (t, v, (folder.classes.len(), tf + vf))
-    };
+    let (train_split, val_split, (n_classes, unreadable)) =
+        if args.data.join("train").is_dir() && args.data.join("val").is_dir() {
+            let train = ImageFolder::scan(&args.data.join("train"), Check::List, DecodeLimits::default())?;
+            let val = ImageFolder::scan(&args.data.join("val"), Check::List, DecodeLimits::default())?;
+            anyhow::ensure!(
+                train.classes == val.classes,
+                "{}: train/ and val/ have different classes",
+                args.data.display()
+            );
+            let labels =
+                class_map(&train.classes, &model).map_err(|why| anyhow::anyhow!("{}: {why}", args.data.display()))?;
+            let all = |f: &ImageFolder| (0..f.samples.len()).collect::<Vec<_>>();
+            let (t, tf) = load_split(&train, &all(&train), &labels);
+            let (v, vf) = load_split(&val, &all(&val), &labels);
+            (t, v, (train.classes.len(), tf + vf))
+        } else {
+            let folder = ImageFolder::scan(&args.data, Check::List, DecodeLimits::default())?;
+            let labels =
+                class_map(&folder.classes, &model).map_err(|why| anyhow::anyhow!("{}: {why}", args.data.display()))?;
+            let (train, val) = seeded_split(&folder, args.seed);
+            let (t, tf) = load_split(&folder, &train, &labels);
+            let (v, vf) = load_split(&folder, &val, &labels);
+            (t, v, (folder.classes.len(), tf + vf))
+        };
     anyhow::ensure!(
         !train_split.images.is_empty(),
         "{}: no training images could be read",
@@ -340,8 +341,8 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         "da": args.da, "seed": args.seed});
     let summary = json!({
         "weights": args.weights, "arch": model.arch, "data": args.data, "out": args.out, "device": backend,
-        "train_images": train_split.images.len(), "cache_spilled_batches": cache.as_ref().map_or(0, TrunkCache::spilled), "val_images": val_split.images.len(), "classes": classes.0,
-        "unreadable": classes.1, "config": config, "val_top1_before": before, "val_top1_after": after, "curve": curve,
+        "train_images": train_split.images.len(), "cache_spilled_batches": cache.as_ref().map_or(0, TrunkCache::spilled), "val_images": val_split.images.len(), "classes": n_classes,
+        "unreadable": unreadable, "config": config, "val_top1_before": before, "val_top1_after": after, "curve": curve,
         "epochs": epochs, "stopped": stopped, "seconds": started.elapsed().as_secs_f64(), "train_seconds": train_seconds,
     });
     export(&file, &head, &args.out, &summary, &model)?;
