@@ -133,7 +133,9 @@ fn small_dataset(dir: &std::path::Path) {
     }
 }
 
-fn tensors(path: &std::path::Path) -> Vec<(String, Vec<usize>, Vec<u8>)> {
+type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
+
+fn tensors(path: &std::path::Path) -> Tensors {
     let bytes = std::fs::read(path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     let mut out: Vec<_> = st
@@ -145,32 +147,46 @@ fn tensors(path: &std::path::Path) -> Vec<(String, Vec<usize>, Vec<u8>)> {
     out
 }
 
-#[test]
-fn finetune_exports_every_tensor_with_only_the_head_changed() {
-    let dir = tempfile::tempdir().unwrap();
-    small_dataset(&dir.path().join("data"));
-    let out = dir.path().join("ft.safetensors");
-    let weights = fixtures().join("models/resnet18_narrow.safetensors");
-    let (status, stdout, err) = util::fixres(&[
+fn resnet18() -> std::path::PathBuf {
+    fixtures().join("models/resnet18_narrow.safetensors")
+}
+
+/// `fixres finetune` of the narrow ResNet-18 on `small_dataset` (made in `dir` on first use) at
+/// K = 96, batch 8, with `extra` arguments: the JSON summary and the exported tensors.
+fn finetune(dir: &std::path::Path, name: &str, extra: &[&str]) -> (serde_json::Value, Tensors) {
+    let data = dir.join("data");
+    if !data.exists() {
+        small_dataset(&data);
+    }
+    let (weights, out) = (resnet18(), dir.join(name));
+    let mut args = vec![
         "finetune",
         "--weights",
         weights.to_str().unwrap(),
         "--data",
-        dir.path().join("data").to_str().unwrap(),
+        data.to_str().unwrap(),
         "--res",
         "96",
-        "--epochs",
-        "2",
         "--batch",
         "8",
         "--device",
         "cpu",
+        "--curve",
+        "96",
+        "--json",
         "--out",
         out.to_str().unwrap(),
-        "--json",
-    ]);
+    ];
+    args.extend(extra);
+    let (status, stdout, err) = util::fixres(&args);
     assert!(status.success(), "{err}");
-    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    (serde_json::from_str(&stdout).unwrap(), tensors(&out))
+}
+
+#[test]
+fn finetune_exports_every_tensor_with_only_the_head_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (summary, after) = finetune(dir.path(), "ft.safetensors", &["--epochs", "2"]);
     assert_eq!(summary["epochs"].as_array().unwrap().len(), 2);
     assert_eq!(
         summary["train_images"].as_u64().unwrap() + summary["val_images"].as_u64().unwrap(),
@@ -181,7 +197,7 @@ fn finetune_exports_every_tensor_with_only_the_head_changed() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("ft.safetensors.json")).unwrap()).unwrap();
     assert_eq!(sidecar["val_top1_after"], summary["val_top1_after"]);
 
-    let (before, after) = (tensors(&weights), tensors(&out));
+    let before = tensors(&resnet18());
     assert_eq!(
         before.iter().map(|t| &t.0).collect::<Vec<_>>(),
         after.iter().map(|t| &t.0).collect::<Vec<_>>()
@@ -192,38 +208,15 @@ fn finetune_exports_every_tensor_with_only_the_head_changed() {
             name.starts_with("layer4.1.bn2.") && !name.ends_with("num_batches_tracked") || name.starts_with("fc.");
         assert_eq!(data_b != data_a, head, "{name}: only the head may change");
     }
-    let model = fixres::model::Model::load(&out, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+    let model = fixres::model::Model::load(&dir.path().join("ft.safetensors"), &Device::flex())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(model.warnings.is_empty());
 }
 
 #[test]
 fn a_diverging_finetune_stops_and_keeps_finite_weights() {
     let dir = tempfile::tempdir().unwrap();
-    small_dataset(&dir.path().join("data"));
-    let out = dir.path().join("ft.safetensors");
-    let weights = fixtures().join("models/resnet18_narrow.safetensors");
-    let (status, stdout, err) = util::fixres(&[
-        "finetune",
-        "--weights",
-        weights.to_str().unwrap(),
-        "--data",
-        dir.path().join("data").to_str().unwrap(),
-        "--res",
-        "96",
-        "--epochs",
-        "3",
-        "--batch",
-        "8",
-        "--lr",
-        "1e30",
-        "--device",
-        "cpu",
-        "--out",
-        out.to_str().unwrap(),
-        "--json",
-    ]);
-    assert!(status.success(), "{err}");
-    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let (summary, _) = finetune(dir.path(), "ft.safetensors", &["--epochs", "3", "--lr", "1e30"]);
     assert!(
         summary["stopped"]
             .as_str()
@@ -231,131 +224,54 @@ fn a_diverging_finetune_stops_and_keeps_finite_weights() {
             .contains("kept the last good weights"),
         "{summary}"
     );
-    let model = fixres::model::Model::load(&out, &Device::flex()).unwrap();
+    let model = fixres::model::Model::load(&dir.path().join("ft.safetensors"), &Device::flex()).unwrap();
     assert!(model.warnings.is_empty(), "{:?}", model.warnings);
 }
 
 #[test]
 fn cached_and_recomputed_trunks_give_the_same_model() {
     let dir = tempfile::tempdir().unwrap();
-    small_dataset(&dir.path().join("data"));
-    let weights = fixtures().join("models/resnet18_narrow.safetensors");
-    let data = dir.path().join("data");
-    let run = |name: &str, extra: &[&str]| {
-        let out = dir.path().join(name);
-        let mut args = vec![
-            "finetune",
-            "--weights",
-            weights.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--res",
-            "96",
-            "--epochs",
-            "3",
-            "--batch",
-            "8",
-            "--device",
-            "cpu",
-            "--out",
-            out.to_str().unwrap(),
-        ];
-        args.extend(extra);
-        let (status, _, err) = util::fixres(&args);
-        assert!(status.success(), "{err}");
-        tensors(&out)
-    };
-    assert!(run("cached.safetensors", &[]) == run("recomputed.safetensors", &["--no-trunk-cache"]));
+    let (_, cached) = finetune(dir.path(), "cached.safetensors", &["--epochs", "3"]);
+    let (_, recomputed) = finetune(
+        dir.path(),
+        "recomputed.safetensors",
+        &["--epochs", "3", "--no-trunk-cache"],
+    );
+    assert!(cached == recomputed);
+}
+
+#[test]
+fn a_cache_spilled_to_disk_gives_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mem_summary, in_memory) = finetune(dir.path(), "memory.safetensors", &["--epochs", "2"]);
+    let (disk_summary, spilled) = finetune(dir.path(), "spilled.safetensors", &["--epochs", "2", "--cache-mb", "0"]);
+    // 15 training images in batches of 8: two batches, both spilled with no memory allowed.
+    assert_eq!(
+        (
+            mem_summary["cache_spilled_batches"].as_u64(),
+            disk_summary["cache_spilled_batches"].as_u64()
+        ),
+        (Some(0), Some(2))
+    );
+    assert!(in_memory == spilled);
 }
 
 #[test]
 fn ablation_switches_train_only_what_they_name() {
     let dir = tempfile::tempdir().unwrap();
-    small_dataset(&dir.path().join("data"));
-    let weights = fixtures().join("models/resnet18_narrow.safetensors");
-    let data = dir.path().join("data");
-    let run = |name: &str, flag: &str| {
-        let out = dir.path().join(name);
-        let (status, _, err) = util::fixres(&[
-            "finetune",
-            "--weights",
-            weights.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--res",
-            "96",
-            "--epochs",
-            "2",
-            "--batch",
-            "8",
-            "--device",
-            "cpu",
-            "--curve",
-            "64,96",
-            flag,
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert!(status.success(), "{err}");
-        tensors(&out)
-    };
-    let original = tensors(&weights);
-    let changed = |after: &[(String, Vec<usize>, Vec<u8>)], key: &str| {
-        let find = |t: &[(String, Vec<usize>, Vec<u8>)]| t.iter().find(|x| x.0 == key).unwrap().2.clone();
+    let original = tensors(&resnet18());
+    let changed = |after: &Tensors, key: &str| {
+        let find = |t: &Tensors| t.iter().find(|x| x.0 == key).unwrap().2.clone();
         find(after) != find(&original)
     };
-    let fc_only = run("fc.safetensors", "--train-classifier");
+    let (_, fc_only) = finetune(dir.path(), "fc.safetensors", &["--epochs", "2", "--train-classifier"]);
     assert!(changed(&fc_only, "fc.weight"));
     assert!(!changed(&fc_only, "layer4.1.bn2.weight") && !changed(&fc_only, "layer4.1.bn2.bias"));
     assert!(
         changed(&fc_only, "layer4.1.bn2.running_mean"),
         "running statistics always update"
     );
-    let bn_only = run("bn.safetensors", "--train-bn");
+    let (_, bn_only) = finetune(dir.path(), "bn.safetensors", &["--epochs", "2", "--train-bn"]);
     assert!(!changed(&bn_only, "fc.weight") && !changed(&bn_only, "fc.bias"));
     assert!(changed(&bn_only, "layer4.1.bn2.weight") && changed(&bn_only, "layer4.1.bn2.running_var"));
-}
-
-#[test]
-fn a_cache_spilled_to_disk_gives_the_same_model() {
-    let dir = tempfile::tempdir().unwrap();
-    small_dataset(&dir.path().join("data"));
-    let weights = fixtures().join("models/resnet18_narrow.safetensors");
-    let data = dir.path().join("data");
-    let run = |name: &str, cache_mb: &str| {
-        let out = dir.path().join(name);
-        let (status, stdout, err) = util::fixres(&[
-            "finetune",
-            "--weights",
-            weights.to_str().unwrap(),
-            "--data",
-            data.to_str().unwrap(),
-            "--res",
-            "96",
-            "--epochs",
-            "2",
-            "--batch",
-            "8",
-            "--device",
-            "cpu",
-            "--curve",
-            "96",
-            "--cache-mb",
-            cache_mb,
-            "--json",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
-        assert!(status.success(), "{err}");
-        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-        (tensors(&out), v["cache_spilled_batches"].as_u64().unwrap())
-    };
-    let (in_memory, none_spilled) = run("memory.safetensors", "4096");
-    let (spilled, all_spilled) = run("spilled.safetensors", "0");
-    assert_eq!(
-        (none_spilled, all_spilled),
-        (0, 2),
-        "15 training images in batches of 8"
-    );
-    assert!(in_memory == spilled);
 }

@@ -111,13 +111,7 @@ impl WeightFile {
         } else {
             raw
         };
-        let (header, metadata) = parse_header(path, &bytes)?;
-        Ok(Self {
-            path: path.to_owned(),
-            header,
-            metadata,
-            bytes,
-        })
+        Self::from_bytes(path, bytes)
     }
 
     fn format_error(&self, reason: String) -> WeightsError {
@@ -301,13 +295,8 @@ impl WeightFile {
                     bytes: bytemuck::cast_slice(&values).to_vec(),
                 }
             } else {
-                let dtype = match view.dtype() {
-                    safetensors::Dtype::I64 => Dtype::I64,
-                    safetensors::Dtype::I32 => Dtype::I32,
-                    safetensors::Dtype::U8 => Dtype::U8,
-                    safetensors::Dtype::BOOL => Dtype::Bool,
-                    other => return Err(self.format_error(format!("{name}: unsupported dtype {other:?}"))),
-                };
+                let dtype = other_dtype(view.dtype())
+                    .ok_or_else(|| self.format_error(format!("{name}: unsupported dtype {:?}", view.dtype())))?;
                 OwnedTensor {
                     name,
                     dtype,
@@ -331,6 +320,17 @@ impl WeightFile {
             metadata,
             bytes,
         })
+    }
+}
+
+/// The integer and boolean types weight files hold (`num_batches_tracked` is int64).
+fn other_dtype(d: safetensors::Dtype) -> Option<Dtype> {
+    match d {
+        safetensors::Dtype::I64 => Some(Dtype::I64),
+        safetensors::Dtype::I32 => Some(Dtype::I32),
+        safetensors::Dtype::U8 => Some(Dtype::U8),
+        safetensors::Dtype::BOOL => Some(Dtype::Bool),
+        _ => None,
     }
 }
 
@@ -385,13 +385,8 @@ impl WeightFile {
                     (Dtype::F32, f32_to_floats(Dtype::F32, &values).unwrap_or_default())
                 }
                 None => {
-                    let dtype = match view.dtype() {
-                        safetensors::Dtype::I64 => Dtype::I64,
-                        safetensors::Dtype::I32 => Dtype::I32,
-                        safetensors::Dtype::U8 => Dtype::U8,
-                        safetensors::Dtype::BOOL => Dtype::Bool,
-                        other => return Err(self.format_error(format!("{name}: unsupported dtype {other:?}"))),
-                    };
+                    let dtype = other_dtype(view.dtype())
+                        .ok_or_else(|| self.format_error(format!("{name}: unsupported dtype {:?}", view.dtype())))?;
                     (dtype, view.data().to_vec())
                 }
             };
