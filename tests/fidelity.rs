@@ -68,13 +68,7 @@ fn resize_and_center_crop_match_torchvision_on_pil() {
 fn to_tensor_normalize_matches_torchvision() {
     let bytes = std::fs::read(fixtures().join("normalize.safetensors")).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let expect: Vec<f32> = st
-        .tensor("input")
-        .unwrap()
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect();
+    let (_, expect) = util::f32_tensor(&st, "input");
     let crop = TestTransform {
         res: 128,
         crop_ratio: 0.875,

@@ -8,16 +8,10 @@ use fixres::data::{Interpolation, TestTransform};
 use fixres::finetune::{Sgd, Trainable};
 use fixres::model::input_batch;
 use fixres::model::resnet::ResNet;
-use util::{fixtures, load, photo};
+use util::{f32_tensor, fixtures, load, photo, relative_error};
 
 fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
     t.to_data().try_to_vec::<f32>().unwrap()
-}
-
-fn relative_error(ours: &[f32], theirs: &[f32]) -> f32 {
-    assert_eq!(ours.len(), theirs.len());
-    let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
 }
 
 #[test]
@@ -29,14 +23,7 @@ fn three_sgd_steps_match_pytorch() {
     let labels: Vec<usize> = serde_json::from_str(&meta["labels"]).unwrap();
     let res: usize = meta["res"].parse().unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let reference = |key: &str| -> Vec<f32> {
-        st.tensor(key)
-            .unwrap()
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect()
-    };
+    let reference = |key: &str| f32_tensor(&st, key).1;
 
     let device = Device::flex();
     let (net, _) = ResNet::load(&fixtures().join("models/resnet18_narrow.safetensors"), &device).unwrap();

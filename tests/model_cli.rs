@@ -2,16 +2,7 @@
 
 mod util;
 
-use util::{fixres, fixtures, photo};
-
-fn f32s(st: &safetensors::SafeTensors<'_>, key: &str) -> Vec<f32> {
-    st.tensor(key)
-        .unwrap()
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
-}
+use util::{f32_tensor, fixres, fixtures, photo, relative_error};
 
 fn weights() -> String {
     fixtures()
@@ -59,10 +50,9 @@ fn features_match_pytorch() {
     let refs = reference();
     let theirs = safetensors::SafeTensors::deserialize(&refs).unwrap();
     for (key, ref_key) in [("pooled", "pooled_160"), ("logits", "logits_160")] {
-        let (a, b) = (f32s(&ours, key), f32s(&theirs, ref_key));
-        let scale = b.iter().fold(0f32, |m, x| m.max(x.abs()));
-        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        assert!(worst / scale <= 1e-4, "{key}: {worst} of {scale}");
+        let (a, b) = (f32_tensor(&ours, key).1, f32_tensor(&theirs, ref_key).1);
+        let err = relative_error(&a, &b);
+        assert!(err <= 1e-4, "{key}: relative error {err}");
     }
 }
 
@@ -97,7 +87,7 @@ fn eval_scores_a_dataset_as_pytorch_would() {
     // The reference holds the photos in the order rocket, grace_hopper, chelsea; ImageFolder
     // orders them by class: c0 rocket, c3 grace_hopper, c5 chelsea — the same order.
     for (r, k) in [160, 224].iter().enumerate() {
-        let logits = f32s(&theirs, &format!("logits_{k}"));
+        let logits = f32_tensor(&theirs, &format!("logits_{k}")).1;
         let (mut top1, mut top5) = (0, 0);
         for (i, (_, target)) in placed.iter().enumerate() {
             let row = &logits[i * 10..(i + 1) * 10];
@@ -209,10 +199,9 @@ fn f16_conversion_halves_the_file_and_still_matches_pytorch_closely() {
     let ours = safetensors::SafeTensors::deserialize(&ours).unwrap();
     let refs = reference();
     let theirs = safetensors::SafeTensors::deserialize(&refs).unwrap();
-    let (a, b) = (f32s(&ours, "logits"), f32s(&theirs, "logits_160"));
-    let scale = b[..10].iter().fold(0f32, |m, x| m.max(x.abs()));
-    let worst = a.iter().zip(&b[..10]).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-    assert!(worst / scale <= 1e-2, "f16 weights: {worst} of {scale}");
+    let (a, b) = (f32_tensor(&ours, "logits").1, f32_tensor(&theirs, "logits_160").1);
+    let err = relative_error(&a, &b[..10]);
+    assert!(err <= 1e-2, "f16 weights: relative error {err}");
 }
 
 #[test]

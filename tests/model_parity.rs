@@ -9,7 +9,7 @@ use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
 use fixres::data::{Interpolation, TestTransform};
 use fixres::model::resnet::ResNet;
 use fixres::model::{input_batch, rows};
-use util::{fixtures, load, photo};
+use util::{f32_tensor, fixtures, load, photo, relative_error};
 
 fn reference(name: &str) -> (Vec<u8>, Vec<String>, Vec<usize>) {
     let bytes = std::fs::read(fixtures().join("models").join(format!("{name}__reference.safetensors"))).unwrap();
@@ -18,24 +18,6 @@ fn reference(name: &str) -> (Vec<u8>, Vec<String>, Vec<usize>) {
     let photos: Vec<String> = serde_json::from_str(&meta["photos"]).unwrap();
     let res: Vec<usize> = serde_json::from_str(&meta["resolutions"]).unwrap();
     (bytes, photos, res)
-}
-
-fn f32s(st: &safetensors::SafeTensors<'_>, key: &str) -> (Vec<usize>, Vec<f32>) {
-    let t = st.tensor(key).unwrap();
-    (
-        t.shape().to_vec(),
-        t.data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect(),
-    )
-}
-
-/// Largest |ours − theirs| relative to the largest |theirs|.
-fn relative_error(ours: &[f32], theirs: &[f32]) -> f32 {
-    assert_eq!(ours.len(), theirs.len());
-    let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
-    ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
 }
 
 /// Runs `forward` on the reference photos at each reference resolution and compares pooled
@@ -64,13 +46,13 @@ fn compare(
         let out = forward(input_batch(&batch, IMAGENET_MEAN, IMAGENET_STD, device));
         for (what, tensor) in [("pooled", &out.pooled), ("logits", &out.logits)] {
             let ours: Vec<f32> = rows(tensor).unwrap().concat();
-            let (shape, theirs) = f32s(&st, &format!("{what}_{k}"));
+            let (shape, theirs) = f32_tensor(&st, &format!("{what}_{k}"));
             assert_eq!(tensor.dims().to_vec(), shape, "{name} {what} at {k}");
             let err = relative_error(&ours, &theirs);
             println!("{name} {what} at {k}: relative error {err:.2e}");
             assert!(err <= 1e-4, "{name} {what} at {k}: relative error {err}");
         }
-        logits.push((k, rows(&out.logits).unwrap(), f32s(&st, &format!("logits_{k}")).1));
+        logits.push((k, rows(&out.logits).unwrap(), f32_tensor(&st, &format!("logits_{k}")).1));
     }
     logits
 }

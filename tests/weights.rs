@@ -22,14 +22,7 @@ fn tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
         .tensors()
         .into_iter()
         .filter(|(_, t)| t.dtype() == safetensors::Dtype::F32)
-        .map(|(name, t)| {
-            let values = t
-                .data()
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-                .collect();
-            (name, t.shape().to_vec(), values)
-        })
+        .map(|(name, t)| (name, t.shape().to_vec(), util::le_f32s(t.data())))
         .collect();
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out

@@ -157,7 +157,7 @@ fn preprocess(args: &PreprocessBenchArgs) -> anyhow::Result<ExitCode> {
 fn forward(args: &ForwardBenchArgs) -> anyhow::Result<ExitCode> {
     use burn::tensor::{Tensor, TensorData};
     let backend = choose(args.device)?;
-    let model = Model::load(&args.weights, &backend.device)?;
+    let model = super::warn(Model::load(&args.weights, &backend.device)?);
     let mut rng = SeededRng::new(0);
     let mut results = Vec::new();
     for &k in &args.res {

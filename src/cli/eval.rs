@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
-use super::{RunArgs, parse_res, print_json, progress_bar};
+use super::{RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
 use crate::data::{Check, DecodeLimits, ImageFolder, Skip};
 use crate::eval::{StatsAccumulator, class_map, run_model, top_k};
@@ -33,10 +33,7 @@ pub struct EvalArgs {
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let backend = choose(args.run.device)?;
-    let model = Model::load(&args.weights, &backend.device)?;
-    for w in &model.warnings {
-        eprintln!("warning: {w}");
-    }
+    let model = warn(Model::load(&args.weights, &backend.device)?);
     let mut folder = ImageFolder::scan(&args.data, Check::List, DecodeLimits::default())?;
     let labels = class_map(&folder.classes, &model)
         .map_err(|why| anyhow::anyhow!("{}: cannot score this dataset: {why}", args.data.display()))?;

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
-use super::{RunArgs, parse_res, print_json, progress_bar};
+use super::{RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
 use crate::data::{Check, DecodeLimits, ImageFolder};
 use crate::eval::run_model;
@@ -41,10 +41,7 @@ pub struct FeaturesArgs {
 
 pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     let backend = choose(args.run.device)?;
-    let model = Model::load(&args.weights, &backend.device)?;
-    for w in &model.warnings {
-        eprintln!("warning: {w}");
-    }
+    let model = warn(Model::load(&args.weights, &backend.device)?);
     let (files, mut skipped) = match &args.data {
         Some(dir) => {
             let folder = ImageFolder::scan(dir, Check::List, DecodeLimits::default())?;

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use rayon::prelude::*;
 use serde_json::json;
 
-use super::{RunArgs, parse_res, print_json, progress_bar};
+use super::{RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
 use crate::data::{
     Check, DecodeLimits, ImageFolder, RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform,
@@ -139,10 +139,7 @@ fn seeded_split(folder: &ImageFolder, seed: u64) -> (Vec<usize>, Vec<usize>) {
         let mut idx: Vec<usize> = (0..folder.samples.len())
             .filter(|&i| folder.samples[i].class == class)
             .collect();
-        let mut rng = SeededRng::for_item(seed, class as u64);
-        for i in (1..idx.len()).rev() {
-            idx.swap(i, rng.below(i as u64 + 1) as usize);
-        }
+        SeededRng::for_item(seed, class as u64).shuffle(&mut idx);
         for (j, i) in idx.into_iter().enumerate() {
             if j % 5 == 4 { val.push(i) } else { train.push(i) }
         }
@@ -152,10 +149,7 @@ fn seeded_split(folder: &ImageFolder, seed: u64) -> (Vec<usize>, Vec<usize>) {
 
 fn shuffled(split: Split, seed: u64) -> Split {
     let mut order: Vec<usize> = (0..split.images.len()).collect();
-    let mut rng = SeededRng::new(seed);
-    for i in (1..order.len()).rev() {
-        order.swap(i, rng.below(i as u64 + 1) as usize);
-    }
+    SeededRng::new(seed).shuffle(&mut order);
     let mut images: Vec<Option<RgbImage>> = split.images.into_iter().map(Some).collect();
     Split {
         labels: order.iter().map(|&i| split.labels[i]).collect(),
@@ -181,10 +175,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
     let backend = choose(args.run.device)?;
     let device = &backend.device;
     let file = WeightFile::open(&args.weights)?;
-    let model = Model::from_file(&file, device)?;
-    for w in &model.warnings {
-        eprintln!("warning: {w}");
-    }
+    let model = warn(Model::from_file(&file, device)?);
     let (train_split, val_split, (n_classes, unreadable)) =
         if args.data.join("train").is_dir() && args.data.join("val").is_dir() {
             let train = ImageFolder::scan(&args.data.join("train"), Check::List, DecodeLimits::default())?;
@@ -282,10 +273,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         let augment = |img: &RgbImage, i: usize| train_t.apply(img, &mut SeededRng::for_item(seed, i as u64)).image;
         let mut losses = Vec::new();
         let mut batch_order: Vec<usize> = (0..n_batches).collect();
-        let mut rng = SeededRng::for_item(args.seed, epoch as u64);
-        for i in (1..batch_order.len()).rev() {
-            batch_order.swap(i, rng.below(i as u64 + 1) as usize);
-        }
+        SeededRng::for_item(args.seed, epoch as u64).shuffle(&mut batch_order);
         for b in batch_order {
             let trunk = &match (&mut cache, args.da) {
                 (Some(c), _) => c.get(b, device)?,

@@ -164,6 +164,14 @@ fn progress_bar(total: u64, what: &str) -> indicatif::ProgressBar {
     bar
 }
 
+/// Prints a loaded model's warnings (NaN weights, ...) on stderr, once, and hands it on.
+fn warn(model: crate::model::Model) -> crate::model::Model {
+    for w in &model.warnings {
+        eprintln!("warning: {w}");
+    }
+    model
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {

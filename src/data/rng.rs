@@ -60,6 +60,13 @@ impl SeededRng {
         }
     }
 
+    /// Fisher–Yates shuffle of `items`.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            items.swap(i, self.below(i as u64 + 1) as usize);
+        }
+    }
+
     /// A generator for item `index` of a run seeded with `seed`: independent of the order in which
     /// items are processed, so parallel and sequential runs give the same crops.
     #[must_use]
@@ -89,6 +96,15 @@ mod tests {
         let c = SeededRng::new(8).next_u64();
         assert_eq!(a, b);
         assert_ne!(a[0], c);
+    }
+
+    #[test]
+    fn shuffle_permutes() {
+        let mut v: Vec<u32> = (0..50).collect();
+        SeededRng::new(4).shuffle(&mut v);
+        assert_ne!(v, (0..50).collect::<Vec<_>>());
+        v.sort_unstable();
+        assert_eq!(v, (0..50).collect::<Vec<_>>());
     }
 
     #[test]

@@ -91,3 +91,24 @@ pub fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     out.extend_from_slice(&crc32(&body).to_be_bytes());
     out
 }
+
+/// A little-endian f32 buffer as values.
+pub fn le_f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// An f32 tensor of a safetensors file: shape and values.
+pub fn f32_tensor(st: &safetensors::SafeTensors<'_>, key: &str) -> (Vec<usize>, Vec<f32>) {
+    let t = st.tensor(key).unwrap_or_else(|e| panic!("{key}: {e}"));
+    (t.shape().to_vec(), le_f32s(t.data()))
+}
+
+/// Largest |ours − theirs| relative to the largest |theirs|.
+pub fn relative_error(ours: &[f32], theirs: &[f32]) -> f32 {
+    assert_eq!(ours.len(), theirs.len());
+    let scale = theirs.iter().fold(0f32, |m, v| m.max(v.abs())).max(1e-12);
+    ours.iter().zip(theirs).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max) / scale
+}
