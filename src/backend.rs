@@ -35,17 +35,23 @@ impl Serialize for Backend {
     }
 }
 
-/// The wgpu adapters on this machine: `(name, type)`.
+/// The wgpu adapters on this machine: `(name, type)`. Enumerated once per process (it loads the
+/// Vulkan drivers, which takes a while and may print to stderr).
 #[must_use]
 pub fn adapters() -> Vec<(String, wgpu::DeviceType)> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
-        .into_iter()
-        .map(|a| {
-            let info = a.get_info();
-            (format!("{} ({:?})", info.name, info.backend), info.device_type)
+    static FOUND: std::sync::OnceLock<Vec<(String, wgpu::DeviceType)>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+            pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
+                .into_iter()
+                .map(|a| {
+                    let info = a.get_info();
+                    (format!("{} ({:?})", info.name, info.backend), info.device_type)
+                })
+                .collect()
         })
-        .collect()
+        .clone()
 }
 
 fn cpu() -> Backend {

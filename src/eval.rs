@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::data::{DecodeError, DecodeLimits, RgbImage, SeededRng, TestTransform, decode_file};
-use crate::model::{Model, input_batch, rows};
+use crate::model::{Model, Recipe, input_batch, rows};
 use crate::size::{Quantile, quantile};
 
 /// One decoded batch: the indices (into the input list) that decoded, their inputs per
@@ -20,19 +20,20 @@ struct Batch {
     failed: Vec<DecodeError>,
 }
 
-/// Runs `model` over `files` at each of `resolutions`, calling `on_output(res_index, indices,
-/// pooled rows, logit rows)` per batch and `progress(done, total)` as batches finish.
-/// Returns the files that could not be decoded.
+/// Runs `model` over `files` at each of `resolutions` (test transform and normalisation from `recipe`), calling `on_output(res_index, indices,
+/// pooled rows, logit rows)` per batch and `progress(done, total)` as batches finish; `progress`
+/// returning false stops the run early (cancellation). Returns the files that could not be decoded.
+#[allow(clippy::too_many_arguments)] // what to run, on what, and two callbacks: a struct would only rename them
 pub fn run_model(
     model: &Model,
+    recipe: Recipe,
     device: &burn::tensor::Device,
     files: &[PathBuf],
     resolutions: &[usize],
     batch_size: usize,
     mut on_output: impl FnMut(usize, &[usize], Vec<Vec<f32>>, Vec<Vec<f32>>),
-    mut progress: impl FnMut(usize, usize),
+    mut progress: impl FnMut(usize, usize) -> bool,
 ) -> anyhow::Result<Vec<DecodeError>> {
-    let recipe = model.recipe;
     let transforms: Vec<TestTransform> = resolutions
         .iter()
         .map(|&res| TestTransform {
@@ -88,7 +89,9 @@ pub fn run_model(
                     on_output(r, &batch.indices, rows(&out.pooled)?, rows(&out.logits)?);
                 }
             }
-            progress(done, files.len());
+            if !progress(done, files.len()) {
+                break; // dropping the receiver stops the decoding thread at its next send
+            }
         }
         Ok(())
     })?;

@@ -45,6 +45,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(files.len() as u64, "eval");
     let failed = run_model(
         &model,
+        model.recipe,
         &backend.device,
         &files,
         &args.res,
@@ -58,7 +59,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 scored[r] += 1;
             }
         },
-        |done, _| bar.set_position(done as u64),
+        |done, _| {
+            bar.set_position(done as u64);
+            true
+        },
     )?;
     bar.finish_and_clear();
     folder.skipped.extend(failed.into_iter().map(Skip::Image));

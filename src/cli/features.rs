@@ -57,6 +57,7 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(files.len() as u64, "features");
     let failed = run_model(
         &model,
+        model.recipe,
         &backend.device,
         &files,
         &[args.res],
@@ -67,7 +68,10 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
                 logits[i] = Some(l);
             }
         },
-        |done, _| bar.set_position(done as u64),
+        |done, _| {
+            bar.set_position(done as u64);
+            true
+        },
     )?;
     bar.finish_and_clear();
     skipped.extend(failed.into_iter().map(crate::data::Skip::Image));

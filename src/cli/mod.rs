@@ -30,6 +30,9 @@ pub struct Cli {
     /// GUI: open these weights instead of the embedded model.
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// GUI: start from default settings, neither reading nor saving the stored ones.
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 /// The headless jobs.
@@ -178,6 +181,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         None => crate::app::run(crate::app::Startup {
             data: cli.data,
             weights: cli.weights,
+            fresh: cli.fresh,
         }),
         Some(Command::Size(args)) => size::run(&args),
         Some(Command::Preprocess(args)) => preprocess::run(&args),

@@ -282,10 +282,23 @@ pub struct TrainSample {
 impl TrainTransform {
     /// Samples a crop, resizes it to `res`×`res`, maybe flips it.
     pub fn apply(&self, img: &RgbImage, rng: &mut SeededRng) -> TrainSample {
-        let b = self.crop.sample(img.width(), img.height(), rng);
+        let (crop, flipped) = self.sample_params(img.width(), img.height(), rng);
+        self.apply_params(img, crop, flipped)
+    }
+
+    /// The random draws of `apply` for a `width`×`height` image, in the same order (the crop,
+    /// then the flip), so a view can draw the boxes at once and render the crops later.
+    pub fn sample_params(&self, width: usize, height: usize, rng: &mut SeededRng) -> (CropBox, bool) {
+        let b = self.crop.sample(width, height, rng);
+        let flipped = self.hflip && rng.next_f64() < 0.5;
+        (b, flipped)
+    }
+
+    /// `apply` with its draws given.
+    #[must_use]
+    pub fn apply_params(&self, img: &RgbImage, b: CropBox, flipped: bool) -> TrainSample {
         let cropped = crop(img, b.top as i64, b.left as i64, b.height, b.width);
         let mut image = resize(&cropped, self.res, self.res, self.interpolation);
-        let flipped = self.hflip && rng.next_f64() < 0.5;
         if flipped {
             image = hflip(&image);
         }

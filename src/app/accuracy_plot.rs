@@ -1,0 +1,305 @@
+//! Top-1 / top-5 against test resolution on a labelled dataset, as plot and table. Each image is
+//! decoded once and resampled for every resolution of the sweep. Curves are kept per model, so a
+//! fine-tuned model's curve overlays the original's.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use eframe::egui;
+use egui_plot::{Line, LineStyle, Plot, VLine};
+
+use super::size_plot::{export_buttons, legend};
+use super::{Command, LoadedModel, Shared};
+use crate::eval::{class_map, run_model, top_k};
+use crate::jobs::Latest;
+use crate::model::Recipe;
+
+/// Images per model batch.
+const BATCH: usize = 16;
+const PALETTE: [egui::Color32; 4] = [
+    egui::Color32::from_rgb(60, 170, 255),
+    egui::Color32::from_rgb(255, 150, 30),
+    egui::Color32::from_rgb(80, 220, 100),
+    egui::Color32::from_rgb(220, 90, 200),
+];
+
+/// One model's sweep on one dataset.
+struct Curve {
+    model_name: String,
+    res: Vec<usize>,
+    top1: Vec<usize>,
+    top5: Vec<usize>,
+    scored: Vec<usize>,
+    done: usize,
+    total: usize,
+    complete: bool,
+    failed: usize,
+}
+
+impl Curve {
+    fn accuracy(&self, i: usize) -> (f64, f64) {
+        let n = self.scored[i].max(1) as f64;
+        (self.top1[i] as f64 / n, self.top5[i] as f64 / n)
+    }
+}
+
+enum Event {
+    Batch {
+        res_index: usize,
+        top1: usize,
+        top5: usize,
+        scored: usize,
+    },
+    Progress {
+        done: usize,
+    },
+    Done {
+        failed: usize,
+    },
+    Failed(String),
+}
+
+/// The view's state.
+#[derive(Default)]
+pub struct AccuracyView {
+    /// By (dataset id, model id).
+    curves: BTreeMap<(u64, u64), Curve>,
+    job: Latest<Event>,
+    job_key: Option<(u64, u64)>,
+    error: Option<String>,
+}
+
+impl AccuracyView {
+    /// The running job, for the status bar.
+    pub fn jobs(&self) -> Vec<String> {
+        match (self.job.running(), self.job_key.and_then(|k| self.curves.get(&k))) {
+            (Some(_), Some(c)) => vec![format!("accuracy sweep {}/{} images", c.done, c.total)],
+            (Some(_), None) => vec!["accuracy sweep".to_owned()],
+            _ => Vec::new(),
+        }
+    }
+
+    fn drain(&mut self) {
+        let Some(key) = self.job_key else {
+            return;
+        };
+        for event in self.job.drain() {
+            let Some(c) = self.curves.get_mut(&key) else {
+                continue;
+            };
+            match event {
+                Event::Batch {
+                    res_index,
+                    top1,
+                    top5,
+                    scored,
+                } => {
+                    c.top1[res_index] += top1;
+                    c.top5[res_index] += top5;
+                    c.scored[res_index] += scored;
+                }
+                Event::Progress { done } => c.done = done,
+                Event::Done { failed } => {
+                    c.complete = true;
+                    c.failed = failed;
+                }
+                Event::Failed(e) => self.error = Some(e),
+            }
+        }
+    }
+
+    /// Starts the sweep for the open model and dataset.
+    fn start(&mut self, shared: &Shared<'_>, model: &Arc<LoadedModel>) {
+        let Some(dataset) = shared.dataset else {
+            return;
+        };
+        let labels = match class_map(&dataset.folder.classes, &model.model) {
+            Ok(l) => l,
+            Err(why) => {
+                self.error = Some(format!("cannot score this dataset with this model: {why}"));
+                return;
+            }
+        };
+        self.error = None;
+        let resolutions = shared.settings.sweep_resolutions();
+        let files: Vec<PathBuf> = dataset.folder.samples.iter().map(|s| s.path.clone()).collect();
+        let targets: Vec<usize> = dataset.folder.samples.iter().map(|s| labels[s.class]).collect();
+        let key = (dataset.id, model.id);
+        let n = resolutions.len();
+        self.curves.insert(
+            key,
+            Curve {
+                model_name: model.name(),
+                res: resolutions.clone(),
+                top1: vec![0; n],
+                top5: vec![0; n],
+                scored: vec![0; n],
+                done: 0,
+                total: files.len(),
+                complete: false,
+                failed: 0,
+            },
+        );
+        self.job_key = Some(key);
+        let recipe = Recipe {
+            crop_ratio: shared.settings.crop_ratio,
+            interpolation: shared.settings.interpolation,
+            ..model.model.recipe
+        };
+        let model = Arc::clone(model);
+        let _ = self.job.start("accuracy-sweep", shared.wake.clone(), move |r| {
+            let result = run_model(
+                &model.model,
+                recipe,
+                &model.backend.device,
+                &files,
+                &resolutions,
+                BATCH,
+                |res_index, indices, _, logits| {
+                    let (mut top1, mut top5) = (0, 0);
+                    for (&i, l) in indices.iter().zip(&logits) {
+                        let best = top_k(l, 5);
+                        top1 += usize::from(best.first() == Some(&targets[i]));
+                        top5 += usize::from(best.contains(&targets[i]));
+                    }
+                    r.send(Event::Batch {
+                        res_index,
+                        top1,
+                        top5,
+                        scored: indices.len(),
+                    });
+                },
+                |done, _| r.send(Event::Progress { done }),
+            );
+            match result {
+                Ok(failed) => drop(r.send(Event::Done { failed: failed.len() })),
+                Err(e) => drop(r.send(Event::Failed(format!("accuracy sweep: {e:#}")))),
+            }
+        });
+    }
+
+    /// Draws the controls, plot and table.
+    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
+        self.drain();
+        let mut out = Vec::new();
+        let Some(dataset) = shared.dataset else {
+            ui.strong("Accuracy vs test resolution");
+            return out;
+        };
+        let shown: Vec<(&(u64, u64), &Curve)> = self.curves.iter().filter(|(k, _)| k.0 == dataset.id).collect();
+        ui.horizontal(|ui| {
+            ui.strong("Accuracy vs test resolution");
+            out.extend(export_buttons(ui, "accuracy", || csv(&shown)));
+        });
+        let (mut from, mut to, mut step) = shared.settings.sweep;
+        ui.horizontal(|ui| {
+            ui.add(egui::DragValue::new(&mut from).range(32..=1024).prefix("from "));
+            ui.add(egui::DragValue::new(&mut to).range(32..=1024).prefix("to "));
+            ui.add(egui::DragValue::new(&mut step).range(1..=256).prefix("step "));
+        });
+        if (from, to, step) != shared.settings.sweep {
+            out.push(Command::SetSweep((from, to, step)));
+        }
+        let running = self.job.running().is_some();
+        ui.horizontal(|ui| {
+            if let Some(model) = shared.model
+                && ui
+                    .add_enabled(!running, egui::Button::new("Run sweep"))
+                    .on_hover_text(format!(
+                        "{} images × {} resolutions",
+                        dataset.folder.samples.len(),
+                        shared.settings.sweep_resolutions().len()
+                    ))
+                    .clicked()
+            {
+                self.start(shared, model);
+            }
+            if running && ui.button("Cancel").clicked() {
+                self.job.cancel();
+            }
+        });
+        if let Some(e) = &self.error {
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+        // `start` above may have added a curve: list again.
+        let shown: Vec<(&(u64, u64), &Curve)> = self.curves.iter().filter(|(k, _)| k.0 == dataset.id).collect();
+        let plot = Plot::new("accuracy")
+            .height(240.0)
+            .legend(legend())
+            .x_axis_label("K_test")
+            .include_y(0.0)
+            .include_y(1.0)
+            .allow_scroll(false)
+            .show(ui, |p| {
+                for (i, (_, c)) in shown.iter().enumerate() {
+                    let color = PALETTE[i % PALETTE.len()];
+                    let measured: Vec<usize> = (0..c.res.len()).filter(|&j| c.scored[j] > 0).collect();
+                    let top1: Vec<[f64; 2]> = measured.iter().map(|&j| [c.res[j] as f64, c.accuracy(j).0]).collect();
+                    let top5: Vec<[f64; 2]> = measured.iter().map(|&j| [c.res[j] as f64, c.accuracy(j).1]).collect();
+                    p.line(Line::new(format!("{} top-1", c.model_name), top1).color(color));
+                    p.line(
+                        Line::new(format!("{} top-5", c.model_name), top5)
+                            .color(color)
+                            .style(LineStyle::dashed_loose()),
+                    );
+                }
+                p.vline(VLine::new("K_test", shared.settings.test_res as f64).color(egui::Color32::RED));
+            })
+            .response;
+        let current = shared.model.and_then(|m| self.curves.get(&(dataset.id, m.id)));
+        if let Some(c) = current {
+            if !c.complete {
+                ui.horizontal(|ui| {
+                    if self.job.running().is_some() {
+                        ui.spinner();
+                    }
+                    ui.label(format!("{}/{} images", c.done, c.total));
+                });
+            } else if c.failed > 0 {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    format!("{} images could not be decoded", c.failed),
+                );
+            }
+            egui::ScrollArea::vertical()
+                .id_salt("acc-table")
+                .max_height(220.0)
+                .show(ui, |ui| {
+                    egui::Grid::new("acc-grid").striped(true).show(ui, |ui| {
+                        for h in ["K_test", "top-1", "top-5", "images"] {
+                            ui.strong(h);
+                        }
+                        ui.end_row();
+                        for j in 0..c.res.len() {
+                            let (t1, t5) = c.accuracy(j);
+                            ui.label(c.res[j].to_string());
+                            ui.label(format!("{:.1} %", 100.0 * t1));
+                            ui.label(format!("{:.1} %", 100.0 * t5));
+                            ui.label(c.scored[j].to_string());
+                            ui.end_row();
+                        }
+                    });
+                });
+        } else {
+            ui.weak("Run the sweep to measure this model at each test resolution.");
+        }
+        for c in &mut out {
+            if let Command::ExportPng { rect: r, .. } = c {
+                *r = plot.rect;
+            }
+        }
+        out
+    }
+}
+
+fn csv(curves: &[(&(u64, u64), &Curve)]) -> String {
+    let mut s = String::from("model,k_test,top1,top5,images\n");
+    for (_, c) in curves {
+        for j in 0..c.res.len() {
+            let (t1, t5) = c.accuracy(j);
+            s += &format!("{},{},{t1},{t5},{}\n", c.model_name, c.res[j], c.scored[j]);
+        }
+    }
+    s
+}

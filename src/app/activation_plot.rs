@@ -1,0 +1,394 @@
+//! Pooled activations (paper §3.2) of a sample of the dataset at the current K_test, over the
+//! same at K_train: histogram, CDF and a table. Computed in the background, batch by batch (the
+//! plot fills in as batches finish); moving a slider cancels the run for the old value.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use eframe::egui;
+use egui_plot::{Line, Plot};
+
+use super::size_plot::{export_buttons, legend};
+use super::{Command, LoadedModel, Shared};
+use crate::data::{Interpolation, SeededRng};
+use crate::eval::{PooledStats, StatsAccumulator, run_model};
+use crate::jobs::Latest;
+use crate::model::Recipe;
+use crate::size::quantile;
+
+/// Histogram bins.
+const BINS: usize = 40;
+/// Images per model batch.
+const BATCH: usize = 16;
+/// Finished results kept (each is one resolution's values).
+const KEEP: usize = 48;
+const TEST_COLOR: egui::Color32 = egui::Color32::from_rgb(60, 170, 255);
+const TRAIN_COLOR: egui::Color32 = egui::Color32::from_rgb(255, 150, 30);
+
+/// What one set of activations depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Key {
+    model: u64,
+    dataset: u64,
+    res: usize,
+    crop_ratio_bits: u64,
+    interpolation: Interpolation,
+    images: usize,
+}
+
+/// Activations at one resolution, complete or filling in.
+#[derive(Default)]
+struct Entry {
+    values: Vec<f32>,
+    stats: Option<PooledStats>,
+    /// Sorted values, for the CDF and common histogram bins.
+    sorted: Vec<f64>,
+    images: usize,
+    total: usize,
+    complete: bool,
+}
+
+enum Event {
+    Batch { key: Key, values: Vec<f32>, images: usize },
+    Done { key: Key, failed: usize },
+    Failed(String),
+}
+
+/// The view's state.
+#[derive(Default)]
+pub struct ActivationView {
+    entries: HashMap<Key, Entry>,
+    job: Latest<Event>,
+    job_keys: Vec<Key>,
+    note: Option<String>,
+}
+
+impl ActivationView {
+    /// The running job, for the status bar.
+    pub fn jobs(&self) -> Vec<String> {
+        let Some(key) = self.job_keys.first() else {
+            return Vec::new();
+        };
+        match (self.job.running(), self.entries.get(key)) {
+            (Some(_), Some(e)) => vec![format!("activations {}/{} images", e.images, e.total)],
+            (Some(_), None) => vec!["activations".to_owned()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Resolutions with finished statistics, sorted.
+    pub fn complete_resolutions(&self) -> Vec<usize> {
+        let mut out: Vec<usize> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.complete)
+            .map(|(k, _)| k.res)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Progress at the current K_test: images done, images wanted, finished.
+    pub fn progress(&self, shared: &Shared<'_>) -> Option<(usize, usize, bool)> {
+        let [test, _] = self.keys(shared)?;
+        self.entries.get(&test).map(|e| (e.images, e.total, e.complete))
+    }
+
+    /// Whether the plot is still waiting for the current settings' activations.
+    pub fn pending(&self, shared: &Shared<'_>) -> bool {
+        self.keys(shared)
+            .is_some_and(|keys| keys.iter().any(|k| self.entries.get(k).is_none_or(|e| !e.complete)))
+            && self.note.is_none()
+    }
+
+    /// The keys of the K_test and K_train activations the settings ask for.
+    fn keys(&self, shared: &Shared<'_>) -> Option<[Key; 2]> {
+        let (model, dataset) = (shared.model?, shared.dataset?);
+        let s = shared.settings;
+        let key = |res| Key {
+            model: model.id,
+            dataset: dataset.id,
+            res,
+            crop_ratio_bits: s.crop_ratio.to_bits(),
+            interpolation: s.interpolation,
+            images: s.activation_images.min(dataset.folder.samples.len()),
+        };
+        Some([key(s.test_res), key(s.train_res)])
+    }
+
+    fn update(&mut self, shared: &Shared<'_>) {
+        for event in self.job.drain() {
+            match event {
+                Event::Batch { key, values, images } => {
+                    let e = self.entries.entry(key).or_default();
+                    e.values.extend_from_slice(&values);
+                    e.images += images;
+                    let mut acc = StatsAccumulator::default();
+                    acc.extend(&e.values);
+                    e.stats = Some(acc.finish());
+                    e.sorted = e.values.iter().map(|&v| f64::from(v)).collect();
+                    e.sorted.sort_by(f64::total_cmp);
+                }
+                Event::Done { key, failed } => {
+                    if let Some(e) = self.entries.get_mut(&key) {
+                        e.complete = true;
+                    }
+                    self.note = (failed > 0).then(|| format!("{failed} images could not be decoded"));
+                }
+                Event::Failed(e) => self.note = Some(e),
+            }
+        }
+        let Some(keys) = self.keys(shared) else {
+            return;
+        };
+        let mut missing: Vec<Key> = keys
+            .iter()
+            .filter(|k| self.entries.get(k).is_none_or(|e| !e.complete))
+            .copied()
+            .collect();
+        missing.dedup();
+        // Partial results of abandoned runs go; finished ones stay, up to `KEEP`.
+        self.entries.retain(|k, e| e.complete || keys.contains(k));
+        if self.entries.len() > KEEP {
+            let old: Vec<Key> = self.entries.keys().filter(|k| !keys.contains(k)).copied().collect();
+            for k in old.into_iter().take(self.entries.len() - KEEP) {
+                self.entries.remove(&k);
+            }
+        }
+        if missing.is_empty()
+            || (self.job.running().is_some() && self.job_keys == missing)
+            || self.note.is_some() && self.job_keys == missing
+        {
+            return;
+        }
+        let (Some(model), Some(dataset)) = (shared.model, shared.dataset) else {
+            return;
+        };
+        let mut order: Vec<usize> = (0..dataset.folder.samples.len()).collect();
+        SeededRng::new(0).shuffle(&mut order);
+        let files: Vec<PathBuf> = order[..missing[0].images]
+            .iter()
+            .map(|&i| dataset.folder.samples[i].path.clone())
+            .collect();
+        for k in &missing {
+            self.entries.insert(
+                *k,
+                Entry {
+                    total: files.len(),
+                    ..Entry::default()
+                },
+            );
+        }
+        self.job_keys = missing.clone();
+        self.note = None;
+        let recipe = Recipe {
+            crop_ratio: shared.settings.crop_ratio,
+            interpolation: shared.settings.interpolation,
+            ..model.model.recipe
+        };
+        let model: Arc<LoadedModel> = Arc::clone(model);
+        let _ = self.job.start("activations", shared.wake.clone(), move |r| {
+            let resolutions: Vec<usize> = missing.iter().map(|k| k.res).collect();
+            let result = run_model(
+                &model.model,
+                recipe,
+                &model.backend.device,
+                &files,
+                &resolutions,
+                BATCH,
+                |ri, indices, pooled, _| {
+                    let values: Vec<f32> = pooled.into_iter().flatten().collect();
+                    r.send(Event::Batch {
+                        key: missing[ri],
+                        values,
+                        images: indices.len(),
+                    });
+                },
+                |_, _| !r.cancelled(),
+            );
+            match result {
+                Ok(failed) if !r.cancelled() => {
+                    for key in &missing {
+                        r.send(Event::Done {
+                            key: *key,
+                            failed: failed.len(),
+                        });
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => drop(r.send(Event::Failed(format!("activations: {e:#}")))),
+            }
+        });
+    }
+
+    /// Draws histogram, CDF and table.
+    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
+        self.update(shared);
+        let mut out = Vec::new();
+        let Some([test_key, train_key]) = self.keys(shared) else {
+            ui.strong("Pooled activations");
+            ui.label("Needs a dataset and a model.");
+            return out;
+        };
+        let series: Vec<(&str, usize, &Entry, egui::Color32)> =
+            [("K_test", test_key, TEST_COLOR), ("K_train", train_key, TRAIN_COLOR)]
+                .into_iter()
+                .filter_map(|(name, k, c)| self.entries.get(&k).map(|e| (name, k.res, e, c)))
+                .collect();
+        let top = series
+            .iter()
+            .filter(|s| !s.2.sorted.is_empty())
+            .map(|s| quantile(&s.2.sorted, 0.995))
+            .fold(0.0f64, f64::max)
+            .max(1e-6);
+        ui.horizontal(|ui| {
+            ui.strong("Pooled activations");
+            out.extend(export_buttons(ui, "activations", || csv(&series, top)));
+        });
+        match series.first() {
+            Some((_, _, e, _)) if !e.complete => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(format!("{}/{} images at K_test", e.images, e.total));
+                });
+            }
+            _ => {
+                ui.label(format!("{} images of the dataset (seeded sample)", test_key.images));
+            }
+        }
+        if let Some(note) = &self.note {
+            ui.colored_label(ui.visuals().warn_fg_color, note);
+        }
+        let hist = Plot::new("act-hist")
+            .height(180.0)
+            .legend(legend())
+            .x_axis_label("pooled activation (non-zero values)")
+            .allow_scroll(false)
+            .show(ui, |p| {
+                for (name, res, e, color) in &series {
+                    let points: Vec<[f64; 2]> = density(nonzero(&e.sorted), top)
+                        .into_iter()
+                        .flat_map(|(lo, hi, d)| [[lo, d], [hi, d]])
+                        .collect();
+                    p.line(Line::new(format!("{name} = {res}"), points).color(*color));
+                }
+            })
+            .response;
+        let cdf = Plot::new("act-cdf")
+            .height(150.0)
+            .legend(legend())
+            .include_y(0.0)
+            .include_y(1.0)
+            .allow_scroll(false)
+            .show(ui, |p| {
+                for (name, res, e, color) in &series {
+                    p.line(Line::new(format!("CDF {name} = {res}"), cdf_points(&e.sorted, top)).color(*color));
+                }
+            })
+            .response;
+        egui::Grid::new("act-table").striped(true).show(ui, |ui| {
+            for h in ["res", "mean", "std", "zeros", "q05", "median", "q95"] {
+                ui.strong(h);
+            }
+            ui.end_row();
+            for (_, res, e, color) in &series {
+                if let Some(s) = &e.stats {
+                    ui.colored_label(*color, res.to_string());
+                    for v in [s.mean, s.std] {
+                        ui.label(format!("{v:.3}"));
+                    }
+                    ui.label(format!("{:.1} %", 100.0 * s.zero_share));
+                    for q in [0.05, 0.5, 0.95] {
+                        ui.label(format!("{:.3}", quantile(&e.sorted, q)));
+                    }
+                    ui.end_row();
+                }
+            }
+        });
+        let rect = hist.rect.union(cdf.rect);
+        for c in &mut out {
+            if let Command::ExportPng { rect: r, .. } = c {
+                *r = rect;
+            }
+        }
+        out
+    }
+}
+
+/// The values above zero (a ReLU network's zeros are a spike the table reports as a share).
+fn nonzero(sorted: &[f64]) -> &[f64] {
+    &sorted[sorted.partition_point(|&v| v <= 0.0)..]
+}
+
+/// `(lo, hi, density)` bins over [0, top].
+fn density(sorted: &[f64], top: f64) -> Vec<(f64, f64, f64)> {
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    let width = top / BINS as f64;
+    let mut counts = vec![0usize; BINS];
+    for &v in sorted {
+        counts[((v / width) as usize).min(BINS - 1)] += 1;
+    }
+    let n = sorted.len() as f64;
+    counts
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| (i as f64 * width, (i + 1) as f64 * width, c as f64 / n / width))
+        .collect()
+}
+
+/// The empirical CDF at 200 points over [0, top].
+fn cdf_points(sorted: &[f64], top: f64) -> Vec<[f64; 2]> {
+    if sorted.is_empty() {
+        return Vec::new();
+    }
+    (0..=200)
+        .map(|i| {
+            let x = top * f64::from(i) / 200.0;
+            [x, sorted.partition_point(|&v| v <= x) as f64 / sorted.len() as f64]
+        })
+        .collect()
+}
+
+fn csv(series: &[(&str, usize, &Entry, egui::Color32)], top: f64) -> String {
+    let mut s = String::from("res,row,x_lo,x_hi,value\n");
+    for (_, res, e, _) in series {
+        if let Some(st) = &e.stats {
+            for (name, v) in [
+                ("mean", st.mean),
+                ("std", st.std),
+                ("zero_share", st.zero_share),
+                ("max", st.max),
+            ] {
+                s += &format!("{res},{name},,,{v}\n");
+            }
+        }
+        for (lo, hi, d) in density(nonzero(&e.sorted), top) {
+            s += &format!("{res},nonzero_density,{lo},{hi},{d}\n");
+        }
+        for [x, c] in cdf_points(&e.sorted, top) {
+            s += &format!("{res},cdf,{x},{x},{c}\n");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn density_integrates_to_one_and_cdf_ends_at_one() {
+        let sorted = vec![0.0, 0.0, 0.5, 1.0, 2.0];
+        let d = density(&sorted, 2.0);
+        let area: f64 = d.iter().map(|(lo, hi, v)| (hi - lo) * v).sum();
+        assert!((area - 1.0).abs() < 1e-12);
+        let c = cdf_points(&sorted, 2.0);
+        assert_eq!(c.first().unwrap()[1], 0.4);
+        assert_eq!(c.last().unwrap()[1], 1.0);
+        assert_eq!(nonzero(&sorted), &[0.5, 1.0, 2.0]);
+    }
+}

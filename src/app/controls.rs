@@ -1,0 +1,125 @@
+//! The right panel: resolutions, the test transform, RandomResizedCrop's ranges, interpolation.
+
+use eframe::egui;
+
+use super::{Command, Settings};
+use crate::data::Interpolation;
+use crate::size::analytic;
+
+/// Resolution range of the sliders.
+pub const RES_RANGE: std::ops::RangeInclusive<usize> = 32..=640;
+
+/// Draws the controls, changing `settings` in place.
+pub fn ui(ui: &mut egui::Ui, settings: &mut Settings) -> Vec<Command> {
+    let mut out = Vec::new();
+    ui.heading("Resolutions");
+    let (old_train, old_test) = (settings.train_res, settings.test_res);
+    ui.add(egui::Slider::new(&mut settings.train_res, RES_RANGE).text("K_train"))
+        .on_hover_text("Train resolution: RandomResizedCrop's output side");
+    ui.add(egui::Slider::new(&mut settings.test_res, RES_RANGE).text("K_test"))
+        .on_hover_text("Test resolution: the centre crop's side");
+    ui.checkbox(&mut settings.lock_ratio, "Keep K_test / K_train fixed");
+    if settings.lock_ratio {
+        keep_ratio(settings, old_train, old_test);
+    }
+    let a = analytic(&settings.size_setup());
+    ui.horizontal(|ui| {
+        ui.label(format!("Sizes match at K_test ≈ {}", a.recommended_test_res));
+        if ui
+            .small_button("Use")
+            .on_hover_text("Set K_test to the analytic recommendation")
+            .clicked()
+        {
+            settings.test_res = a.recommended_test_res.clamp(*RES_RANGE.start(), *RES_RANGE.end());
+        }
+    });
+    ui.separator();
+    ui.heading("Test transform");
+    ui.add(
+        egui::Slider::new(&mut settings.crop_ratio, 0.5..=1.0)
+            .text("crop ratio")
+            .fixed_decimals(3),
+    )
+    .on_hover_text("K_test / resize side: Resize(int(K_test / ratio)) + CenterCrop(K_test)");
+    ui.label(format!(
+        "Resize({}) + CenterCrop({})",
+        crate::data::transforms::test_resize_size(settings.test_res, settings.crop_ratio),
+        settings.test_res
+    ));
+    egui::ComboBox::from_label("interpolation")
+        .selected_text(format!("{:?}", settings.interpolation))
+        .show_ui(ui, |ui| {
+            for f in [Interpolation::Bilinear, Interpolation::Bicubic, Interpolation::Lanczos] {
+                ui.selectable_value(&mut settings.interpolation, f, format!("{f:?}"));
+            }
+        });
+    ui.separator();
+    ui.heading("RandomResizedCrop");
+    ui.add(
+        egui::Slider::new(&mut settings.scale.0, 0.01..=1.0)
+            .text("scale min")
+            .fixed_decimals(2),
+    );
+    ui.add(
+        egui::Slider::new(&mut settings.scale.1, 0.01..=1.0)
+            .text("scale max")
+            .fixed_decimals(2),
+    );
+    ui.add(
+        egui::Slider::new(&mut settings.ratio.0, 0.25..=4.0)
+            .logarithmic(true)
+            .text("ratio min")
+            .fixed_decimals(3),
+    );
+    ui.add(
+        egui::Slider::new(&mut settings.ratio.1, 0.25..=4.0)
+            .logarithmic(true)
+            .text("ratio max")
+            .fixed_decimals(3),
+    );
+    ui.horizontal(|ui| {
+        ui.add(egui::Slider::new(&mut settings.train_crops, 1..=8).text("crops"));
+    });
+    ui.horizontal(|ui| {
+        let label = ui.label("seed");
+        ui.add(egui::DragValue::new(&mut settings.seed)).labelled_by(label.id);
+        if ui.button("Resample").on_hover_text("New train crops (R)").clicked() {
+            out.push(Command::Resample);
+        }
+    });
+    if ui.button("Reset to torchvision defaults").clicked() {
+        let d = Settings::default();
+        (settings.scale, settings.ratio, settings.crop_ratio) = (d.scale, d.ratio, d.crop_ratio);
+    }
+    out
+}
+
+/// After one resolution slider moved, moves the other to keep their old ratio.
+fn keep_ratio(settings: &mut Settings, old_train: usize, old_test: usize) {
+    let clamp = |x: f64| (x.round() as usize).clamp(*RES_RANGE.start(), *RES_RANGE.end());
+    if settings.train_res != old_train {
+        settings.test_res = clamp(settings.train_res as f64 * old_test as f64 / old_train as f64);
+    } else if settings.test_res != old_test {
+        settings.train_res = clamp(settings.test_res as f64 * old_train as f64 / old_test as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locked_ratio_follows_either_slider() {
+        let mut s = Settings {
+            train_res: 128,
+            test_res: 160,
+            ..Settings::default()
+        };
+        s.train_res = 256;
+        keep_ratio(&mut s, 128, 160);
+        assert_eq!(s.test_res, 320);
+        s.test_res = 160;
+        keep_ratio(&mut s, 256, 320);
+        assert_eq!(s.train_res, 128);
+    }
+}

@@ -1,0 +1,79 @@
+//! The bottom bar: dataset, model, backend, running jobs; the skipped-files list on click.
+
+use eframe::egui;
+
+use super::{Command, Shared};
+
+/// The status bar's own state.
+#[derive(Default)]
+pub struct StatusBar {
+    show_skipped: bool,
+}
+
+impl StatusBar {
+    /// Draws the bar (and the skipped-files window when open).
+    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>, jobs: &[String]) -> Vec<Command> {
+        ui.horizontal(|ui| {
+            match shared.dataset {
+                Some(d) => {
+                    let f = &d.folder;
+                    ui.label(format!(
+                        "Dataset: {} — {} images, {} classes",
+                        d.name(),
+                        f.samples.len(),
+                        f.classes.len()
+                    ))
+                    .on_hover_text(f.root.display().to_string());
+                    if !f.skipped.is_empty()
+                        && ui
+                            .link(format!("{} skipped", f.skipped.len()))
+                            .on_hover_text("Show what was skipped and why")
+                            .clicked()
+                    {
+                        self.show_skipped = true;
+                    }
+                }
+                None => {
+                    ui.label("Dataset: none");
+                }
+            }
+            ui.separator();
+            match shared.model {
+                Some(m) => {
+                    ui.label(format!(
+                        "Model: {} ({}, {} classes)",
+                        m.name(),
+                        m.model.arch,
+                        m.model.classes
+                    ))
+                    .on_hover_text(m.path.display().to_string());
+                    ui.separator();
+                    ui.label(format!("Backend: {}", m.backend.adapter));
+                }
+                None => {
+                    ui.label("Model: none");
+                }
+            }
+            ui.separator();
+            if jobs.is_empty() {
+                ui.weak("idle");
+            } else {
+                ui.spinner();
+                ui.label(jobs.join(" · "));
+            }
+        });
+        if let Some(d) = shared.dataset {
+            egui::Window::new("Skipped files")
+                .open(&mut self.show_skipped)
+                .default_size([520.0, 300.0])
+                .show(ui.ctx(), |ui| {
+                    egui::ScrollArea::vertical().show(ui, |ui| {
+                        for skip in &d.folder.skipped {
+                            ui.label(format!("{}: {skip}", skip.path().display()));
+                        }
+                    });
+                });
+        }
+        Vec::new()
+    }
+}

@@ -1,0 +1,203 @@
+//! The explorer window, driven by egui_kittest on wgpu (lavapipe without a GPU): snapshots of
+//! the main view on the demo, the K_test slider moving the crops and plots, and opening data and
+//! weights through the same commands the dialogs and drag-and-drop send.
+//! Refresh the snapshots with `UPDATE_SNAPSHOTS=true cargo test --release --test gui`.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use eframe::egui;
+use eframe::egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use fixres::app::{Command, ExplorerApp, Startup};
+
+/// Window size of every test: fixed, so snapshots compare.
+const SIZE: [f32; 2] = [1440.0, 900.0];
+
+fn harness(startup: Startup) -> Harness<'static, ExplorerApp> {
+    let startup = Startup { fresh: true, ..startup };
+    let mut h = Harness::builder()
+        .with_size(SIZE)
+        .with_max_steps(100_000)
+        .wgpu()
+        .build_eframe(move |cc| ExplorerApp::new(cc, &startup));
+    settle(&mut h);
+    h
+}
+
+/// Steps frames until every background job has finished and the views show the current state.
+/// The limit only keeps a hung job from hanging CI; nothing is timed.
+fn settle(h: &mut Harness<'_, ExplorerApp>) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if !h.state().busy() {
+            // A few more frames: results that just arrived are laid out and drawn.
+            h.run_steps(4);
+            if !h.state().busy() {
+                return;
+            }
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "jobs still running after 10 min"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn main_view_on_the_demo() {
+    let mut h = harness(Startup::default());
+    let app = h.state();
+    let (dataset, model) = app.opened();
+    assert_eq!(dataset.expect("demo photos open").folder.samples.len(), 3);
+    assert_eq!(model.expect("demo model loads").model.arch, "efficientnet-lite0");
+    assert!(app.messages().is_empty(), "{:?}", app.messages());
+    let view = app.view_summary();
+    assert_eq!((view.test_crop_side, view.train_crop_side), (Some(224), Some(224)));
+    assert_eq!(view.activation_resolutions, vec![224]);
+    h.get_by_label("Run sweep").click();
+    settle(&mut h);
+    h.snapshot("main_view_demo");
+}
+
+/// Drags the slider named `label` from its current value to `target` (linear slider over
+/// `range`), through real pointer events.
+fn drag_slider(h: &mut Harness<'_, ExplorerApp>, label: &str, range: (f32, f32), from: f32, target: f32) {
+    let rect = h.get_by_role_and_label(Role::Slider, label).rect();
+    // The handle travels between the rail's ends less its radius (half the rail's height).
+    let radius = rect.height() / 2.0;
+    let x = |v: f32| rect.left() + radius + (v - range.0) / (range.1 - range.0) * (rect.width() - 2.0 * radius);
+    let y = rect.center().y;
+    h.drag_at(egui::pos2(x(from), y));
+    h.step();
+    for i in 1..=8 {
+        h.hover_at(egui::pos2(x(from + (target - from) * i as f32 / 8.0), y));
+        h.step();
+    }
+    h.drop_at(egui::pos2(x(target), y));
+    h.step();
+}
+
+#[test]
+fn dragging_k_test_moves_the_test_crop_and_the_plots() {
+    let mut h = harness(Startup::default());
+    let before = h.state().view_summary();
+    drag_slider(&mut h, "K_test", (32.0, 640.0), 224.0, 320.0);
+    settle(&mut h);
+    let test_res = h.state_mut().settings_mut().test_res;
+    assert!((300..=340).contains(&test_res), "K_test after the drag: {test_res}");
+    let after = h.state().view_summary();
+    assert_eq!(after.test_crop_side, Some(test_res), "the test crop follows K_test");
+    assert_eq!(after.train_crop_side, before.train_crop_side, "the train crops stay");
+    assert_eq!(
+        after.size_plot_test_res,
+        Some(test_res),
+        "the apparent-size plot follows K_test"
+    );
+    assert!(
+        after.activation_resolutions.contains(&test_res) && after.activation_resolutions.contains(&224),
+        "activations at the new K_test over K_train: {:?}",
+        after.activation_resolutions
+    );
+    h.snapshot("main_view_k_test_320");
+}
+
+#[test]
+fn keyboard_steps_through_the_images_and_resamples() {
+    let mut h = harness(Startup::default());
+    let seed = h.state_mut().settings_mut().seed;
+    h.key_press(egui::Key::N);
+    h.key_press(egui::Key::R);
+    settle(&mut h);
+    assert_eq!(h.state().view_summary().selected, 1);
+    assert_eq!(h.state_mut().settings_mut().seed, seed + 1);
+    h.key_press(egui::Key::P);
+    h.key_press(egui::Key::P);
+    settle(&mut h);
+    assert_eq!(h.state().view_summary().selected, 2, "previous wraps around");
+}
+
+/// An ImageFolder of two classes made of demo photos, with one broken file.
+fn small_folder(root: &Path) -> PathBuf {
+    let data = root.join("data");
+    for (class, photo) in [
+        ("cat", "chelsea.png"),
+        ("cup", "coffee_palette.png"),
+        ("cup", "rocket.jpg"),
+    ] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        std::fs::copy(util::photo(photo), data.join(class).join(photo)).unwrap();
+    }
+    std::fs::write(data.join("cat").join("broken.jpg"), b"not a jpeg").unwrap();
+    data
+}
+
+#[test]
+fn opening_a_folder_and_weights_by_command_as_the_dialogs_do() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_folder(tmp.path());
+    let mut h = harness(Startup::default());
+    h.state_mut().run(Command::OpenDataset(data.clone()));
+    let weights = util::fixtures().join("models/resnet18_narrow.safetensors");
+    h.state_mut().run(Command::OpenWeights(weights));
+    settle(&mut h);
+    let app = h.state();
+    let (dataset, model) = app.opened();
+    let dataset = dataset.expect("folder opened");
+    assert_eq!(dataset.folder.classes, vec!["cat", "cup"]);
+    assert_eq!(dataset.folder.samples.len(), 3);
+    assert_eq!(
+        dataset.folder.skipped.len(),
+        1,
+        "the broken file is skipped and counted"
+    );
+    assert_eq!(model.expect("weights loaded").model.arch, "resnet18");
+    assert!(app.messages().is_empty(), "{:?}", app.messages());
+    h.get_by_label_contains("1 skipped");
+}
+
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn dropping_a_folder_opens_it_and_a_bad_weights_file_is_refused_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = small_folder(tmp.path());
+    let bad = tmp.path().join("weights.safetensors");
+    std::fs::write(&bad, b"\x08\x00\x00\x00\x00\x00\x00\x00{}      ").unwrap();
+    let mut h = harness(Startup::default());
+    h.input_mut().dropped_files.push(Arc::new(Dropped(data.clone())));
+    h.input_mut().dropped_files.push(Arc::new(Dropped(bad.clone())));
+    settle(&mut h);
+    let app = h.state();
+    assert_eq!(app.opened().0.expect("dataset").opened, data);
+    assert_eq!(
+        app.opened().1.expect("the demo model stays").model.arch,
+        "efficientnet-lite0"
+    );
+    let messages = app.messages();
+    assert!(
+        messages.iter().any(|m| m.contains("weights.safetensors")),
+        "the refusal names the file: {messages:?}"
+    );
+    // The message can be dismissed.
+    h.get_all_by_label("×").next().expect("a dismiss button").click();
+    h.run_steps(2);
+    assert!(h.state().messages().is_empty());
+}
