@@ -9,19 +9,49 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use eframe::egui;
 use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT, Queryable};
 use fixres::app::{ExplorerApp, Startup, demo_photos};
 
-fn harness(startup: Startup) -> Harness<'static, ExplorerApp> {
+fn harness(startup: Startup, render: bool) -> Harness<'static, ExplorerApp> {
     let startup = Startup { fresh: true, ..startup };
     let mut h = Harness::builder()
         .with_size([1440.0, 900.0])
         .with_max_steps(1_000_000)
-        .with_render_every_step(true)
+        .with_render_every_step(render)
         .wgpu()
         .build_eframe(move |cc| ExplorerApp::new(cc, &startup));
     settle(&mut h);
     h
+}
+
+/// Milliseconds per frame over `frames` frames, K_test moving by 2 each frame when `drag`.
+fn frame_times(h: &mut Harness<'_, ExplorerApp>, drag: bool, frames: usize) -> Vec<f64> {
+    let start = h.state_mut().settings_mut().test_res;
+    let mut out: Vec<f64> = (0..frames)
+        .map(|i| {
+            if drag {
+                h.state_mut().settings_mut().test_res = start + 2 * (i + 1);
+            }
+            let t = Instant::now();
+            h.step();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    out.sort_by(f64::total_cmp);
+    out
+}
+
+fn report(what: &str, frames: &[f64]) {
+    let median = percentile(frames, 0.5);
+    println!(
+        "{what}: median {median:.2} ms, p90 {:.2} ms, max {:.2} ms ({} frames); median / 16.7 ms = {:.2}",
+        percentile(frames, 0.9),
+        frames[frames.len() - 1],
+        frames.len(),
+        median / (1000.0 / 60.0)
+    );
 }
 
 fn settle(h: &mut Harness<'_, ExplorerApp>) {
@@ -58,33 +88,73 @@ fn sixty_four_images(root: &Path) -> std::path::PathBuf {
     data
 }
 
-fn main() {
-    // 1. Frame time while dragging K_test.
-    let mut h = harness(Startup::default());
-    let mut frames = Vec::new();
-    for res in (224..=480).step_by(2) {
-        h.state_mut().settings_mut().test_res = res;
-        let t = Instant::now();
-        h.step();
-        frames.push(t.elapsed().as_secs_f64() * 1000.0);
+/// 10,000 small PNGs in 10 classes.
+fn ten_thousand_images(root: &Path) -> std::path::PathBuf {
+    let data = root.join("many");
+    for i in 0..10_000u32 {
+        let dir = data.join(format!("class{}", i % 10));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let img = image::RgbImage::from_fn(32, 24, |x, y| {
+            image::Rgb([(x * 8) as u8, (y * 10) as u8, (i % 251) as u8])
+        });
+        img.save(dir.join(format!("{i:05}.png"))).expect("write png");
     }
-    frames.sort_by(f64::total_cmp);
-    let median = percentile(&frames, 0.5);
-    println!(
-        "frame while dragging K_test ({} frames, 1440x900, wgpu renderer): median {median:.2} ms, p90 {:.2} ms, max {:.2} ms; median / 16.7 ms = {:.2}",
-        frames.len(),
-        percentile(&frames, 0.9),
-        frames[frames.len() - 1],
-        median / (1000.0 / 60.0)
-    );
+    data
+}
 
-    // 2. Activations for 64 images at a new K_test.
+fn main() {
+    // 1. Frame time while dragging K_test: the app's own work per frame (layout, plots, starting
+    //    jobs), then with the frame rendered too, then rendering an unchanged frame (the peer).
+    let mut h = harness(Startup::default(), false);
+    report("dragging K_test, app only (1440x900)", &frame_times(&mut h, true, 128));
+    let mut h = harness(Startup::default(), true);
+    report("unchanged frame, rendered (wgpu)", &frame_times(&mut h, false, 64));
+    settle(&mut h);
+    report("dragging K_test, rendered (wgpu)", &frame_times(&mut h, true, 128));
+
+    // 2. Scrolling the browser through 10,000 images (thumbnails decode in the background).
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let mut h = harness(
+        Startup {
+            data: Some(ten_thousand_images(tmp.path())),
+            ..Startup::default()
+        },
+        false,
+    );
+    h.hover_at(egui::pos2(120.0, 450.0));
+    let mut frames: Vec<f64> = (0..200)
+        .map(|_| {
+            h.event(egui::Event::MouseWheel {
+                unit: egui::MouseWheelUnit::Point,
+                delta: egui::vec2(0.0, -400.0),
+                phase: egui::TouchPhase::Move,
+                source: egui::MouseWheelSource::Wheel,
+                modifiers: egui::Modifiers::NONE,
+            });
+            let t = Instant::now();
+            h.step();
+            t.elapsed().as_secs_f64() * 1000.0
+        })
+        .collect();
+    frames.sort_by(f64::total_cmp);
+    let shown = h
+        .query_all_by_label_contains(".png")
+        .filter_map(|n| n.accesskit_node().label())
+        .next()
+        .unwrap_or_default();
+    report(&format!("scrolling 10,000 images (to {shown}), app only"), &frames);
+    drop(h);
+
+    // 3. Activations for 64 images at a new K_test.
     let tmp = tempfile::tempdir().expect("temp dir");
     let data = sixty_four_images(tmp.path());
-    let mut h = harness(Startup {
-        data: Some(data),
-        ..Startup::default()
-    });
+    let mut h = harness(
+        Startup {
+            data: Some(data),
+            ..Startup::default()
+        },
+        false,
+    );
     h.state_mut().settings_mut().activation_images = 64;
     settle(&mut h);
     for res in [288, 320] {

@@ -201,3 +201,35 @@ fn dropping_a_folder_opens_it_and_a_bad_weights_file_is_refused_with_a_message()
     h.run_steps(2);
     assert!(h.state().messages().is_empty());
 }
+
+#[test]
+fn plots_export_their_data_as_csv_and_their_pixels_as_png() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(Startup::default());
+    h.state_mut().run(Command::SetExportDir(tmp.path().to_owned()));
+    // The first CSV and PNG buttons belong to the apparent-size plot.
+    // One at a time: the message each export shows may cover a button.
+    h.get_all_by_label("CSV").next().expect("a CSV button").click();
+    settle(&mut h);
+    h.get_all_by_label("PNG").next().expect("a PNG button").click();
+    settle(&mut h);
+    h.run_steps(4);
+    let csv = std::fs::read_to_string(tmp.path().join("apparent-size.csv")).expect("CSV written");
+    let mut lines = csv.lines();
+    assert_eq!(lines.next(), Some("section,x_lo,x_hi_or_k_test,value"));
+    let bins = lines.filter(|l| l.starts_with("ratio_histogram,")).count();
+    assert_eq!(bins, 40);
+    let png = image::open(tmp.path().join("apparent-size.png"))
+        .unwrap_or_else(|e| panic!("PNG: {e}; messages: {:?}", h.state().messages()));
+    // The two plots are stacked: taller than wide-ish, and far smaller than the window.
+    assert!(
+        png.width() > 200 && png.height() > 300,
+        "{}x{}",
+        png.width(),
+        png.height()
+    );
+    assert!(png.width() < SIZE[0] as u32 / 2, "a crop of the plot, not the window");
+    let messages = h.state().messages();
+    assert_eq!(messages.len(), 2, "{messages:?}");
+    assert!(messages.iter().all(|m| m.starts_with("wrote ")), "{messages:?}");
+}

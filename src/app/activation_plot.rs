@@ -19,8 +19,10 @@ use crate::size::quantile;
 
 /// Histogram bins.
 const BINS: usize = 40;
-/// Images per model batch.
-const BATCH: usize = 16;
+/// Images per model batch (small: a cancelled run stops at the end of its batch).
+const BATCH: usize = 8;
+/// How long the settings must stay put before a run starts: dragging a slider starts none.
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
 /// Finished results kept (each is one resolution's values).
 const KEEP: usize = 48;
 const TEST_COLOR: egui::Color32 = egui::Color32::from_rgb(60, 170, 255);
@@ -61,6 +63,8 @@ pub struct ActivationView {
     entries: HashMap<Key, Entry>,
     job: Latest<Event>,
     job_keys: Vec<Key>,
+    /// The keys last asked for, and since when.
+    wanted: Option<(Vec<Key>, std::time::Instant)>,
     note: Option<String>,
 }
 
@@ -118,7 +122,7 @@ impl ActivationView {
         Some([key(s.test_res), key(s.train_res)])
     }
 
-    fn update(&mut self, shared: &Shared<'_>) {
+    fn update(&mut self, ctx: &egui::Context, shared: &Shared<'_>) {
         for event in self.job.drain() {
             match event {
                 Event::Batch { key, values, images } => {
@@ -166,6 +170,22 @@ impl ActivationView {
         let (Some(model), Some(dataset)) = (shared.model, shared.dataset) else {
             return;
         };
+        // Debounce: while a slider moves, the keys change every frame; start when they settle.
+        match &self.wanted {
+            Some((keys, since)) if *keys == missing => {
+                let waited = since.elapsed();
+                if waited < SETTLE {
+                    ctx.request_repaint_after(SETTLE - waited);
+                    return;
+                }
+            }
+            _ => {
+                self.job.cancel(); // latest wins: the old run's results are no longer wanted
+                self.wanted = Some((missing, std::time::Instant::now()));
+                ctx.request_repaint_after(SETTLE);
+                return;
+            }
+        }
         let mut order: Vec<usize> = (0..dataset.folder.samples.len()).collect();
         SeededRng::new(0).shuffle(&mut order);
         let files: Vec<PathBuf> = order[..missing[0].images]
@@ -225,7 +245,7 @@ impl ActivationView {
 
     /// Draws histogram, CDF and table.
     pub fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
-        self.update(shared);
+        self.update(ui.ctx(), shared);
         let mut out = Vec::new();
         let Some([test_key, train_key]) = self.keys(shared) else {
             ui.strong("Pooled activations");

@@ -441,22 +441,32 @@ impl ExplorerApp {
     }
 }
 
-/// The dismissable messages.
-fn messages_ui(ui: &mut egui::Ui, messages: &mut Vec<Message>) {
-    let mut dismissed = None;
-    for (i, m) in messages.iter().enumerate() {
-        ui.horizontal(|ui| {
-            let color = if m.error {
-                ui.visuals().error_fg_color
-            } else {
-                ui.visuals().text_color()
-            };
-            if ui.small_button("×").on_hover_text("Dismiss").clicked() {
-                dismissed = Some(i);
-            }
-            ui.colored_label(color, &m.text);
-        });
+/// The dismissable messages, floating over the top of the window (so they never move the views).
+fn messages_ui(ctx: &egui::Context, messages: &mut Vec<Message>) {
+    if messages.is_empty() {
+        return;
     }
+    let mut dismissed = None;
+    egui::Area::new(egui::Id::unique("messages"))
+        .anchor(egui::Align2::CENTER_TOP, [0.0, 28.0])
+        .show(ctx, |ui| {
+            egui::Frame::popup(ui.style()).show(ui, |ui| {
+                ui.set_max_width(720.0);
+                for (i, m) in messages.iter().enumerate() {
+                    ui.horizontal(|ui| {
+                        let color = if m.error {
+                            ui.visuals().error_fg_color
+                        } else {
+                            ui.visuals().text_color()
+                        };
+                        if ui.small_button("×").on_hover_text("Dismiss").clicked() {
+                            dismissed = Some(i);
+                        }
+                        ui.colored_label(color, &m.text);
+                    });
+                }
+            });
+        });
     if let Some(i) = dismissed {
         messages.remove(i);
     }
@@ -510,7 +520,6 @@ impl eframe::App for ExplorerApp {
             });
         egui::CentralPanel::default().show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
-                messages_ui(ui, messages);
                 commands.extend(crops.ui(ui, &shared));
                 ui.separator();
                 ui.columns(3, |columns| {
@@ -520,6 +529,7 @@ impl eframe::App for ExplorerApp {
                 });
             });
         });
+        messages_ui(&ctx, messages);
         // Slider changes land after drawing, so one frame draws one consistent state.
         self.settings = settings;
         for command in commands {

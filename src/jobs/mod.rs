@@ -20,6 +20,32 @@ pub fn no_wake() -> Wake {
 /// Events a job may have in flight before it waits for its owner (back-pressure).
 const CAPACITY: usize = 64;
 
+/// The thread pool jobs run their parallel work on; `None` if it could not start (then a job's
+/// parallel work runs on the global pool).
+fn pool() -> Option<&'static rayon::ThreadPool> {
+    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .thread_name(|i| format!("fixres-worker-{i}"))
+            .start_handler(|_| lower_priority())
+            .build()
+            .ok()
+    })
+    .as_ref()
+}
+
+/// Lowers the calling thread's CPU priority (nice +10), so background work never starves the UI
+/// thread: on a 2-core machine a model running at full speed would otherwise stall the frames.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority takes plain integers and touches no memory of ours; on Linux, `who = 0`
+    // with PRIO_PROCESS names the calling thread. Failing (e.g. in a sandbox) only keeps the
+    // default priority.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
 /// A shared stop flag.
 #[derive(Clone, Debug, Default)]
 pub struct Cancel(Arc<AtomicBool>);
@@ -91,7 +117,13 @@ impl<E: Send + 'static> Job<E> {
         std::thread::Builder::new()
             .name(format!("fixres-{name}"))
             .spawn(move || {
-                work(reporter);
+                lower_priority();
+                // Parallel work inside the job (decoding, the CPU backend's kernels) runs on the
+                // jobs' own pool, whose threads are also below the UI thread's priority.
+                match pool() {
+                    Some(pool) => pool.install(|| work(reporter)),
+                    None => work(reporter),
+                }
                 // The reporter is dropped now: the owner sees the channel close, and wakes to see it.
                 wake();
             })?;
