@@ -1,13 +1,35 @@
 #!/usr/bin/env bash
-# Regenerates the README screenshots: runs the release binary in a real window under Xvfb
-# (Mesa lavapipe draws it when there is no GPU) and captures it.
-# Needs: apt-get install xvfb imagemagick mesa-vulkan-drivers libvulkan1; cargo build --release.
+# Regenerates the README screenshots: runs the release binary in a real 1440x900 window under
+# Xvfb (Mesa lavapipe draws it when there is no GPU), acts on it with xdotool, and captures it.
+#   main-window.png  the embedded demo, default settings, accuracy sweep run
+#   own-folder.png   an ImageFolder made from the test photos, K_test dragged up, an object measured
+# Needs: apt-get install xvfb imagemagick xdotool mesa-vulkan-drivers libvulkan1.
+# The clicks are at fixed window coordinates (the layout at 1440x900); if the layout changes,
+# the screenshots show where they land, so look at them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bin="${CARGO_TARGET_DIR:-target}/release/fixres"
-[ -x "$bin" ] || cargo build --release
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${FIXRES_TARGET_DIR:-$HOME/.cache/fixres-target}}"
+cargo build --release
+bin="$CARGO_TARGET_DIR/release/fixres"
 tool=../shared/tools/screenshot-window
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-SHOT_SIZE=900x560 "$tool" "$tmp/main-window.png" 8 -- "$bin"
+export SHOT_SIZE=1440x900
+
+# 1. The demo: press "Run sweep" and wait for it.
+SHOT_ACTIONS='xdotool mousemove 879 348 click 1; sleep 20' \
+  "$tool" "$tmp/main-window.png" 20 -- "$bin" --fresh
 cp "$tmp/main-window.png" screenshots/main-window.png
-echo "wrote screenshots/main-window.png"
+
+# 2. A user's own ImageFolder (three classes of the test photos): drag K_test to the right,
+#    drag a box around an object, run the sweep.
+data="$tmp/my-photos"
+mkdir -p "$data/space shuttle" "$data/tabby" "$data/espresso"
+cp tests/fixtures/photos/rocket.jpg tests/fixtures/photos/hubble_tall.jpg "$data/space shuttle/"
+cp tests/fixtures/photos/chelsea.png "$data/tabby/"
+cp tests/fixtures/photos/coffee_palette.png tests/fixtures/photos/coffee_cmyk.jpg "$data/espresso/"
+SHOT_ACTIONS='xdotool mousemove 1192 82 mousedown 1 sleep 0.3 mousemove 1200 82 sleep 0.3 mousemove 1212 82 sleep 0.3 mouseup 1; sleep 1;
+  xdotool mousemove 330 100 mousedown 1 sleep 0.3 mousemove 400 180 sleep 0.3 mousemove 470 230 sleep 0.3 mouseup 1; sleep 1;
+  xdotool mousemove 886 379 click 1; sleep 30' \
+  "$tool" "$tmp/own-folder.png" 20 -- "$bin" --fresh --data "$data"
+cp "$tmp/own-folder.png" screenshots/own-folder.png
+echo "wrote screenshots/main-window.png and screenshots/own-folder.png"

@@ -309,7 +309,7 @@ impl ActivationView {
             })
             .response;
         egui::Grid::new("act-table").striped(true).show(ui, |ui| {
-            for h in ["res", "mean", "std", "zeros", "q05", "median", "q95"] {
+            for h in ["res", "mean", "std", "zeros", "median", "q95"] {
                 ui.strong(h);
             }
             ui.end_row();
@@ -320,7 +320,7 @@ impl ActivationView {
                         ui.label(format!("{v:.3}"));
                     }
                     ui.label(format!("{:.1} %", 100.0 * s.zero_share));
-                    for q in [0.05, 0.5, 0.95] {
+                    for q in [0.5, 0.95] {
                         ui.label(format!("{:.3}", quantile(&e.sorted, q)));
                     }
                     ui.end_row();

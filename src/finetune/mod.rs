@@ -8,6 +8,7 @@
 //! statistic is PyTorch's to the letter (and checked against it in tests/finetune.rs).
 
 pub mod cache;
+pub mod run;
 
 use burn::tensor::{Device, Tensor, TensorData};
 

@@ -1,0 +1,451 @@
+//! The whole FixRes fine-tune job, shared by `fixres finetune` and the GUI's fine-tune panel:
+//! data split, trunk cache, SGD epochs with validation, the accuracy-vs-resolution curve of the
+//! new model beside the old, progress events, cancellation, and export.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+
+use super::cache::TrunkCache;
+use super::{Head, Sgd, Trainable, TrunkOut};
+use crate::backend::Backend;
+use crate::data::{
+    Check, DecodeLimits, ImageFolder, RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform,
+    decode_file,
+};
+use crate::eval::class_map;
+use crate::fsutil::write_atomic;
+use crate::model::weights::WeightFile;
+use crate::model::{Model, input_batch, rows};
+
+/// Which augmentation the fine-tune data gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Augmentation {
+    /// The test transform at K_test (Resize + CenterCrop): the trunk's outputs are computed once.
+    Test,
+    /// RandomResizedCrop + flip at K_test: the trunk runs every step.
+    Train,
+}
+
+/// Learning rate against epochs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    /// The same rate throughout.
+    Constant,
+    /// ×0.1 after each third of the epochs.
+    Step,
+    /// Cosine from the rate down to 0.
+    Cosine,
+}
+
+impl Schedule {
+    /// The rate for `epoch` of `epochs`.
+    #[must_use]
+    pub fn lr(self, base: f64, epoch: usize, epochs: usize) -> f64 {
+        match self {
+            Self::Constant => base,
+            Self::Step => base * 0.1f64.powi((3 * epoch / epochs.max(1)) as i32),
+            Self::Cosine => base * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos()),
+        }
+    }
+}
+
+/// What to fine-tune, and how.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A labelled ImageFolder; with `train/` and `val/` those are used, else a seeded fifth of
+    /// each class is held out.
+    pub data: PathBuf,
+    /// K_test.
+    pub res: usize,
+    /// Passes over the training images.
+    pub epochs: usize,
+    /// Images per step (at least 2: batch statistics).
+    pub batch: usize,
+    /// Learning rate; `None`: FixRes's 8e-3 · batch / 512.
+    pub lr: Option<f64>,
+    /// What trains.
+    pub trainable: Trainable,
+    /// Augmentation of the fine-tune data.
+    pub da: Augmentation,
+    /// Memory for cached trunk outputs, in bytes; beyond it they go to a temporary file.
+    pub cache_bytes: usize,
+    /// Cache the trunk's outputs with test-time augmentation (off only for checks and benchmarks).
+    pub trunk_cache: bool,
+    /// Seed (split, shuffling, crops).
+    pub seed: u64,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Test resolutions of the before/after curve (empty: K/2 to 2K in eight steps, K included).
+    pub curve: Vec<usize>,
+}
+
+/// What a running fine-tune reports.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// A stage began (decoding, caching the trunk, the curve).
+    Stage(String),
+    /// One SGD step finished.
+    Step {
+        /// Epoch, from 0.
+        epoch: usize,
+        /// Mean loss of the step's batch.
+        loss: f32,
+        /// Training images processed so far, all epochs together.
+        images_done: usize,
+        /// Training images of the whole run.
+        images_total: usize,
+        /// Training throughput so far.
+        images_per_s: f64,
+        /// Seconds left at that rate.
+        eta_s: f64,
+    },
+    /// One epoch finished.
+    Epoch {
+        /// Epoch, from 0.
+        epoch: usize,
+        /// Mean loss.
+        loss: f32,
+        /// Validation top-1 at K_test.
+        val_top1: f64,
+    },
+}
+
+/// How a run ended.
+pub struct Outcome {
+    /// The weights to keep: the last epoch's, the best so far if cancelled, the last good ones
+    /// if the loss went non-finite.
+    pub head: Head,
+    /// Everything about the run, as `fixres finetune --json` prints it and the export stores.
+    pub summary: serde_json::Value,
+    /// Validation top-1 before and after.
+    pub before: f64,
+    /// See `before`.
+    pub after: f64,
+    /// Training and validation images.
+    pub images: (usize, usize),
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<String>,
+}
+
+/// Images with their labels (model output indices).
+struct Split {
+    images: Vec<RgbImage>,
+    labels: Vec<usize>,
+}
+
+fn load_split(folder: &ImageFolder, pick: &[usize], labels: &[usize]) -> (Split, usize) {
+    let decoded: Vec<_> = pick
+        .par_iter()
+        .map(|&i| {
+            decode_file(&folder.samples[i].path, DecodeLimits::default())
+                .map(|img| (img, labels[folder.samples[i].class]))
+        })
+        .collect();
+    let failed = decoded.iter().filter(|r| r.is_err()).count();
+    let (images, labels) = decoded.into_iter().flatten().unzip();
+    (Split { images, labels }, failed)
+}
+
+/// Train / validation indices into `folder.samples`: every fifth image of each class, in a
+/// seeded order, is held out.
+fn seeded_split(folder: &ImageFolder, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    let (mut train, mut val) = (Vec::new(), Vec::new());
+    for class in 0..folder.classes.len() {
+        let mut idx: Vec<usize> = (0..folder.samples.len())
+            .filter(|&i| folder.samples[i].class == class)
+            .collect();
+        SeededRng::for_item(seed, class as u64).shuffle(&mut idx);
+        for (j, i) in idx.into_iter().enumerate() {
+            if j % 5 == 4 { val.push(i) } else { train.push(i) }
+        }
+    }
+    (train, val)
+}
+
+fn shuffled(split: Split, seed: u64) -> Split {
+    let mut order: Vec<usize> = (0..split.images.len()).collect();
+    SeededRng::new(seed).shuffle(&mut order);
+    let mut images: Vec<Option<RgbImage>> = split.images.into_iter().map(Some).collect();
+    Split {
+        labels: order.iter().map(|&i| split.labels[i]).collect(),
+        images: order.iter().filter_map(|&i| images[i].take()).collect(),
+    }
+}
+
+fn top1(head: &Head, trunks: &[TrunkOut], labels: &[usize]) -> anyhow::Result<f64> {
+    let mut correct = 0usize;
+    let mut offset = 0;
+    for t in trunks {
+        for row in rows(&head.infer(t))? {
+            let best = crate::eval::top_k(&row, 1)[0];
+            correct += usize::from(best == labels[offset]);
+            offset += 1;
+        }
+    }
+    Ok(correct as f64 / labels.len().max(1) as f64)
+}
+
+/// Runs the fine-tune of `model` (loaded from `weights`) on `backend`, reporting through
+/// `report`; `report` returning false cancels the run, which then keeps the best weights so far.
+pub fn finetune(
+    model: &Model,
+    weights: &Path,
+    backend: &Backend,
+    cfg: &Config,
+    report: &mut dyn FnMut(Progress) -> bool,
+) -> anyhow::Result<Outcome> {
+    let started = Instant::now();
+    let device = &backend.device;
+    report(Progress::Stage("decoding the images".into()));
+    let (train_split, val_split, (n_classes, unreadable)) =
+        if cfg.data.join("train").is_dir() && cfg.data.join("val").is_dir() {
+            let train = ImageFolder::scan(&cfg.data.join("train"), Check::List, DecodeLimits::default())?;
+            let val = ImageFolder::scan(&cfg.data.join("val"), Check::List, DecodeLimits::default())?;
+            anyhow::ensure!(
+                train.classes == val.classes,
+                "{}: train/ and val/ have different classes",
+                cfg.data.display()
+            );
+            let labels =
+                class_map(&train.classes, model).map_err(|why| anyhow::anyhow!("{}: {why}", cfg.data.display()))?;
+            let all = |f: &ImageFolder| (0..f.samples.len()).collect::<Vec<_>>();
+            let (t, tf) = load_split(&train, &all(&train), &labels);
+            let (v, vf) = load_split(&val, &all(&val), &labels);
+            (t, v, (train.classes.len(), tf + vf))
+        } else {
+            let folder = ImageFolder::scan(&cfg.data, Check::List, DecodeLimits::default())?;
+            let labels =
+                class_map(&folder.classes, model).map_err(|why| anyhow::anyhow!("{}: {why}", cfg.data.display()))?;
+            let (train, val) = seeded_split(&folder, cfg.seed);
+            let (t, tf) = load_split(&folder, &train, &labels);
+            let (v, vf) = load_split(&folder, &val, &labels);
+            (t, v, (folder.classes.len(), tf + vf))
+        };
+    anyhow::ensure!(
+        !train_split.images.is_empty(),
+        "{}: no training images could be read",
+        cfg.data.display()
+    );
+    // Batches mix classes (seeded shuffle once; each epoch then visits the batches in a new order,
+    // which keeps the cached trunk outputs per batch).
+    let train_split = shuffled(train_split, cfg.seed);
+    let recipe = model.recipe;
+    let test_t = TestTransform {
+        res: cfg.res,
+        crop_ratio: recipe.crop_ratio,
+        interpolation: recipe.interpolation,
+    };
+    let batch = cfg.batch.max(2);
+    // Trunk output of batch `c` (images `c·batch ..`), each image transformed with its index.
+    let trunk_of = |images: &[RgbImage], c: usize, transform: &(dyn Fn(&RgbImage, usize) -> RgbImage + Sync)| {
+        let chunk = &images[c * batch..(c * batch + batch).min(images.len())];
+        let inputs: Vec<RgbImage> = chunk
+            .par_iter()
+            .enumerate()
+            .map(|(i, img)| transform(img, c * batch + i))
+            .collect();
+        model.net.trunk(input_batch(&inputs, recipe.mean, recipe.std, device))
+    };
+    let trunks = |images: &[RgbImage], transform: &(dyn Fn(&RgbImage, usize) -> RgbImage + Sync)| {
+        (0..images.len().div_ceil(batch))
+            .map(|c| trunk_of(images, c, transform))
+            .collect::<Vec<TrunkOut>>()
+    };
+    let test_transform = |img: &RgbImage, _: usize| test_t.apply(img);
+    report(Progress::Stage("validation images through the trunk".into()));
+    let val_trunks = trunks(&val_split.images, &test_transform);
+    let mut head = model.net.head();
+    let before = top1(&head, &val_trunks, &val_split.labels)?;
+    let trainable = cfg.trainable;
+    let lr = cfg.lr.unwrap_or_else(|| Sgd::fixres_lr(batch));
+    let mut sgd = Sgd::new(lr, 0.9, 1e-4);
+    // With test-time augmentation the trunk's output is a function of (image, K): computed once,
+    // kept in memory up to the cap and in a temporary file beyond.
+    let n_batches = train_split.images.len().div_ceil(batch);
+    let training_started = Instant::now();
+    let mut cache = None;
+    let mut stopped = None;
+    let mut cancelled = false;
+    if cfg.da == Augmentation::Test && cfg.trunk_cache {
+        report(Progress::Stage("caching the trunk's outputs".into()));
+        let mut c = TrunkCache::new(cfg.cache_bytes);
+        for b in 0..n_batches {
+            c.push(trunk_of(&train_split.images, b, &test_transform))?;
+        }
+        cache = Some(c);
+    }
+    let images_total = cfg.epochs * train_split.images.len();
+    let mut images_done = 0usize;
+    let mut epochs = Vec::new();
+    // The best weights by validation top-1, kept for a cancelled run (the initial ones count).
+    let mut best = (before, head.clone());
+    'epochs: for epoch in 0..cfg.epochs {
+        sgd.lr = cfg.schedule.lr(lr, epoch, cfg.epochs);
+        let train_t = TrainTransform {
+            res: cfg.res,
+            crop: RandomResizedCrop::default(),
+            interpolation: recipe.interpolation,
+            hflip: true,
+        };
+        let seed = cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9);
+        let augment = |img: &RgbImage, i: usize| train_t.apply(img, &mut SeededRng::for_item(seed, i as u64)).image;
+        let mut losses = Vec::new();
+        let mut batch_order: Vec<usize> = (0..n_batches).collect();
+        SeededRng::for_item(cfg.seed, epoch as u64).shuffle(&mut batch_order);
+        for b in batch_order {
+            let trunk = &match (&mut cache, cfg.da) {
+                (Some(c), _) => c.get(b, device)?,
+                (None, Augmentation::Test) => trunk_of(&train_split.images, b, &test_transform),
+                (None, Augmentation::Train) => trunk_of(&train_split.images, b, &augment),
+            };
+            let labels = &train_split.labels[b * batch..(b * batch + batch).min(train_split.labels.len())];
+            let good = head.clone();
+            let loss = head.step(trunk, labels, trainable, &mut sgd, device);
+            if !loss.is_finite() || !head.is_finite() {
+                head = good;
+                stopped = Some(format!(
+                    "epoch {epoch}, batch {b}: loss {loss}; kept the last good weights"
+                ));
+                break 'epochs;
+            }
+            losses.push(loss);
+            images_done += labels.len();
+            let seconds = training_started.elapsed().as_secs_f64().max(1e-9);
+            let images_per_s = images_done as f64 / seconds;
+            let go_on = report(Progress::Step {
+                epoch,
+                loss,
+                images_done,
+                images_total,
+                images_per_s,
+                eta_s: (images_total - images_done) as f64 / images_per_s.max(1e-9),
+            });
+            if !go_on {
+                cancelled = true;
+                break 'epochs;
+            }
+        }
+        let val = top1(&head, &val_trunks, &val_split.labels)?;
+        let loss = losses.iter().sum::<f32>() / losses.len().max(1) as f32;
+        epochs.push(json!({"epoch": epoch, "loss": loss, "val_top1": val}));
+        if val > best.0 {
+            best = (val, head.clone());
+        }
+        if !report(Progress::Epoch {
+            epoch,
+            loss,
+            val_top1: val,
+        }) {
+            cancelled = true;
+            break;
+        }
+    }
+    if cancelled {
+        let now = top1(&head, &val_trunks, &val_split.labels)?;
+        if best.0 > now {
+            head = best.1;
+            stopped = Some(format!(
+                "cancelled; kept the best weights so far (validation top-1 {:.2}%)",
+                100.0 * best.0
+            ));
+        } else {
+            stopped = Some(format!(
+                "cancelled; kept the weights at the cancel (validation top-1 {:.2}%)",
+                100.0 * now
+            ));
+        }
+    }
+    let train_seconds = training_started.elapsed().as_secs_f64();
+    let after = top1(&head, &val_trunks, &val_split.labels)?;
+    // The accuracy-against-resolution curve of the new model beside the old (same trunk).
+    report(Progress::Stage("accuracy against test resolution".into()));
+    let original = model.net.head();
+    let curve_res: Vec<usize> = if cfg.curve.is_empty() {
+        let mut r: Vec<usize> = (0..8)
+            .map(|i| (cfg.res / 2 + i * (cfg.res * 3 / 2) / 7).max(16))
+            .collect();
+        r.push(cfg.res);
+        r.sort_unstable();
+        r.dedup();
+        r
+    } else {
+        cfg.curve.clone()
+    };
+    let mut curve = Vec::new();
+    for &k in &curve_res {
+        let t = TestTransform {
+            res: k,
+            crop_ratio: recipe.crop_ratio,
+            interpolation: recipe.interpolation,
+        };
+        let tr = trunks(&val_split.images, &|img: &RgbImage, _| t.apply(img));
+        curve.push(json!({"res": k, "before": top1(&original, &tr, &val_split.labels)?, "after": top1(&head, &tr, &val_split.labels)?}));
+    }
+    let config = json!({"res": cfg.res, "epochs": cfg.epochs, "batch": batch, "lr": lr, "momentum": 0.9,
+        "weight_decay": 1e-4, "schedule": cfg.schedule, "train_bn": trainable.bn_affine, "train_classifier": trainable.classifier,
+        "da": cfg.da, "seed": cfg.seed, "crop_ratio": recipe.crop_ratio});
+    let summary = json!({
+        "weights": weights, "arch": model.arch, "data": cfg.data, "device": backend,
+        "train_images": train_split.images.len(), "cache_spilled_batches": cache.as_ref().map_or(0, TrunkCache::spilled), "val_images": val_split.images.len(), "classes": n_classes,
+        "unreadable": unreadable, "config": config, "val_top1_before": before, "val_top1_after": after, "curve": curve,
+        "epochs": epochs, "stopped": stopped, "seconds": started.elapsed().as_secs_f64(), "train_seconds": train_seconds,
+    });
+    Ok(Outcome {
+        head,
+        summary,
+        before,
+        after,
+        images: (train_split.images.len(), val_split.images.len()),
+        stopped,
+    })
+}
+
+/// Writes the whole model (torchvision keys, f32, head replaced) to `out` and a JSON sidecar
+/// (`out` + `.json`), both atomically. `summary` goes into both.
+pub fn export(
+    file: &WeightFile,
+    head: &Head,
+    out: &Path,
+    summary: &serde_json::Value,
+    model: &Model,
+) -> anyhow::Result<()> {
+    let mut summary = summary.clone();
+    summary["out"] = json!(out);
+    let mut metadata: BTreeMap<String, String> = [
+        ("format", "pt".to_owned()),
+        ("arch", model.arch.clone()),
+        ("fixres", summary.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if let Some(names) = &model.class_names {
+        metadata.insert("classes".into(), serde_json::to_string(names)?);
+    }
+    let bytes = file.export_with(&head.named_tensors(), &metadata)?;
+    write_atomic(out, &bytes)?;
+    let mut sidecar = out.as_os_str().to_owned();
+    sidecar.push(".json");
+    write_atomic(Path::new(&sidecar), serde_json::to_string_pretty(&summary)?.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schedules_start_at_the_rate_and_decay() {
+        assert_eq!(Schedule::Constant.lr(0.1, 5, 10), 0.1);
+        assert_eq!(Schedule::Cosine.lr(0.1, 0, 10), 0.1);
+        assert!((Schedule::Cosine.lr(0.1, 5, 10) - 0.05).abs() < 1e-12);
+        assert!((Schedule::Step.lr(1.0, 4, 9) - 0.1).abs() < 1e-12);
+        assert!((Schedule::Step.lr(1.0, 8, 9) - 0.01).abs() < 1e-12);
+    }
+}
