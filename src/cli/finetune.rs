@@ -75,7 +75,7 @@ pub struct FinetuneArgs {
 
 enum Event {
     Progress(Progress),
-    Done(anyhow::Result<Outcome>),
+    Done(Box<anyhow::Result<Outcome>>),
 }
 
 pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
@@ -110,7 +110,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         let result = finetune(&job_model, &weights, &job_backend, &config, &mut |p| {
             r.send(Event::Progress(p))
         });
-        r.send(Event::Done(result));
+        r.send(Event::Done(Box::new(result)));
     })?;
     let bar = progress_bar(0, "finetune");
     let mut outcome = None;
@@ -128,7 +128,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
                 bar.set_message(format!("epoch {}", epoch + 1));
             }
             Event::Progress(Progress::Epoch { .. }) => {}
-            Event::Done(result) => outcome = Some(result?),
+            Event::Done(result) => outcome = Some((*result)?),
         }
     }
     bar.finish_and_clear();
