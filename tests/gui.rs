@@ -233,3 +233,92 @@ fn plots_export_their_data_as_csv_and_their_pixels_as_png() {
     assert_eq!(messages.len(), 2, "{messages:?}");
     assert!(messages.iter().all(|m| m.starts_with("wrote ")), "{messages:?}");
 }
+
+/// An ImageFolder of ImageNet classes the demo model knows, five images each (copies of the
+/// test photos), so a fifth of each class is held out for validation.
+fn imagenet_folder(root: &Path) -> PathBuf {
+    let data = root.join("fine-tune");
+    for (class, photos) in [
+        ("tabby", ["chelsea.png", "astronaut_rgba.png"]),
+        ("espresso", ["coffee_palette.png", "coffee_cmyk.jpg"]),
+    ] {
+        std::fs::create_dir_all(data.join(class)).unwrap();
+        for i in 0..5 {
+            let photo = photos[i % 2];
+            std::fs::copy(util::photo(photo), data.join(class).join(format!("{i}_{photo}"))).unwrap();
+        }
+    }
+    data
+}
+
+fn finetune_harness(tmp: &Path) -> Harness<'static, ExplorerApp> {
+    let mut h = harness(Startup {
+        data: Some(imagenet_folder(tmp)),
+        ..Startup::default()
+    });
+    h.state_mut().settings_mut().test_res = 96;
+    h.state_mut().run(Command::SetExportDir(tmp.join("exports")));
+    h.state_mut().run(Command::ShowFinetune);
+    settle(&mut h);
+    h
+}
+
+#[test]
+fn fine_tune_from_the_window_then_export_and_reopen() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = finetune_harness(tmp.path());
+    h.get_by_role_and_label(Role::SpinButton, "epochs")
+        .set_value_accesskit(2.0);
+    h.run_steps(2);
+    h.get_by_label("Start fine-tune").click();
+    settle(&mut h);
+    h.get_by_label_contains("Validation top-1 at 96:");
+    h.get_by_label_contains("(8 training, 2 validation images)");
+    h.get_by_label("Export to the export folder").click();
+    settle(&mut h);
+    let exported = tmp.path().join("exports/efficientnet_lite0_fixres96.safetensors");
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(exported.with_extension("safetensors.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["config"]["res"], 96);
+    assert_eq!(sidecar["epochs"].as_array().map(Vec::len), Some(2));
+    h.get_by_label("Open the exported model").click();
+    settle(&mut h);
+    let app = h.state();
+    let model = app.opened().1.expect("a model");
+    assert_eq!(model.path, exported, "the exported weights load back");
+    assert_eq!(model.model.arch, "efficientnet-lite0");
+    assert!(
+        app.messages().iter().all(|m| !m.contains("cannot")),
+        "{:?}",
+        app.messages()
+    );
+}
+
+#[test]
+fn cancelling_a_fine_tune_keeps_weights_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = finetune_harness(tmp.path());
+    h.get_by_role_and_label(Role::SpinButton, "epochs")
+        .set_value_accesskit(500.0);
+    h.get_by_role_and_label(Role::SpinButton, "batch")
+        .set_value_accesskit(2.0);
+    h.run_steps(2);
+    h.get_by_label("Start fine-tune").click();
+    // Wait until training runs (the progress bar counts images), then cancel.
+    let start = Instant::now();
+    while h.query_by_label_contains("images/s").is_none() {
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+        assert!(start.elapsed() < Duration::from_secs(300), "training never started");
+    }
+    h.get_by_label("Cancel").click();
+    settle(&mut h);
+    h.get_by_label_contains("cancelled; kept the");
+    h.get_by_label("Export to the export folder").click();
+    settle(&mut h);
+    assert!(
+        tmp.path()
+            .join("exports/efficientnet_lite0_fixres96.safetensors")
+            .is_file()
+    );
+}

@@ -33,6 +33,13 @@ pub fn ui(ui: &mut egui::Ui, settings: &mut Settings) -> Vec<Command> {
             settings.test_res = a.recommended_test_res.clamp(*RES_RANGE.start(), *RES_RANGE.end());
         }
     });
+    if ui
+        .button("Fine-tune at K_test…")
+        .on_hover_text("FixRes: fine-tune the last BatchNorm and the classifier at this test resolution")
+        .clicked()
+    {
+        out.push(Command::ShowFinetune);
+    }
     ui.separator();
     ui.heading("Test transform");
     ui.add(

@@ -9,6 +9,7 @@ mod browser;
 mod controls;
 mod crops;
 mod export;
+mod finetune_panel;
 mod session;
 mod settings;
 mod size_plot;
@@ -76,6 +77,12 @@ pub enum Command {
         /// Screen rectangle, in points.
         rect: egui::Rect,
     },
+    /// Show the fine-tune window.
+    ShowFinetune,
+    /// Ask where to save the fine-tuned model (the default file name given).
+    PickFinetuneExport(String),
+    /// Save the fine-tuned model here.
+    ExportFinetuned(PathBuf),
     /// Tell the user something went wrong.
     Error(String),
     /// Tell the user something went right.
@@ -135,6 +142,7 @@ pub struct ExplorerApp {
     size: size_plot::SizeView,
     activations: activation_plot::ActivationView,
     accuracy: accuracy_plot::AccuracyView,
+    finetune: finetune_panel::FinetunePanel,
     status: status_bar::StatusBar,
     messages: Vec<Message>,
     /// Commands from other threads (dialogs, screenshots).
@@ -168,6 +176,7 @@ impl ExplorerApp {
             size: size_plot::SizeView::default(),
             activations: activation_plot::ActivationView::default(),
             accuracy: accuracy_plot::AccuracyView::default(),
+            finetune: finetune_panel::FinetunePanel::default(),
             status: status_bar::StatusBar::default(),
             messages: Vec::new(),
             inbox,
@@ -234,6 +243,28 @@ impl ExplorerApp {
             }
             Command::Error(text) => self.messages.push(Message { text, error: true }),
             Command::SetExportDir(dir) => self.settings.export_dir = dir,
+            Command::ShowFinetune => self.finetune.open = true,
+            Command::PickFinetuneExport(name) => {
+                let dir = self.settings.export_dir.clone();
+                self.dialog(move || {
+                    rfd::FileDialog::new()
+                        .set_directory(dir)
+                        .set_file_name(name)
+                        .add_filter("safetensors", &["safetensors"])
+                        .save_file()
+                        .map(Command::ExportFinetuned)
+                });
+            }
+            Command::ExportFinetuned(path) => {
+                let shared = Shared {
+                    settings: &self.settings,
+                    dataset: self.dataset.as_ref(),
+                    model: self.model.as_ref(),
+                    selected: self.selected,
+                    wake: &self.wake,
+                };
+                self.finetune.export_to(path, &shared);
+            }
             Command::Info(text) => self.messages.push(Message { text, error: false }),
         }
     }
@@ -346,6 +377,7 @@ impl ExplorerApp {
         jobs.extend(self.crops.jobs());
         jobs.extend(self.activations.jobs());
         jobs.extend(self.accuracy.jobs());
+        jobs.extend(self.finetune.jobs());
         jobs
     }
 
@@ -431,6 +463,13 @@ impl ExplorerApp {
                     out.push(Command::PickExportDir);
                 }
             });
+            if ui
+                .button("Fine-tune…")
+                .on_hover_text("FixRes fine-tune at K_test")
+                .clicked()
+            {
+                out.push(Command::ShowFinetune);
+            }
             ui.menu_button("Help", |ui| {
                 ui.label("Drop a folder (ImageFolder) or a weights file on the window to open it.");
                 ui.label("R: new train crops   N or Down: next image   P or Up: previous image");
@@ -491,6 +530,7 @@ impl eframe::App for ExplorerApp {
             size,
             activations,
             accuracy,
+            finetune,
             status,
             messages,
             ..
@@ -529,6 +569,7 @@ impl eframe::App for ExplorerApp {
                 });
             });
         });
+        commands.extend(finetune.ui(&ctx, &shared));
         messages_ui(&ctx, messages);
         // Slider changes land after drawing, so one frame draws one consistent state.
         self.settings = settings;

@@ -82,6 +82,14 @@ impl<E> Reporter<E> {
         delivered
     }
 
+    /// Sends a job's last word even when it was cancelled (e.g. a cancelled run's kept
+    /// weights), as long as its owner still listens. False when nobody does.
+    pub fn send_final(&self, event: E) -> bool {
+        let delivered = self.tx.send(event).is_ok();
+        (self.wake)();
+        delivered
+    }
+
     /// Whether the job should stop.
     #[must_use]
     pub fn cancelled(&self) -> bool {
