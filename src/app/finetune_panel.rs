@@ -60,7 +60,7 @@ struct Run {
     stage: String,
     /// `(step, loss)`.
     losses: Vec<[f64; 2]>,
-    /// `(epoch, validation top-1)`, from epoch 1.
+    /// `(epoch, validation top-1)`; epoch 0 (the model before) is added when the run ends.
     val: Vec<[f64; 2]>,
     progress: (usize, usize, f64, f64),
     outcome: Option<Arc<Outcome>>,
@@ -145,6 +145,7 @@ impl FinetunePanel {
                 Event::Done(result) => match *result {
                     Ok(outcome) => {
                         run.stage = "done".into();
+                        run.val.insert(0, [0.0, outcome.before]);
                         run.outcome = Some(Arc::new(outcome));
                     }
                     Err(e) => {
@@ -350,6 +351,27 @@ impl FinetunePanel {
             }
             if let Some(s) = &o.stopped {
                 ui.colored_label(ui.visuals().warn_fg_color, s);
+            }
+            if n_val > 0 {
+                let curve = |key: &str| -> Vec<[f64; 2]> {
+                    o.summary["curve"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| Some([p["res"].as_f64()?, p[key].as_f64()?]))
+                        .collect()
+                };
+                Plot::new("ft-curve")
+                    .height(130.0)
+                    .legend(legend())
+                    .x_axis_label("K_test (validation top-1, before and after)")
+                    .include_y(0.0)
+                    .include_y(1.0)
+                    .allow_scroll(false)
+                    .show(ui, |p| {
+                        p.line(Line::new("before", curve("before")));
+                        p.line(Line::new("after", curve("after")));
+                    });
             }
             ui.horizontal(|ui| {
                 if ui
