@@ -12,3 +12,4 @@ pub mod jobs;
 pub mod model;
 pub mod size;
 pub mod tensorfile;
+pub mod train;

@@ -168,3 +168,23 @@ fn a_pytorch_checkpoint_loads_directly_and_gives_the_same_network() {
         rows(&from_st.net.forward(x()).logits).unwrap()
     );
 }
+
+/// Regression: a safetensors file whose header length has 0x80 as its first byte was taken for
+/// a bare PyTorch pickle (protocol 2+ starts with 0x80) and refused.
+#[test]
+fn safetensors_whose_header_length_starts_with_0x80_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let tensors = tensors();
+    let views: Vec<Tensor<'_>> = tensors.iter().map(|(n, s, v)| Tensor::f32(n, s, v)).collect();
+    // Pad the metadata until the header's length ends in the byte 0x80.
+    let bytes = (0..512)
+        .map(|pad| {
+            let metadata = [("pad".to_owned(), "x".repeat(pad))].into_iter().collect();
+            tensorfile::to_bytes(&views, &metadata).unwrap()
+        })
+        .find(|b| b[0] == 0x80)
+        .expect("some padding gives a header length ending in 0x80");
+    let p = dir.path().join("x80.safetensors");
+    std::fs::write(&p, bytes).unwrap();
+    ResNet::load(&p, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+}

@@ -6,8 +6,10 @@ mod convert;
 mod eval;
 mod features;
 mod finetune;
+mod grid;
 mod preprocess;
 mod size;
+mod train;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +50,10 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// FixRes fine-tune of the last BatchNorm and the classifier at a test resolution, then export.
     Finetune(finetune::FinetuneArgs),
+    /// Trains a small ResNet from scratch at a train resolution (RandomResizedCrop + flip).
+    Train(train::TrainArgs),
+    /// The train × test resolution table on your data, with and without the FixRes fine-tune.
+    Grid(grid::GridArgs),
     /// A PyTorch state_dict (.pth) to safetensors, optionally f16; nothing in the file is executed.
     Convert(convert::ConvertArgs),
     /// Throughput benchmarks.
@@ -189,6 +195,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Finetune(args)) => finetune::run(&args),
         Some(Command::Convert(args)) => convert::run(&args),
+        Some(Command::Train(args)) => train::run(&args),
+        Some(Command::Grid(args)) => grid::run(&args),
         Some(Command::Bench(cmd)) => bench::run(&cmd),
     }
 }

@@ -155,7 +155,7 @@ fn load_split(folder: &ImageFolder, pick: &[usize], labels: &[usize]) -> (Split,
 
 /// Train / validation indices into `folder.samples`: every fifth image of each class, in a
 /// seeded order, is held out.
-fn seeded_split(folder: &ImageFolder, seed: u64) -> (Vec<usize>, Vec<usize>) {
+pub(crate) fn seeded_split(folder: &ImageFolder, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let (mut train, mut val) = (Vec::new(), Vec::new());
     for class in 0..folder.classes.len() {
         let mut idx: Vec<usize> = (0..folder.samples.len())

@@ -116,12 +116,10 @@ impl Model {
         };
         let (net, arch, features, classes) = if file.header.contains_key("layer1.0.conv1.weight") {
             let (net, shape) = ResNet::from_file(file, device)?;
-            (
-                Network::ResNet(Box::new(net)),
-                shape.name(),
-                shape.features,
-                shape.classes,
-            )
+            // A name the file gives (e.g. "resnet-tiny" from `fixres train`) beats one guessed
+            // from the block counts.
+            let name = file.metadata.get("arch").cloned().unwrap_or_else(|| shape.name());
+            (Network::ResNet(Box::new(net)), name, shape.features, shape.classes)
         } else if file.header.contains_key("_conv_stem.weight") {
             let (net, shape) = efficientnet::EfficientNetLite::from_file(file, device)?;
             (

@@ -56,7 +56,8 @@ impl Block {
 pub struct ResNet {
     conv1: Conv2d,
     bn1: BatchNorm,
-    maxpool: MaxPool2d,
+    /// `None` for the small-image stem (3×3 stride-1 `conv1`, no max-pool).
+    maxpool: Option<MaxPool2d>,
     layer1: Vec<Block>,
     layer2: Vec<Block>,
     layer3: Vec<Block>,
@@ -191,9 +192,14 @@ impl ResNet {
         let s = |key: &str, rank| shape_of(path, header, key, rank);
         let stem = s("conv1.weight", 4)?;
         let stem_width = stem[0];
+        // torchvision's stem is a 7×7 stride-2 convolution and a max-pool; the common variant for
+        // small images (CIFAR-style, `conv1 = Conv2d(3, w, 3, 1, 1)`, `maxpool = Identity()`) is
+        // recognised by its 3×3 `conv1`.
+        let small_stem = stem[2] == 3;
+        let (stride, pad) = if small_stem { (1, 1) } else { (2, 3) };
         let conv1 = Conv2dConfig::new([stem[1], stem_width], [stem[2], stem[3]])
-            .with_stride([2, 2])
-            .with_padding(PaddingConfig2d::Explicit(3, 3, 3, 3))
+            .with_stride([stride, stride])
+            .with_padding(PaddingConfig2d::Explicit(pad, pad, pad, pad))
             .with_bias(false)
             .init(device);
         let mut layers: [Vec<Block>; 4] = Default::default();
@@ -238,10 +244,12 @@ impl ResNet {
         let net = Self {
             conv1,
             bn1: bn(stem_width, device),
-            maxpool: MaxPool2dConfig::new([3, 3])
-                .with_strides([2, 2])
-                .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
-                .init(),
+            maxpool: (!small_stem).then(|| {
+                MaxPool2dConfig::new([3, 3])
+                    .with_strides([2, 2])
+                    .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
+                    .init()
+            }),
             layer1,
             layer2,
             layer3,
@@ -270,7 +278,7 @@ impl ResNet {
     /// # Panics
     /// If `layer4` is empty (no weights describe such a ResNet).
     pub fn trunk(&self, x: Tensor<4>) -> TrunkOut {
-        let x = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let x = self.stem(x);
         let (last, rest) = self.layer4.split_last().expect("layer4 has blocks");
         let x = [&self.layer1, &self.layer2, &self.layer3]
             .into_iter()
@@ -327,9 +335,112 @@ impl ResNet {
         }
     }
 
+    /// The header of a torchvision-layout ResNet of BasicBlocks for training from scratch:
+    /// `blocks` per stage, `widths` per stage (the stem is as wide as stage 1), a 7×7 (ImageNet)
+    /// or 3×3 (small images) stem, `classes` outputs.
+    /// `from_header` builds it with Burn's default initialisation.
+    #[must_use]
+    pub fn basic_header(
+        blocks: [usize; 4],
+        widths: [usize; 4],
+        stem_kernel: usize,
+        classes: usize,
+    ) -> BTreeMap<String, TensorInfo> {
+        let mut h = BTreeMap::new();
+        let mut put = |key: String, shape: Vec<usize>| {
+            h.insert(
+                key,
+                TensorInfo {
+                    dtype: "F32".into(),
+                    shape,
+                },
+            );
+        };
+        put("conv1.weight".into(), vec![widths[0], 3, stem_kernel, stem_kernel]);
+        let mut in_channels = widths[0];
+        for (stage, (&n, &w)) in blocks.iter().zip(&widths).enumerate() {
+            for index in 0..n {
+                let p = format!("layer{}.{index}", stage + 1);
+                put(format!("{p}.conv1.weight"), vec![w, in_channels, 3, 3]);
+                put(format!("{p}.conv2.weight"), vec![w, w, 3, 3]);
+                if index == 0 && (stage > 0 || in_channels != w) {
+                    put(format!("{p}.downsample.0.weight"), vec![w, in_channels, 1, 1]);
+                }
+                in_channels = w;
+            }
+        }
+        put("fc.weight".into(), vec![classes, in_channels]);
+        put("fc.bias".into(), vec![classes]);
+        h
+    }
+
+    /// Every tensor under its torchvision key, PyTorch layouts, f32 (BatchNorm's
+    /// `num_batches_tracked` excepted: see `batch_norm_keys`).
+    #[must_use]
+    pub fn state_dict(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+        fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+            t.to_data().try_to_vec::<f32>().unwrap_or_default()
+        }
+        let mut out = Vec::new();
+        let mut conv = |key: &str, c: &Conv2d| {
+            let w = c.weight.val();
+            out.push((format!("{key}.weight"), w.dims().to_vec(), values(&w)));
+        };
+        let mut convs = vec![("conv1".to_owned(), &self.conv1)];
+        let mut bns = vec![("bn1".to_owned(), &self.bn1)];
+        for (stage, layer) in [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
+            .into_iter()
+            .enumerate()
+        {
+            for (i, b) in layer.iter().enumerate() {
+                let p = format!("layer{}.{i}", stage + 1);
+                convs.push((format!("{p}.conv1"), &b.conv1));
+                convs.push((format!("{p}.conv2"), &b.conv2));
+                bns.push((format!("{p}.bn1"), &b.bn1));
+                bns.push((format!("{p}.bn2"), &b.bn2));
+                if let (Some(c3), Some(b3)) = (&b.conv3, &b.bn3) {
+                    convs.push((format!("{p}.conv3"), c3));
+                    bns.push((format!("{p}.bn3"), b3));
+                }
+                if let Some(d) = &b.downsample {
+                    convs.push((format!("{p}.downsample.0"), &d.conv));
+                    bns.push((format!("{p}.downsample.1"), &d.bn));
+                }
+            }
+        }
+        for (key, c) in convs {
+            conv(&key, c);
+        }
+        for (key, bn) in bns {
+            let c = bn.gamma.val().dims()[0];
+            out.push((format!("{key}.weight"), vec![c], values(&bn.gamma.val())));
+            out.push((format!("{key}.bias"), vec![c], values(&bn.beta.val())));
+            out.push((format!("{key}.running_mean"), vec![c], values(&bn.running_mean.value())));
+            out.push((format!("{key}.running_var"), vec![c], values(&bn.running_var.value())));
+        }
+        // Burn stores Linear as [in, out]; PyTorch as [out, in].
+        let w = self.fc.weight.val().transpose();
+        out.push(("fc.weight".into(), w.dims().to_vec(), values(&w)));
+        if let Some(b) = &self.fc.bias {
+            let b = b.val();
+            out.push(("fc.bias".into(), b.dims().to_vec(), values(&b)));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// conv1, bn1, ReLU and (ImageNet stem) the max-pool.
+    fn stem(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        match &self.maxpool {
+            Some(pool) => pool.forward(x),
+            None => x,
+        }
+    }
+
     /// `[batch, 3, H, W]` normalised images → pooled features and logits.
     pub fn forward(&self, x: Tensor<4>) -> Forward {
-        let x = self.maxpool.forward(relu(self.bn1.forward(self.conv1.forward(x))));
+        let x = self.stem(x);
         let x = [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
             .into_iter()
             .flatten()

@@ -100,8 +100,15 @@ impl WeightFile {
             path: path.to_owned(),
             source,
         })?;
-        // PyTorch writes zip archives ("PK\x03\x04"), or bare pickles (protocol 2+: 0x80).
-        let bytes = if raw.starts_with(b"PK\x03\x04") || raw.first() == Some(&0x80) {
+        // PyTorch writes zip archives ("PK\x03\x04"), or bare pickles (protocol 2+: 0x80). A
+        // safetensors file starts with its header's length and then '{', and that length's low
+        // byte may be 0x80 too, so safetensors is recognised first.
+        let header_len = raw
+            .get(..8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
+        let safetensors = header_len.is_some_and(|n| n.checked_add(8).is_some_and(|end| end <= raw.len()))
+            && raw.get(8) == Some(&b'{');
+        let bytes = if !safetensors && (raw.starts_with(b"PK\x03\x04") || raw.first() == Some(&0x80)) {
             let tensors = read_pytorch(path, None)?;
             let views: Vec<Tensor<'_>> = tensors.iter().map(OwnedTensor::view).collect();
             to_bytes(&views, &Metadata::new()).map_err(|e| WeightsError::Format {

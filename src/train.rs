@@ -1,0 +1,323 @@
+//! From-scratch training of a small torchvision-layout ResNet at a train resolution, with
+//! RandomResizedCrop + flip at K_train (the train-time augmentation the paper studies), SGD with
+//! momentum and a cosine learning rate, validation top-1 each epoch, and export in the same
+//! format as the fine-tune (torchvision keys, f32, metadata, JSON sidecar, atomic).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, SgdConfig};
+use burn::tensor::{Int, Tensor, TensorData};
+use rayon::prelude::*;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::backend::Backend;
+use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
+use crate::data::{
+    Check, DecodeLimits, ImageFolder, Interpolation, RandomResizedCrop, RgbImage, SeededRng, TestTransform,
+    TrainTransform, decode_file,
+};
+use crate::fsutil::write_atomic;
+use crate::model::resnet::ResNet;
+use crate::model::{input_batch, rows};
+use crate::tensorfile::{self, Dtype};
+
+/// The architectures `fixres train` builds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Arch {
+    /// torchvision's ResNet-18 layout (BasicBlocks [2, 2, 2, 2]) at an eighth of its widths
+    /// (8, 16, 32, 64), with the small-image stem (3×3 stride-1 `conv1`, no max-pool, as ResNets
+    /// for CIFAR do): CPU-scale runs on images of a few dozen pixels.
+    ResnetTiny,
+    /// torchvision's ResNet-18 (widths 64, 128, 256, 512).
+    Resnet18,
+}
+
+impl Arch {
+    /// Blocks per stage, widths per stage, stem kernel.
+    fn layout(self) -> ([usize; 4], [usize; 4], usize) {
+        match self {
+            Self::ResnetTiny => ([2, 2, 2, 2], [8, 16, 32, 64], 3),
+            Self::Resnet18 => ([2, 2, 2, 2], [64, 128, 256, 512], 7),
+        }
+    }
+
+    /// The name written into the weights' metadata.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ResnetTiny => "resnet-tiny",
+            Self::Resnet18 => "resnet18",
+        }
+    }
+}
+
+/// What to train, and how.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// A labelled ImageFolder (`train/` + `val/`, or one folder split by seed).
+    pub data: PathBuf,
+    /// Architecture.
+    pub arch: Arch,
+    /// K_train.
+    pub res: usize,
+    /// Passes over the training images.
+    pub epochs: usize,
+    /// Images per step.
+    pub batch: usize,
+    /// Peak learning rate (cosine to 0 over the epochs).
+    pub lr: f64,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Seed (initial split, order, crops).
+    pub seed: u64,
+}
+
+/// What a running training reports.
+#[derive(Clone, Debug)]
+pub enum Progress {
+    /// One SGD step finished.
+    Step {
+        /// Epoch, from 0.
+        epoch: usize,
+        /// Loss of the step's batch.
+        loss: f32,
+        /// Training images processed, all epochs together.
+        images_done: usize,
+        /// Training images of the whole run.
+        images_total: usize,
+    },
+    /// One epoch finished.
+    Epoch {
+        /// Epoch, from 0.
+        epoch: usize,
+        /// Mean training loss.
+        loss: f32,
+        /// Validation top-1 at K_train (test transform).
+        val_top1: f64,
+    },
+}
+
+/// A trained network.
+pub struct Trained {
+    /// The network, in evaluation mode, on the backend's plain device.
+    pub net: ResNet,
+    /// Class names (the ImageFolder's).
+    pub classes: Vec<String>,
+    /// Everything about the run.
+    pub summary: serde_json::Value,
+}
+
+/// Decoded images with labels.
+struct Split {
+    images: Vec<RgbImage>,
+    labels: Vec<usize>,
+}
+
+fn decode_all(folder: &ImageFolder, pick: &[usize]) -> (Split, usize) {
+    let decoded: Vec<_> = pick
+        .par_iter()
+        .map(|&i| {
+            decode_file(&folder.samples[i].path, DecodeLimits::default()).map(|img| (img, folder.samples[i].class))
+        })
+        .collect();
+    let failed = decoded.iter().filter(|r| r.is_err()).count();
+    let (images, labels) = decoded.into_iter().flatten().unzip();
+    (Split { images, labels }, failed)
+}
+
+/// The training and validation images, and the class names.
+fn load(cfg: &Config) -> anyhow::Result<(Split, Split, Vec<String>, usize)> {
+    if cfg.data.join("train").is_dir() && cfg.data.join("val").is_dir() {
+        let train = ImageFolder::scan(&cfg.data.join("train"), Check::List, DecodeLimits::default())?;
+        let val = ImageFolder::scan(&cfg.data.join("val"), Check::List, DecodeLimits::default())?;
+        anyhow::ensure!(
+            train.classes == val.classes,
+            "{}: train/ and val/ have different classes",
+            cfg.data.display()
+        );
+        let all = |f: &ImageFolder| (0..f.samples.len()).collect::<Vec<_>>();
+        let (t, tf) = decode_all(&train, &all(&train));
+        let (v, vf) = decode_all(&val, &all(&val));
+        Ok((t, v, train.classes, tf + vf))
+    } else {
+        let folder = ImageFolder::scan(&cfg.data, Check::List, DecodeLimits::default())?;
+        let (train, val) = crate::finetune::run::seeded_split(&folder, cfg.seed);
+        let (t, tf) = decode_all(&folder, &train);
+        let (v, vf) = decode_all(&folder, &val);
+        Ok((t, v, folder.classes, tf + vf))
+    }
+}
+
+/// Validation top-1 of `net` at `res` with the test transform.
+pub fn accuracy(
+    net: &ResNet,
+    images: &[RgbImage],
+    labels: &[usize],
+    res: usize,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<f64> {
+    let t = TestTransform {
+        res,
+        crop_ratio: 0.875,
+        interpolation: Interpolation::Bilinear,
+    };
+    let mut correct = 0usize;
+    for (chunk, chunk_labels) in images.chunks(256).zip(labels.chunks(256)) {
+        let inputs: Vec<RgbImage> = chunk.par_iter().map(|img| t.apply(img)).collect();
+        let out = net.forward(input_batch(&inputs, IMAGENET_MEAN, IMAGENET_STD, device));
+        for (row, &label) in rows(&out.logits)?.iter().zip(chunk_labels) {
+            correct += usize::from(crate::eval::top_k(row, 1)[0] == label);
+        }
+    }
+    Ok(correct as f64 / labels.len().max(1) as f64)
+}
+
+/// Trains from scratch on `backend`, reporting through `report` (false stops after the step).
+pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -> bool) -> anyhow::Result<Trained> {
+    let started = Instant::now();
+    let (train_split, val_split, classes, unreadable) = load(cfg)?;
+    anyhow::ensure!(
+        !train_split.images.is_empty(),
+        "{}: no training images could be read",
+        cfg.data.display()
+    );
+    let (blocks, widths, stem) = cfg.arch.layout();
+    let header = ResNet::basic_header(blocks, widths, stem, classes.len());
+    let ad = backend.device.clone().autodiff();
+    let (mut net, _) = ResNet::from_header(Path::new(cfg.arch.name()), &header, &ad)?;
+    let mut optim = SgdConfig::new()
+        .with_momentum(Some(MomentumConfig {
+            momentum: 0.9,
+            dampening: 0.0,
+            nesterov: false,
+        }))
+        .with_weight_decay(Some(WeightDecayConfig {
+            penalty: cfg.weight_decay as f32,
+        }))
+        .init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let augment = TrainTransform {
+        res: cfg.res,
+        crop: RandomResizedCrop::default(),
+        interpolation: Interpolation::Bilinear,
+        hflip: true,
+    };
+    let n = train_split.images.len();
+    let batch = cfg.batch.max(2);
+    let images_total = cfg.epochs * n;
+    let mut images_done = 0;
+    let mut steps = 0usize;
+    let mut epochs = Vec::new();
+    let mut stopped = None;
+    'epochs: for epoch in 0..cfg.epochs {
+        let lr = cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / cfg.epochs.max(1) as f64).cos());
+        let mut order: Vec<usize> = (0..n).collect();
+        SeededRng::for_item(cfg.seed, epoch as u64).shuffle(&mut order);
+        let crop_seed = cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9);
+        let mut losses = Vec::new();
+        // A last batch of one image has no batch statistics: it is dropped, as PyTorch's
+        // `drop_last` would.
+        for chunk in order.chunks(batch).filter(|c| c.len() > 1) {
+            let inputs: Vec<RgbImage> = chunk
+                .par_iter()
+                .map(|&i| {
+                    augment
+                        .apply(&train_split.images[i], &mut SeededRng::for_item(crop_seed, i as u64))
+                        .image
+                })
+                .collect();
+            let targets: Vec<i64> = chunk.iter().map(|&i| train_split.labels[i] as i64).collect();
+            let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [chunk.len()]), &ad);
+            let out = net.forward(input_batch(&inputs, IMAGENET_MEAN, IMAGENET_STD, &ad));
+            let loss = loss_fn.forward(out.logits, targets);
+            let value = loss.clone().inner().to_data().try_to_vec::<f32>().unwrap_or_default()[0];
+            if !value.is_finite() {
+                stopped = Some(format!("epoch {epoch}: loss {value}; stopped"));
+                break 'epochs;
+            }
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            net = optim.step(lr, net, grads);
+            losses.push(value);
+            steps += 1;
+            images_done += chunk.len();
+            if !report(Progress::Step {
+                epoch,
+                loss: value,
+                images_done,
+                images_total,
+            }) {
+                stopped = Some(format!("cancelled in epoch {epoch}"));
+                break 'epochs;
+            }
+        }
+        let eval = net.valid();
+        let val = accuracy(&eval, &val_split.images, &val_split.labels, cfg.res, &backend.device)?;
+        let loss = losses.iter().sum::<f32>() / losses.len().max(1) as f32;
+        epochs.push(json!({"epoch": epoch, "loss": loss, "val_top1": val}));
+        report(Progress::Epoch {
+            epoch,
+            loss,
+            val_top1: val,
+        });
+    }
+    let net = net.valid();
+    let val_top1 = accuracy(&net, &val_split.images, &val_split.labels, cfg.res, &backend.device)?;
+    let summary = json!({
+        "data": cfg.data, "arch": cfg.arch, "train_res": cfg.res, "device": backend,
+        "config": {"epochs": cfg.epochs, "batch": batch, "lr": cfg.lr, "schedule": "cosine", "momentum": 0.9,
+            "weight_decay": cfg.weight_decay, "seed": cfg.seed, "augmentation": "RandomResizedCrop(0.08-1, 3/4-4/3) + flip",
+            "blocks": blocks, "widths": widths, "stem_kernel": stem},
+        "steps": steps, "train_images": n, "val_images": val_split.images.len(), "classes": classes.len(), "unreadable": unreadable,
+        "val_top1": val_top1, "epochs": epochs, "stopped": stopped, "seconds": started.elapsed().as_secs_f64(),
+    });
+    Ok(Trained { net, classes, summary })
+}
+
+/// Writes every tensor (torchvision keys, f32; `num_batches_tracked` int64) to `out` with the
+/// class names and the summary in the metadata, and the summary to `out.json`; both atomically.
+pub fn export(trained: &Trained, arch: Arch, out: &Path) -> anyhow::Result<()> {
+    let mut summary = trained.summary.clone();
+    summary["out"] = json!(out);
+    let tensors = trained.net.state_dict();
+    // torchvision's BatchNorm has a step counter; PyTorch's strict loading wants it.
+    let counters: Vec<String> = tensors
+        .iter()
+        .filter_map(|(k, ..)| {
+            k.strip_suffix(".running_mean")
+                .map(|p| format!("{p}.num_batches_tracked"))
+        })
+        .collect();
+    let steps = summary["steps"].as_i64().unwrap_or(0);
+    let step_bytes = steps.to_le_bytes();
+    let mut views: Vec<tensorfile::Tensor<'_>> = tensors
+        .iter()
+        .map(|(k, shape, v)| tensorfile::Tensor::f32(k, shape, v))
+        .collect();
+    views.extend(counters.iter().map(|k| tensorfile::Tensor {
+        name: k,
+        dtype: Dtype::I64,
+        shape: &[],
+        bytes: &step_bytes,
+    }));
+    views.sort_by(|a, b| a.name.cmp(b.name));
+    let metadata: BTreeMap<String, String> = [
+        ("format".to_owned(), "pt".to_owned()),
+        ("arch".to_owned(), arch.name().to_owned()),
+        ("classes".to_owned(), serde_json::to_string(&trained.classes)?),
+        ("fixres".to_owned(), summary.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    write_atomic(out, &tensorfile::to_bytes(&views, &metadata)?)?;
+    let mut sidecar = out.as_os_str().to_owned();
+    sidecar.push(".json");
+    write_atomic(Path::new(&sidecar), serde_json::to_string_pretty(&summary)?.as_bytes())
+}
