@@ -88,7 +88,7 @@ fn drag_slider(h: &mut Harness<'_, ExplorerApp>, label: &str, range: (f32, f32),
 fn dragging_k_test_moves_the_test_crop_and_the_plots() {
     let mut h = harness(Startup::default());
     let before = h.state().view_summary();
-    drag_slider(&mut h, "K_test", (32.0, 640.0), 224.0, 320.0);
+    drag_slider(&mut h, "K_test", (8.0, 640.0), 224.0, 320.0);
     settle(&mut h);
     let test_res = h.state_mut().settings_mut().test_res;
     assert!((300..=340).contains(&test_res), "K_test after the drag: {test_res}");
@@ -321,4 +321,38 @@ fn cancelling_a_fine_tune_keeps_weights_and_says_so() {
             .join("exports/efficientnet_lite0_fixres96.safetensors")
             .is_file()
     );
+}
+
+#[test]
+fn the_fashion_demo_runs_the_sweep_the_fine_tune_and_shows_its_grid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = harness(Startup::default());
+    h.state_mut().run(Command::OpenFashionDemo);
+    settle(&mut h);
+    {
+        let app = h.state();
+        let (dataset, model) = app.opened();
+        let dataset = dataset.expect("Fashion opened");
+        assert_eq!(dataset.folder.samples.len(), 1000, "the val/ split is shown");
+        assert_eq!(model.expect("its model").model.arch, "resnet-tiny");
+        assert_eq!(app.view_summary().test_crop_side, Some(20));
+        assert!(app.messages().is_empty(), "{:?}", app.messages());
+    }
+    h.get_by_label("Run sweep").click();
+    settle(&mut h);
+    // The sweep's table: one row per test resolution, each scoring all 1000 images.
+    let rows = h.query_all_by_label("1000").count();
+    assert!(rows >= 5, "{rows} table rows with 1000 images scored");
+    h.state_mut().run(Command::ShowGrid);
+    h.run_steps(3);
+    h.get_by_label("after the FixRes fine-tune at K_test");
+    h.state_mut().run(Command::SetExportDir(tmp.path().to_owned()));
+    h.state_mut().run(Command::ShowFinetune);
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::SpinButton, "epochs")
+        .set_value_accesskit(1.0);
+    h.run_steps(2);
+    h.get_by_label("Start fine-tune").click();
+    settle(&mut h);
+    h.get_by_label_contains("(3000 training, 1000 validation images)");
 }

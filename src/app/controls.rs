@@ -7,7 +7,7 @@ use crate::data::Interpolation;
 use crate::size::analytic;
 
 /// Resolution range of the sliders.
-pub const RES_RANGE: std::ops::RangeInclusive<usize> = 32..=640;
+pub const RES_RANGE: std::ops::RangeInclusive<usize> = 8..=640;
 
 /// Draws the controls, changing `settings` in place.
 pub fn ui(ui: &mut egui::Ui, settings: &mut Settings) -> Vec<Command> {

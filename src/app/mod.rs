@@ -10,6 +10,7 @@ mod controls;
 mod crops;
 mod export;
 mod finetune_panel;
+mod grid_view;
 mod session;
 mod settings;
 mod size_plot;
@@ -22,7 +23,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use eframe::egui;
 
-pub use self::session::{Dataset, LoadedModel, demo_photos, demo_weights};
+pub use self::session::{Dataset, LoadedModel, demo_photos, demo_weights, fashion_photos, fashion_weights};
 pub use self::settings::Settings;
 use crate::jobs::{Latest, Wake};
 
@@ -47,6 +48,10 @@ pub enum Command {
     OpenWeights(PathBuf),
     /// Back to the embedded demo (photos and EfficientNet-Lite0).
     OpenDemo,
+    /// The Fashion demo (Fashion-MNIST subset and a small ResNet trained at K_train = 20).
+    OpenFashionDemo,
+    /// Show the resolution-grid window.
+    ShowGrid,
     /// Ask for a folder with the system dialog.
     PickDataset,
     /// Ask for a weights file with the system dialog.
@@ -143,6 +148,7 @@ pub struct ExplorerApp {
     activations: activation_plot::ActivationView,
     accuracy: accuracy_plot::AccuracyView,
     finetune: finetune_panel::FinetunePanel,
+    grid: grid_view::GridView,
     status: status_bar::StatusBar,
     messages: Vec<Message>,
     /// Commands from other threads (dialogs, screenshots).
@@ -177,6 +183,7 @@ impl ExplorerApp {
             activations: activation_plot::ActivationView::default(),
             accuracy: accuracy_plot::AccuracyView::default(),
             finetune: finetune_panel::FinetunePanel::default(),
+            grid: grid_view::GridView::default(),
             status: status_bar::StatusBar::default(),
             messages: Vec::new(),
             inbox,
@@ -209,7 +216,17 @@ impl ExplorerApp {
             Command::OpenDemo => {
                 self.run(Command::OpenDataset(demo_photos()));
                 self.run(Command::OpenWeights(demo_weights()));
+                let d = Settings::default();
+                (self.settings.train_res, self.settings.test_res, self.settings.sweep) =
+                    (d.train_res, d.test_res, d.sweep);
             }
+            Command::OpenFashionDemo => {
+                self.run(Command::OpenDataset(fashion_photos()));
+                self.run(Command::OpenWeights(fashion_weights()));
+                // 28-pixel images, a model trained at 20.
+                (self.settings.train_res, self.settings.test_res, self.settings.sweep) = (20, 20, (12, 48, 4));
+            }
+            Command::ShowGrid => self.grid.open = true,
             Command::PickDataset => self.dialog(|| rfd::FileDialog::new().pick_folder().map(Command::OpenDataset)),
             Command::PickWeights => self.dialog(|| {
                 rfd::FileDialog::new()
@@ -437,8 +454,11 @@ impl ExplorerApp {
                 if ui.button("Open weights…").clicked() {
                     out.push(Command::PickWeights);
                 }
-                if ui.button("Embedded demo").clicked() {
+                if ui.button("Demo: ImageNet photos").clicked() {
                     out.push(Command::OpenDemo);
+                }
+                if ui.button("Demo: Fashion").clicked() {
+                    out.push(Command::OpenFashionDemo);
                 }
                 ui.separator();
                 ui.menu_button("Recent datasets", |ui| {
@@ -531,6 +551,7 @@ impl eframe::App for ExplorerApp {
             activations,
             accuracy,
             finetune,
+            grid,
             status,
             messages,
             ..
@@ -570,6 +591,7 @@ impl eframe::App for ExplorerApp {
             });
         });
         commands.extend(finetune.ui(&ctx, &shared));
+        grid.ui(&ctx, &shared);
         messages_ui(&ctx, messages);
         // Slider changes land after drawing, so one frame draws one consistent state.
         self.settings = settings;

@@ -20,6 +20,18 @@ pub fn demo_weights() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/efficientnet_lite0.safetensors")
 }
 
+/// The Fashion demo: a Fashion-MNIST subset with `train/` and `val/` (shown through `val/`).
+#[must_use]
+pub fn fashion_photos() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/fashion")
+}
+
+/// The Fashion demo's model: `resnet-tiny` trained from scratch at K_train = 20 by `fixres grid`.
+#[must_use]
+pub fn fashion_weights() -> PathBuf {
+    fashion_photos().join("grid/models/resnet-tiny_k20.safetensors")
+}
+
 /// A fresh id, so caches can tell a reopened dataset or model from the one before.
 fn next_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -58,6 +70,9 @@ impl Dataset {
     pub fn name(&self) -> String {
         if self.opened == demo_photos() {
             return "demo photos".into();
+        }
+        if self.opened == fashion_photos() {
+            return "Fashion demo".into();
         }
         self.opened.file_name().map_or_else(
             || self.opened.display().to_string(),
