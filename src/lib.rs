@@ -8,6 +8,7 @@ pub mod data;
 pub mod eval;
 pub mod finetune;
 pub mod fsutil;
+pub mod gpu;
 pub mod jobs;
 pub mod model;
 pub mod size;

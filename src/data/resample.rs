@@ -84,13 +84,50 @@ fn sinc(x: f64) -> f64 {
 const PRECISION_BITS: u32 = 32 - 8 - 2;
 
 /// Fixed-point filter taps for every output position along one axis.
-struct Taps {
+pub(crate) struct Taps {
     /// Taps per output position (the longest filter; shorter ones are zero-padded).
-    ksize: usize,
+    pub(crate) ksize: usize,
     /// `(first input index, number of taps)` per output position.
-    bounds: Vec<(usize, usize)>,
+    pub(crate) bounds: Vec<(usize, usize)>,
     /// `ksize` fixed-point weights per output position.
-    weights: Vec<i32>,
+    pub(crate) weights: Vec<i32>,
+}
+
+/// How `resize_window` computes a window: the taps of each pass (`None`: that axis keeps its
+/// size, no pass) and the source rows the horizontal pass covers.
+pub(crate) struct Plan {
+    pub(crate) horizontal: Option<Taps>,
+    pub(crate) vertical: Option<Taps>,
+    pub(crate) first_row: usize,
+    pub(crate) n_rows: usize,
+}
+
+/// The plan of `resize_window(src (src_w × src_h), width, height, filter, columns, rows)`.
+pub(crate) fn plan(
+    (src_w, src_h): (usize, usize),
+    (width, height): (usize, usize),
+    filter: Interpolation,
+    columns: &Range<usize>,
+    rows: &Range<usize>,
+) -> Plan {
+    // As Pillow: a pass runs only along an axis whose size changes.
+    let horizontal = (width != src_w).then(|| precompute(src_w, 0.0, src_w as f64, width, filter).window(columns));
+    let vertical = (height != src_h).then(|| precompute(src_h, 0.0, src_h as f64, height, filter).window(rows));
+    // Source rows the vertical pass reads (all of them contiguous, as taps move monotonically).
+    let (first_row, n_rows) = match &vertical {
+        Some(v) => {
+            let first = v.bounds[0].0;
+            let (last_min, last_n) = v.bounds[v.bounds.len() - 1];
+            (first, last_min + last_n - first)
+        }
+        None => (rows.start, rows.len()),
+    };
+    Plan {
+        horizontal,
+        vertical,
+        first_row,
+        n_rows,
+    }
 }
 
 /// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc`, for the input span `[in0, in1)`.
@@ -271,20 +308,12 @@ pub fn resize_window(
     if columns.is_empty() || rows.is_empty() || src.width() == 0 || src.height() == 0 {
         return RgbImage::zeros(columns.len(), rows.len());
     }
-    // As Pillow: a pass runs only along an axis whose size changes.
-    let horizontal = (width != src.width())
-        .then(|| precompute(src.width(), 0.0, src.width() as f64, width, filter).window(&columns));
-    let vertical = (height != src.height())
-        .then(|| precompute(src.height(), 0.0, src.height() as f64, height, filter).window(&rows));
-    // Source rows the vertical pass reads (all of them contiguous, as taps move monotonically).
-    let (first_row, n_rows) = match &vertical {
-        Some(v) => {
-            let first = v.bounds[0].0;
-            let (last_min, last_n) = v.bounds[v.bounds.len() - 1];
-            (first, last_min + last_n - first)
-        }
-        None => (rows.start, rows.len()),
-    };
+    let Plan {
+        horizontal,
+        vertical,
+        first_row,
+        n_rows,
+    } = plan((src.width(), src.height()), (width, height), filter, &columns, &rows);
     let tmp = match &horizontal {
         Some(h) => resample_horizontal(src, first_row, n_rows, h),
         None => crop_columns(src, first_row, n_rows, &columns),

@@ -1,0 +1,93 @@
+// PIL-exact separable resampling on the GPU: the same fixed-point sums as Pillow's Resample.c
+// (and src/data/resample.rs), in the same order, so the bytes match the CPU path. The CPU
+// computes the taps (bounds and 22-bit weights) once per (size, filter); the image is uploaded
+// once and resampled for every resolution of a sweep.
+//
+// Pixels are packed RGB8 in a u32 (r | g << 8 | b << 16).
+// `horizontal`: source rows first_row.. → tmp (window columns only), or a column copy (mode 1).
+// `vertical`: tmp → the window, packed, plus the normalised network input, f32 [3, H, W].
+
+struct Params {
+    src_width: u32,   // horizontal: source width; vertical: tmp width (= out_width)
+    out_width: u32,
+    out_height: u32,
+    ksize: u32,
+    row_offset: u32,  // horizontal: first source row; vertical: first source row of tmp
+    mode: u32,        // 0: taps, 1: copy (the axis keeps its size)
+    col_offset: u32,  // horizontal copy: first column of the window
+    _pad: u32,
+    mean: vec4<f32>,
+    stddev: vec4<f32>,
+}
+
+@group(0) @binding(0) var<uniform> params: Params;
+@group(0) @binding(1) var<storage, read> src: array<u32>;
+@group(0) @binding(2) var<storage, read> bounds: array<u32>;   // (first, count) per output
+@group(0) @binding(3) var<storage, read> weights: array<i32>;  // ksize per output
+@group(0) @binding(4) var<storage, read_write> dst: array<u32>;
+@group(0) @binding(5) var<storage, read_write> input: array<f32>;
+
+const PRECISION_BITS: u32 = 22u;
+const HALF: i32 = 2097152; // 1 << (PRECISION_BITS - 1)
+
+fn unpack(p: u32) -> vec3<i32> {
+    return vec3<i32>(i32(p & 0xffu), i32((p >> 8u) & 0xffu), i32((p >> 16u) & 0xffu));
+}
+
+fn clip8(acc: vec3<i32>) -> vec3<u32> {
+    return vec3<u32>(clamp(acc >> vec3<u32>(PRECISION_BITS), vec3<i32>(0), vec3<i32>(255)));
+}
+
+fn pack(c: vec3<u32>) -> u32 {
+    return c.x | (c.y << 8u) | (c.z << 16u);
+}
+
+@compute @workgroup_size(8, 8)
+fn horizontal(@builtin(global_invocation_id) id: vec3<u32>) {
+    let x = id.x;
+    let y = id.y;
+    if (x >= params.out_width || y >= params.out_height) {
+        return;
+    }
+    let row = (params.row_offset + y) * params.src_width;
+    if (params.mode == 1u) {
+        dst[y * params.out_width + x] = src[row + params.col_offset + x];
+        return;
+    }
+    let first = bounds[2u * x];
+    let count = bounds[2u * x + 1u];
+    var acc = vec3<i32>(HALF);
+    for (var k = 0u; k < count; k = k + 1u) {
+        acc = acc + unpack(src[row + first + k]) * weights[x * params.ksize + k];
+    }
+    dst[y * params.out_width + x] = pack(clip8(acc));
+}
+
+@compute @workgroup_size(8, 8)
+fn vertical(@builtin(global_invocation_id) id: vec3<u32>) {
+    let x = id.x;
+    let y = id.y;
+    if (x >= params.out_width || y >= params.out_height) {
+        return;
+    }
+    var c: vec3<u32>;
+    if (params.mode == 1u) {
+        c = vec3<u32>(unpack(src[y * params.src_width + x]));
+    } else {
+        let first = bounds[2u * y] - params.row_offset;
+        let count = bounds[2u * y + 1u];
+        var acc = vec3<i32>(HALF);
+        for (var k = 0u; k < count; k = k + 1u) {
+            acc = acc + unpack(src[(first + k) * params.src_width + x]) * weights[y * params.ksize + k];
+        }
+        c = clip8(acc);
+    }
+    let i = y * params.out_width + x;
+    dst[i] = pack(c);
+    // ToTensor + Normalize, as the CPU path: (v / 255 - mean) / std.
+    let plane = params.out_width * params.out_height;
+    let v = vec3<f32>(c) / 255.0;
+    input[i] = (v.x - params.mean.x) / params.stddev.x;
+    input[plane + i] = (v.y - params.mean.y) / params.stddev.y;
+    input[2u * plane + i] = (v.z - params.mean.z) / params.stddev.z;
+}
