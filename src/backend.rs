@@ -70,6 +70,7 @@ pub fn choose(choice: DeviceChoice) -> anyhow::Result<Backend> {
     let found = adapters();
     let pick = |ty: wgpu::DeviceType| found.iter().find(|(_, t)| *t == ty).map(|(n, _)| n.clone());
     if let Some(name) = pick(wgpu::DeviceType::DiscreteGpu) {
+        crate::gpu::use_for_sweeps();
         return Ok(Backend {
             device: Device::wgpu(DeviceKind::DiscreteGpu(0)),
             kind: "wgpu",
@@ -77,6 +78,7 @@ pub fn choose(choice: DeviceChoice) -> anyhow::Result<Backend> {
         });
     }
     if let Some(name) = pick(wgpu::DeviceType::IntegratedGpu) {
+        crate::gpu::use_for_sweeps();
         return Ok(Backend {
             device: Device::wgpu(DeviceKind::IntegratedGpu(0)),
             kind: "wgpu",
@@ -84,6 +86,7 @@ pub fn choose(choice: DeviceChoice) -> anyhow::Result<Backend> {
         });
     }
     if let Some(name) = pick(wgpu::DeviceType::VirtualGpu) {
+        crate::gpu::use_for_sweeps();
         return Ok(Backend {
             device: Device::wgpu(DeviceKind::VirtualGpu(0)),
             kind: "wgpu",

@@ -42,6 +42,7 @@ pub fn run_model(
             interpolation: recipe.interpolation,
         })
         .collect();
+    let gpu = crate::gpu::for_sweeps();
     let (tx, rx) = sync_channel::<Batch>(2);
     let mut failures = Vec::new();
     std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -54,8 +55,11 @@ pub fn run_model(
                     let decoded: Vec<_> = chunk
                         .par_iter()
                         .map(|p| {
-                            decode_file(p, DecodeLimits::default())
-                                .map(|img| transforms.iter().map(|t| t.apply(&img)).collect::<Vec<_>>())
+                            decode_file(p, DecodeLimits::default()).map(|img| match gpu {
+                                // Decoded once, uploaded once, resampled on the GPU per resolution.
+                                Some(gpu) => crate::gpu::sweep_crops(gpu, &img, &transforms),
+                                None => transforms.iter().map(|t| t.apply(&img)).collect::<Vec<_>>(),
+                            })
                         })
                         .collect();
                     let mut batch = Batch {

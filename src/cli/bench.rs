@@ -23,6 +23,26 @@ pub enum BenchCommand {
     Preprocess(PreprocessBenchArgs),
     /// Images/s of the model's forward pass (pooled + logits) on random inputs, per resolution.
     Forward(ForwardBenchArgs),
+    /// A test-resolution sweep's preprocessing: decode per resolution on the CPU, decode once on
+    /// the CPU, decode once and resample on the GPU (WGSL); the ratios between them.
+    Sweep(SweepBenchArgs),
+}
+
+/// Arguments of `fixres bench sweep`.
+#[derive(Debug, Args)]
+pub struct SweepBenchArgs {
+    /// An ImageFolder.
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Test resolutions of the sweep.
+    #[arg(long, value_delimiter = ',', value_parser = parse_res, default_value = "128,160,192,224,256,288,320,384")]
+    pub res: Vec<usize>,
+    /// Repeat passes until this many seconds have passed, per path (at least one pass).
+    #[arg(long, default_value_t = 3.0)]
+    pub seconds: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Arguments of `fixres bench forward`.
@@ -78,6 +98,7 @@ pub fn run(cmd: &BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Preprocess(args) => preprocess(args),
         BenchCommand::Forward(args) => forward(args),
+        BenchCommand::Sweep(args) => sweep(args),
     }
 }
 
@@ -196,6 +217,104 @@ fn forward(args: &ForwardBenchArgs) -> anyhow::Result<ExitCode> {
                 r["res"],
                 r["images_per_s"].as_f64().unwrap_or(0.0)
             );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `pass` until `seconds` have passed (at least once); crops per second.
+fn crops_per_second(
+    seconds: f64,
+    crops_per_pass: usize,
+    mut pass: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    let mut passes = 0usize;
+    while passes == 0 || started.elapsed().as_secs_f64() < seconds {
+        pass()?;
+        passes += 1;
+    }
+    Ok((passes * crops_per_pass) as f64 / started.elapsed().as_secs_f64())
+}
+
+fn sweep(args: &SweepBenchArgs) -> anyhow::Result<ExitCode> {
+    let folder = ImageFolder::scan(&args.data, Check::List, DecodeLimits::default())?;
+    let files: Vec<PathBuf> = folder.samples.iter().map(|s| s.path.clone()).collect();
+    anyhow::ensure!(!files.is_empty(), "{}: no images", args.data.display());
+    let transforms: Vec<TestTransform> = args
+        .res
+        .iter()
+        .map(|&res| TestTransform {
+            res,
+            crop_ratio: 0.875,
+            interpolation: Interpolation::Bilinear,
+        })
+        .collect();
+    let crops = files.len() * transforms.len();
+    let normalize = |img: &crate::data::RgbImage| to_tensor_normalized(img, IMAGENET_MEAN, IMAGENET_STD);
+    // Single-threaded, all three: the comparison is of the work, not of the core count.
+    let per_res = crops_per_second(args.seconds, crops, || {
+        for t in &transforms {
+            for f in &files {
+                std::hint::black_box(normalize(&t.apply(&decode_file(f, DecodeLimits::default())?)));
+            }
+        }
+        Ok(())
+    })?;
+    let once = crops_per_second(args.seconds, crops, || {
+        for f in &files {
+            let img = decode_file(f, DecodeLimits::default())?;
+            for t in &transforms {
+                std::hint::black_box(normalize(&t.apply(&img)));
+            }
+        }
+        Ok(())
+    })?;
+    let gpu = crate::gpu::Gpu::new();
+    let (gpu_rate, adapter) = match &gpu {
+        Ok(g) => {
+            let rate = crops_per_second(args.seconds, crops, || {
+                for f in &files {
+                    let img = decode_file(f, DecodeLimits::default())?;
+                    let uploaded = g.upload(&img)?;
+                    for t in &transforms {
+                        match g.test_input(&uploaded, t, IMAGENET_MEAN, IMAGENET_STD)? {
+                            Some(out) => drop(std::hint::black_box(out)),
+                            // Padded crops run on the CPU, as the sweeps do.
+                            None => drop(std::hint::black_box(normalize(&t.apply(&img)))),
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+            (Some(rate), g.adapter.clone())
+        }
+        Err(e) => (None, format!("none ({e})")),
+    };
+    let summary = json!({
+        "images": files.len(), "resolutions": args.res, "crops_per_s": {
+            "cpu_decode_per_resolution": per_res, "cpu_decode_once": once, "gpu_decode_once": gpu_rate },
+        "ratio_cpu_decode_once_vs_per_resolution": once / per_res,
+        "ratio_gpu_decode_once_vs_cpu_per_resolution": gpu_rate.map(|g| g / per_res),
+        "ratio_gpu_vs_cpu_decode_once": gpu_rate.map(|g| g / once),
+        "gpu_adapter": adapter,
+    });
+    if args.json {
+        print_json(&summary)?;
+    } else {
+        println!(
+            "{} images x {} resolutions, one thread: CPU decode per resolution {per_res:.1} crops/s, CPU decode once {once:.1} crops/s ({:.2}x)",
+            files.len(),
+            args.res.len(),
+            once / per_res
+        );
+        match gpu_rate {
+            Some(g) => println!(
+                "GPU ({adapter}) decode once {g:.1} crops/s: {:.2}x CPU decode per resolution, {:.2}x CPU decode once",
+                g / per_res,
+                g / once
+            ),
+            None => println!("GPU: {adapter}"),
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,5 +1,6 @@
 //! Custom wgpu compute over `shaders/*.wgsl`: PIL-exact resampling of an image uploaded once to
-//! any number of test resolutions (`resample.wgsl`). Pipelines are built once per `Gpu`.
+//! any number of test resolutions (`resample.wgsl`), and the histogram, min, max and mean of
+//! pooled activations (`histogram.wgsl`). Pipelines are built once per `Gpu`.
 //!
 //! The results are read back to the CPU for now; handing the buffer to Burn without that copy
 //! needs Burn and this module to share one wgpu device (DESIGN §1), which is not done yet.
@@ -44,6 +45,7 @@ pub struct Gpu {
     queue: wgpu::Queue,
     horizontal: wgpu::ComputePipeline,
     vertical: wgpu::ComputePipeline,
+    histogram: wgpu::ComputePipeline,
     /// The adapter's name and backend.
     pub adapter: String,
 }
@@ -107,12 +109,25 @@ impl Gpu {
             })
         };
         let (horizontal, vertical) = (pipeline("horizontal"), pipeline("vertical"));
+        let histogram_module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some("histogram.wgsl"),
+            source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(include_str!("../../shaders/histogram.wgsl"))),
+        });
+        let histogram = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("histogram"),
+            layout: None,
+            module: &histogram_module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
         if let Some(e) = pollster::block_on(scope.pop()) {
             return Err(GpuError::Device(format!("resample.wgsl: {e}")));
         }
         Ok(Self {
             horizontal,
             vertical,
+            histogram,
             adapter: format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type),
             device,
             queue,
@@ -122,7 +137,7 @@ impl Gpu {
     /// Uploads `img` (decode once, resample many times).
     pub fn upload(&self, img: &RgbImage) -> Result<GpuImage, GpuError> {
         let bytes = (img.width() * img.height() * 4) as u64;
-        let limit = u64::from(self.device.limits().max_storage_buffer_binding_size);
+        let limit = self.device.limits().max_storage_buffer_binding_size;
         if bytes > limit {
             return Err(GpuError::TooLarge {
                 width: img.width(),
@@ -233,7 +248,13 @@ impl Gpu {
             mean: [mean[0], mean[1], mean[2], 0.0],
             std: [std[0], std[1], std[2], 1.0],
         };
-        let h_params = params(img.width, n_rows, h_ksize, p.first_row, u32::from(p.horizontal.is_none()));
+        let h_params = params(
+            img.width,
+            n_rows,
+            h_ksize,
+            p.first_row,
+            u32::from(p.horizontal.is_none()),
+        );
         let v_params = params(k, k, v_ksize, p.first_row, u32::from(p.vertical.is_none()));
         let uniform = |label: &str, p: &Params| {
             self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -243,8 +264,14 @@ impl Gpu {
             })
         };
         let (hu, vu) = (uniform("h-params", &h_params), uniform("v-params", &v_params));
-        let (hb, hw) = (storage("h-bounds", bytemuck::cast_slice(&h_bounds)), storage("h-weights", bytemuck::cast_slice(&h_weights)));
-        let (vb, vw) = (storage("v-bounds", bytemuck::cast_slice(&v_bounds)), storage("v-weights", bytemuck::cast_slice(&v_weights)));
+        let (hb, hw) = (
+            storage("h-bounds", bytemuck::cast_slice(&h_bounds)),
+            storage("h-weights", bytemuck::cast_slice(&h_weights)),
+        );
+        let (vb, vw) = (
+            storage("v-bounds", bytemuck::cast_slice(&v_bounds)),
+            storage("v-weights", bytemuck::cast_slice(&v_weights)),
+        );
         // Each pipeline's layout holds the bindings its entry point uses (the horizontal pass
         // writes no network input: bindings 0–4).
         let bind = |pipeline: &wgpu::ComputePipeline, buffers: &[&wgpu::Buffer]| {
@@ -289,7 +316,122 @@ impl Gpu {
                 return Err(GpuError::Readback(e.to_string()));
             }
         }
-        let slice = readback.slice(..);
+        let data = self.read(&readback)?;
+        let words: &[u32] = bytemuck::cast_slice(&data[..out_bytes as usize]);
+        let mut rgb = Vec::with_capacity(k * k * 3);
+        for &w in words {
+            rgb.extend_from_slice(&[(w & 0xff) as u8, (w >> 8 & 0xff) as u8, (w >> 16 & 0xff) as u8]);
+        }
+        let normalized: Vec<f32> = bytemuck::cast_slice(&data[out_bytes as usize..]).to_vec();
+        let image = RgbImage::from_raw(k, k, rgb).ok_or_else(|| GpuError::Readback("wrong size".into()))?;
+        Ok((image, normalized))
+    }
+}
+
+/// `Gpu::histogram`'s result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HistogramStats {
+    /// Values per bin over [0, top].
+    pub counts: Vec<u64>,
+    /// Smallest value.
+    pub min: f32,
+    /// Largest value.
+    pub max: f32,
+    /// Mean (per-workgroup f32 sums, added in f64).
+    pub mean: f64,
+}
+
+impl Gpu {
+    /// Histogram (`bins` over [0, `top`]), min, max and mean of `values`, on the GPU.
+    pub fn histogram(&self, values: &[f32], bins: usize, top: f32) -> Result<HistogramStats, GpuError> {
+        let out_of_memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let n = values.len();
+        let groups = (n as u32).div_ceil(256).max(1);
+        #[repr(C)]
+        #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+        struct Params {
+            n: u32,
+            bins: u32,
+            top: f32,
+            pad: u32,
+        }
+        let init = |label: &str, contents: &[u8], usage: wgpu::BufferUsages| {
+            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage,
+            })
+        };
+        let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
+        let params = init(
+            "histogram-params",
+            bytemuck::bytes_of(&Params {
+                n: n as u32,
+                bins: bins as u32,
+                top,
+                pad: 0,
+            }),
+            wgpu::BufferUsages::UNIFORM,
+        );
+        let input = init(
+            "values",
+            bytemuck::cast_slice(if n == 0 { &[0f32] } else { values }),
+            wgpu::BufferUsages::STORAGE,
+        );
+        let counts = init("counts", &vec![0u8; bins.max(1) * 4], storage);
+        let extremes = init("extremes", bytemuck::cast_slice(&[u32::MAX, 0u32]), storage);
+        let partial = init("partial-sums", &vec![0u8; groups as usize * 4], storage);
+        let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &self.histogram.get_bind_group_layout(0),
+            entries: &[&params, &input, &counts, &extremes, &partial]
+                .iter()
+                .enumerate()
+                .map(|(i, b)| wgpu::BindGroupEntry {
+                    binding: i as u32,
+                    resource: b.as_entire_binding(),
+                })
+                .collect::<Vec<_>>(),
+        });
+        let sizes = [bins.max(1) * 4, 8, groups as usize * 4];
+        let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("histogram-readback"),
+            size: sizes.iter().sum::<usize>() as u64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&self.histogram);
+            pass.set_bind_group(0, &group, &[]);
+            pass.dispatch_workgroups(groups, 1, 1);
+        }
+        encoder.copy_buffer_to_buffer(&counts, 0, &readback, 0, sizes[0] as u64);
+        encoder.copy_buffer_to_buffer(&extremes, 0, &readback, sizes[0] as u64, 8);
+        encoder.copy_buffer_to_buffer(&partial, 0, &readback, (sizes[0] + 8) as u64, sizes[2] as u64);
+        self.queue.submit([encoder.finish()]);
+        for scope in [validation, out_of_memory] {
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                return Err(GpuError::Readback(e.to_string()));
+            }
+        }
+        let data = self.read(&readback)?;
+        let words: &[u32] = bytemuck::cast_slice(&data);
+        let unordered = |u: u32| f32::from_bits(if u & 0x8000_0000 != 0 { u & 0x7fff_ffff } else { !u });
+        let sums: &[f32] = bytemuck::cast_slice(&data[sizes[0] + 8..]);
+        Ok(HistogramStats {
+            counts: words[..bins].iter().map(|&c| u64::from(c)).collect(),
+            min: unordered(words[bins]),
+            max: unordered(words[bins + 1]),
+            mean: sums.iter().map(|&s| f64::from(s)).sum::<f64>() / n.max(1) as f64,
+        })
+    }
+
+    /// Maps `buffer` (MAP_READ) and copies it out.
+    fn read(&self, buffer: &wgpu::Buffer) -> Result<Vec<u8>, GpuError> {
+        let slice = buffer.slice(..);
         let (tx, rx) = std::sync::mpsc::channel();
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r); // the receiver waits below
@@ -300,18 +442,59 @@ impl Gpu {
         rx.recv()
             .map_err(|e| GpuError::Readback(e.to_string()))?
             .map_err(|e| GpuError::Readback(e.to_string()))?;
-        let data = slice.get_mapped_range().map_err(|e| GpuError::Readback(e.to_string()))?;
-        let words: &[u32] = bytemuck::cast_slice(&data[..out_bytes as usize]);
-        let mut rgb = Vec::with_capacity(k * k * 3);
-        for &w in words {
-            rgb.extend_from_slice(&[(w & 0xff) as u8, (w >> 8 & 0xff) as u8, (w >> 16 & 0xff) as u8]);
-        }
-        let normalized: Vec<f32> = bytemuck::cast_slice(&data[out_bytes as usize..]).to_vec();
-        drop(data);
-        readback.unmap();
-        let image = RgbImage::from_raw(k, k, rgb).ok_or_else(|| GpuError::Readback("wrong size".into()))?;
-        Ok((image, normalized))
+        let bytes = slice
+            .get_mapped_range()
+            .map_err(|e| GpuError::Readback(e.to_string()))?
+            .to_vec();
+        buffer.unmap();
+        Ok(bytes)
     }
+}
+
+/// The GPU the sweeps resample on, if they should: when Burn runs on a hardware GPU
+/// (`backend::choose` says so through `use_for_sweeps`), or when `FIXRES_GPU_PREPROCESS=1` asks
+/// for it on any adapter (a software one included: for tests and benchmarks).
+#[must_use]
+pub fn for_sweeps() -> Option<&'static Gpu> {
+    use std::sync::atomic::Ordering;
+    static GPU: std::sync::OnceLock<Option<Gpu>> = std::sync::OnceLock::new();
+    let wanted =
+        SWEEPS_ON_GPU.load(Ordering::Relaxed) || std::env::var("FIXRES_GPU_PREPROCESS").is_ok_and(|v| v == "1");
+    if !wanted {
+        return None;
+    }
+    GPU.get_or_init(|| match Gpu::new() {
+        Ok(g) => Some(g),
+        Err(e) => {
+            eprintln!("warning: GPU preprocessing unavailable, resampling on the CPU: {e}");
+            None
+        }
+    })
+    .as_ref()
+}
+
+static SWEEPS_ON_GPU: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sweeps resample on the GPU from now on (a hardware GPU was chosen for the model).
+pub fn use_for_sweeps() {
+    SWEEPS_ON_GPU.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// `img` through every transform, on `gpu`: uploaded once, resampled per transform; crops that
+/// need padding, and any GPU failure, fall back to the CPU path (same bytes).
+#[must_use]
+pub fn sweep_crops(gpu: &Gpu, img: &RgbImage, transforms: &[TestTransform]) -> Vec<RgbImage> {
+    let cpu = |t: &TestTransform| t.apply(img);
+    let Ok(uploaded) = gpu.upload(img) else {
+        return transforms.iter().map(cpu).collect();
+    };
+    transforms
+        .iter()
+        .map(|t| match gpu.test_input(&uploaded, t, [0.0; 3], [1.0; 3]) {
+            Ok(Some((crop, _))) => crop,
+            _ => cpu(t),
+        })
+        .collect()
 }
 
 impl GpuImage {
