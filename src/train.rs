@@ -18,11 +18,9 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::backend::Backend;
+use crate::data::split::{Splits, load_splits};
 use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
-use crate::data::{
-    Check, DecodeLimits, ImageFolder, Interpolation, RandomResizedCrop, RgbImage, SeededRng, TestTransform,
-    TrainTransform, decode_file,
-};
+use crate::data::{Interpolation, RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform};
 use crate::fsutil::write_atomic;
 use crate::model::resnet::ResNet;
 use crate::model::{input_batch, rows};
@@ -115,47 +113,6 @@ pub struct Trained {
     pub summary: serde_json::Value,
 }
 
-/// Decoded images with labels.
-struct Split {
-    images: Vec<RgbImage>,
-    labels: Vec<usize>,
-}
-
-fn decode_all(folder: &ImageFolder, pick: &[usize]) -> (Split, usize) {
-    let decoded: Vec<_> = pick
-        .par_iter()
-        .map(|&i| {
-            decode_file(&folder.samples[i].path, DecodeLimits::default()).map(|img| (img, folder.samples[i].class))
-        })
-        .collect();
-    let failed = decoded.iter().filter(|r| r.is_err()).count();
-    let (images, labels) = decoded.into_iter().flatten().unzip();
-    (Split { images, labels }, failed)
-}
-
-/// The training and validation images, and the class names.
-fn load(cfg: &Config) -> anyhow::Result<(Split, Split, Vec<String>, usize)> {
-    if cfg.data.join("train").is_dir() && cfg.data.join("val").is_dir() {
-        let train = ImageFolder::scan(&cfg.data.join("train"), Check::List, DecodeLimits::default())?;
-        let val = ImageFolder::scan(&cfg.data.join("val"), Check::List, DecodeLimits::default())?;
-        anyhow::ensure!(
-            train.classes == val.classes,
-            "{}: train/ and val/ have different classes",
-            cfg.data.display()
-        );
-        let all = |f: &ImageFolder| (0..f.samples.len()).collect::<Vec<_>>();
-        let (t, tf) = decode_all(&train, &all(&train));
-        let (v, vf) = decode_all(&val, &all(&val));
-        Ok((t, v, train.classes, tf + vf))
-    } else {
-        let folder = ImageFolder::scan(&cfg.data, Check::List, DecodeLimits::default())?;
-        let (train, val) = crate::finetune::run::seeded_split(&folder, cfg.seed);
-        let (t, tf) = decode_all(&folder, &train);
-        let (v, vf) = decode_all(&folder, &val);
-        Ok((t, v, folder.classes, tf + vf))
-    }
-}
-
 /// Validation top-1 of `net` at `res` with the test transform.
 pub fn accuracy(
     net: &ResNet,
@@ -183,12 +140,12 @@ pub fn accuracy(
 /// Trains from scratch on `backend`, reporting through `report` (false stops after the step).
 pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -> bool) -> anyhow::Result<Trained> {
     let started = Instant::now();
-    let (train_split, val_split, classes, unreadable) = load(cfg)?;
-    anyhow::ensure!(
-        !train_split.images.is_empty(),
-        "{}: no training images could be read",
-        cfg.data.display()
-    );
+    let Splits {
+        train: train_split,
+        val: val_split,
+        classes,
+        unreadable,
+    } = load_splits(&cfg.data, cfg.seed)?;
     let (blocks, widths, stem) = cfg.arch.layout();
     let header = ResNet::basic_header(blocks, widths, stem, classes.len());
     let ad = backend.device.clone().autodiff();

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use eframe::egui;
 use egui_plot::{Line, LineStyle, Plot, VLine};
 
-use super::size_plot::{export_buttons, legend};
+use super::size_plot::{export_buttons, legend, set_png_rect};
 use super::{Command, LoadedModel, Shared};
 use crate::eval::{class_map, run_model, top_k};
 use crate::jobs::Latest;
@@ -284,11 +284,7 @@ impl AccuracyView {
         } else {
             ui.weak("Run the sweep to measure this model at each test resolution.");
         }
-        for c in &mut out {
-            if let Command::ExportPng { rect: r, .. } = c {
-                *r = plot.rect;
-            }
-        }
+        set_png_rect(&mut out, plot.rect);
         out
     }
 }

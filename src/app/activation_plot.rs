@@ -9,7 +9,7 @@ use std::sync::Arc;
 use eframe::egui;
 use egui_plot::{Line, Plot};
 
-use super::size_plot::{export_buttons, legend};
+use super::size_plot::{export_buttons, legend, set_png_rect};
 use super::{Command, LoadedModel, Shared};
 use crate::data::{Interpolation, SeededRng};
 use crate::eval::{PooledStats, StatsAccumulator, run_model};
@@ -328,11 +328,7 @@ impl ActivationView {
             }
         });
         let rect = hist.rect.union(cdf.rect);
-        for c in &mut out {
-            if let Command::ExportPng { rect: r, .. } = c {
-                *r = rect;
-            }
-        }
+        set_png_rect(&mut out, rect);
         out
     }
 }

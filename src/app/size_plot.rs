@@ -105,11 +105,7 @@ impl SizeView {
             })
             .response;
         rect = rect.union(response.rect);
-        for c in &mut out {
-            if let Command::ExportPng { rect: r, .. } = c {
-                *r = rect;
-            }
-        }
+        set_png_rect(&mut out, rect);
         out
     }
 }
@@ -163,8 +159,17 @@ pub fn legend() -> Legend {
         .background_alpha(0.6)
 }
 
-/// "CSV" and "PNG" buttons; the PNG command's rectangle is filled in by the caller once the plot
-/// is drawn.
+/// Gives the PNG export among `commands` the screen rectangle of the plot, once it is drawn.
+pub fn set_png_rect(commands: &mut [Command], rect: egui::Rect) {
+    for c in commands {
+        if let Command::ExportPng { rect: r, .. } = c {
+            *r = rect;
+        }
+    }
+}
+
+/// "CSV" and "PNG" buttons; the PNG command's rectangle is filled in by `set_png_rect` once the
+/// plot is drawn.
 pub fn export_buttons(ui: &mut egui::Ui, name: &str, csv: impl FnOnce() -> String) -> Vec<Command> {
     let mut out = Vec::new();
     if ui

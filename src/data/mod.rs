@@ -5,6 +5,7 @@ pub mod folder;
 mod image;
 pub mod resample;
 pub mod rng;
+pub mod split;
 pub mod transforms;
 
 pub use self::image::RgbImage;

@@ -13,10 +13,8 @@ use serde_json::json;
 use super::cache::TrunkCache;
 use super::{Head, Sgd, Trainable, TrunkOut};
 use crate::backend::Backend;
-use crate::data::{
-    Check, DecodeLimits, ImageFolder, RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform,
-    decode_file,
-};
+use crate::data::split::{Labelled, Splits, load_splits};
+use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform};
 use crate::eval::class_map;
 use crate::fsutil::write_atomic;
 use crate::model::weights::WeightFile;
@@ -134,46 +132,11 @@ pub struct Outcome {
     pub stopped: Option<String>,
 }
 
-/// Images with their labels (model output indices).
-struct Split {
-    images: Vec<RgbImage>,
-    labels: Vec<usize>,
-}
-
-fn load_split(folder: &ImageFolder, pick: &[usize], labels: &[usize]) -> (Split, usize) {
-    let decoded: Vec<_> = pick
-        .par_iter()
-        .map(|&i| {
-            decode_file(&folder.samples[i].path, DecodeLimits::default())
-                .map(|img| (img, labels[folder.samples[i].class]))
-        })
-        .collect();
-    let failed = decoded.iter().filter(|r| r.is_err()).count();
-    let (images, labels) = decoded.into_iter().flatten().unzip();
-    (Split { images, labels }, failed)
-}
-
-/// Train / validation indices into `folder.samples`: every fifth image of each class, in a
-/// seeded order, is held out.
-pub(crate) fn seeded_split(folder: &ImageFolder, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    let (mut train, mut val) = (Vec::new(), Vec::new());
-    for class in 0..folder.classes.len() {
-        let mut idx: Vec<usize> = (0..folder.samples.len())
-            .filter(|&i| folder.samples[i].class == class)
-            .collect();
-        SeededRng::for_item(seed, class as u64).shuffle(&mut idx);
-        for (j, i) in idx.into_iter().enumerate() {
-            if j % 5 == 4 { val.push(i) } else { train.push(i) }
-        }
-    }
-    (train, val)
-}
-
-fn shuffled(split: Split, seed: u64) -> Split {
+fn shuffled(split: Labelled, seed: u64) -> Labelled {
     let mut order: Vec<usize> = (0..split.images.len()).collect();
     SeededRng::new(seed).shuffle(&mut order);
     let mut images: Vec<Option<RgbImage>> = split.images.into_iter().map(Some).collect();
-    Split {
+    Labelled {
         labels: order.iter().map(|&i| split.labels[i]).collect(),
         images: order.iter().filter_map(|&i| images[i].take()).collect(),
     }
@@ -204,35 +167,20 @@ pub fn finetune(
     let started = Instant::now();
     let device = &backend.device;
     report(Progress::Stage("decoding the images".into()));
-    let (train_split, val_split, (n_classes, unreadable)) =
-        if cfg.data.join("train").is_dir() && cfg.data.join("val").is_dir() {
-            let train = ImageFolder::scan(&cfg.data.join("train"), Check::List, DecodeLimits::default())?;
-            let val = ImageFolder::scan(&cfg.data.join("val"), Check::List, DecodeLimits::default())?;
-            anyhow::ensure!(
-                train.classes == val.classes,
-                "{}: train/ and val/ have different classes",
-                cfg.data.display()
-            );
-            let labels =
-                class_map(&train.classes, model).map_err(|why| anyhow::anyhow!("{}: {why}", cfg.data.display()))?;
-            let all = |f: &ImageFolder| (0..f.samples.len()).collect::<Vec<_>>();
-            let (t, tf) = load_split(&train, &all(&train), &labels);
-            let (v, vf) = load_split(&val, &all(&val), &labels);
-            (t, v, (train.classes.len(), tf + vf))
-        } else {
-            let folder = ImageFolder::scan(&cfg.data, Check::List, DecodeLimits::default())?;
-            let labels =
-                class_map(&folder.classes, model).map_err(|why| anyhow::anyhow!("{}: {why}", cfg.data.display()))?;
-            let (train, val) = seeded_split(&folder, cfg.seed);
-            let (t, tf) = load_split(&folder, &train, &labels);
-            let (v, vf) = load_split(&folder, &val, &labels);
-            (t, v, (folder.classes.len(), tf + vf))
-        };
-    anyhow::ensure!(
-        !train_split.images.is_empty(),
-        "{}: no training images could be read",
-        cfg.data.display()
-    );
+    let Splits {
+        train: mut train_split,
+        val: mut val_split,
+        classes,
+        unreadable,
+    } = load_splits(&cfg.data, cfg.seed)?;
+    let n_classes = classes.len();
+    // Dataset classes → the model's outputs (by name when the model has names).
+    let to_model = class_map(&classes, model).map_err(|why| anyhow::anyhow!("{}: {why}", cfg.data.display()))?;
+    for split in [&mut train_split, &mut val_split] {
+        for l in &mut split.labels {
+            *l = to_model[*l];
+        }
+    }
     // Batches mix classes (seeded shuffle once; each epoch then visits the batches in a new order,
     // which keeps the cached trunk outputs per batch).
     let train_split = shuffled(train_split, cfg.seed);
