@@ -75,6 +75,22 @@ fn bottleneck_resnet_matches_pytorch() {
     check("resnet50_narrow", 256);
 }
 
+/// A model `fixres train` made (the small-image stem: 3×3 stride-1 conv1, no max-pool), which
+/// PyTorch loads with `strict=True` into torchvision's ResNet (make_trained_reference.py), on
+/// Fashion validation images at two resolutions.
+#[test]
+fn small_stem_resnet_trained_by_fixres_matches_pytorch() {
+    let device = Device::flex();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (net, shape) = ResNet::load(
+        &root.join("assets/demo/fashion/grid/models/resnet-tiny_k20.safetensors"),
+        &device,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((shape.features, shape.classes), (64, 10));
+    compare("resnet_tiny_k20", |x| net.forward(x), &device);
+}
+
 /// The same forward on Burn's wgpu backend (lavapipe in CI, a GPU where there is one) agrees
 /// with the CPU backend: a small smoke of both networks (convolutions, pooling, BatchNorm, TF
 /// padding), so the GPU path cannot rot unseen.
