@@ -42,7 +42,6 @@ struct Key {
 /// Activations at one resolution, complete or filling in.
 #[derive(Default)]
 struct Entry {
-    values: Vec<f32>,
     stats: Option<PooledStats>,
     /// Sorted values, for the CDF and common histogram bins.
     sorted: Vec<f64>,
@@ -52,8 +51,17 @@ struct Entry {
 }
 
 enum Event {
-    Batch { key: Key, values: Vec<f32>, images: usize },
-    Done { key: Key, failed: usize },
+    /// Everything so far at one resolution (statistics and sorting done in the job, not the UI).
+    Partial {
+        key: Key,
+        stats: PooledStats,
+        sorted: Vec<f64>,
+        images: usize,
+    },
+    Done {
+        key: Key,
+        failed: usize,
+    },
     Failed(String),
 }
 
@@ -125,15 +133,14 @@ impl ActivationView {
     fn update(&mut self, ctx: &egui::Context, shared: &Shared<'_>) {
         for event in self.job.drain() {
             match event {
-                Event::Batch { key, values, images } => {
+                Event::Partial {
+                    key,
+                    stats,
+                    sorted,
+                    images,
+                } => {
                     let e = self.entries.entry(key).or_default();
-                    e.values.extend_from_slice(&values);
-                    e.images += images;
-                    let mut acc = StatsAccumulator::default();
-                    acc.extend(&e.values);
-                    e.stats = Some(acc.finish());
-                    e.sorted = e.values.iter().map(|&v| f64::from(v)).collect();
-                    e.sorted.sort_by(f64::total_cmp);
+                    (e.stats, e.sorted, e.images) = (Some(stats), sorted, images);
                 }
                 Event::Done { key, failed } => {
                     if let Some(e) = self.entries.get_mut(&key) {
@@ -211,6 +218,8 @@ impl ActivationView {
         let model: Arc<LoadedModel> = Arc::clone(model);
         let _ = self.job.start("activations", shared.wake.clone(), move |r| {
             let resolutions: Vec<usize> = missing.iter().map(|k| k.res).collect();
+            let mut values: Vec<Vec<f32>> = vec![Vec::new(); missing.len()];
+            let mut images = vec![0usize; missing.len()];
             let result = run_model(
                 &model.model,
                 recipe,
@@ -219,11 +228,17 @@ impl ActivationView {
                 &resolutions,
                 BATCH,
                 |ri, indices, pooled, _| {
-                    let values: Vec<f32> = pooled.into_iter().flatten().collect();
-                    r.send(Event::Batch {
+                    values[ri].extend(pooled.into_iter().flatten());
+                    images[ri] += indices.len();
+                    let mut acc = StatsAccumulator::default();
+                    acc.extend(&values[ri]);
+                    let mut sorted: Vec<f64> = values[ri].iter().map(|&v| f64::from(v)).collect();
+                    sorted.sort_by(f64::total_cmp);
+                    r.send(Event::Partial {
                         key: missing[ri],
-                        values,
-                        images: indices.len(),
+                        stats: acc.finish(),
+                        sorted,
+                        images: images[ri],
                     });
                 },
                 |_, _| !r.cancelled(),
