@@ -4,6 +4,7 @@
 #   main-window.png  the embedded demo, default settings, accuracy sweep run
 #   own-folder.png   an ImageFolder made from the test photos, K_test dragged up, an object measured
 #   finetune.png     the fine-tune window after a run
+#   fashion.png      the Fashion demo with its resolution grid
 # Needs: apt-get install xvfb imagemagick xdotool mesa-vulkan-drivers libvulkan1.
 # The clicks are at fixed window coordinates (the layout at 1440x900); if the layout changes,
 # the screenshots show where they land, so look at them.
@@ -45,4 +46,10 @@ done
 SHOT_ACTIONS='xdotool mousemove 75 12 click 1; sleep 2; xdotool mousemove 757 365 click 1; sleep 40' \
   "$tool" "$tmp/finetune.png" 15 -- "$bin" --fresh --data "$ft"
 cp "$tmp/finetune.png" screenshots/finetune.png
-echo "wrote screenshots/main-window.png, own-folder.png and finetune.png"
+
+# 4. The Fashion demo (File > Demo: Fashion) with its resolution grid (Grid…).
+SHOT_ACTIONS='xdotool mousemove 18 12 click 1; sleep 1; xdotool mousemove 60 108 click 1; sleep 15;
+  xdotool mousemove 140 12 click 1; sleep 2' \
+  "$tool" "$tmp/fashion.png" 15 -- "$bin" --fresh
+cp "$tmp/fashion.png" screenshots/fashion.png
+echo "wrote screenshots/main-window.png, own-folder.png, finetune.png and fashion.png"

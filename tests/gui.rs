@@ -343,7 +343,7 @@ fn the_fashion_demo_runs_the_sweep_the_fine_tune_and_shows_its_grid() {
     // The sweep's table: one row per test resolution, each scoring all 1000 images.
     let rows = h.query_all_by_label("1000").count();
     assert!(rows >= 5, "{rows} table rows with 1000 images scored");
-    h.state_mut().run(Command::ShowGrid);
+    h.get_by_label("Grid…").click();
     h.run_steps(3);
     h.get_by_label("after the FixRes fine-tune at K_test");
     h.state_mut().run(Command::SetExportDir(tmp.path().to_owned()));

@@ -194,8 +194,8 @@ impl AccuracyView {
         });
         let (mut from, mut to, mut step) = shared.settings.sweep;
         ui.horizontal(|ui| {
-            ui.add(egui::DragValue::new(&mut from).range(32..=1024).prefix("from "));
-            ui.add(egui::DragValue::new(&mut to).range(32..=1024).prefix("to "));
+            ui.add(egui::DragValue::new(&mut from).range(8..=1024).prefix("from "));
+            ui.add(egui::DragValue::new(&mut to).range(8..=1024).prefix("to "));
             ui.add(egui::DragValue::new(&mut step).range(1..=256).prefix("step "));
         });
         if (from, to, step) != shared.settings.sweep {

@@ -521,6 +521,13 @@ impl ExplorerApp {
             {
                 out.push(Command::ShowFinetune);
             }
+            if ui
+                .button("Grid…")
+                .on_hover_text("The train x test resolution table fixres grid made for this dataset")
+                .clicked()
+            {
+                out.push(Command::ShowGrid);
+            }
             ui.menu_button("Help", |ui| {
                 ui.label("Drop a folder (ImageFolder) or a weights file on the window to open it.");
                 ui.label("R: new train crops   N or Down: next image   P or Up: previous image");

@@ -70,7 +70,7 @@ impl SizeView {
             })
             .response;
         let mut rect = response.rect;
-        let curve = analytic_curve(&setup, RES_RANGE.step_by(8));
+        let curve = analytic_curve(&setup, curve_resolutions(&setup));
         let response = Plot::new("size-curve")
             .height(210.0)
             .legend(legend())
@@ -79,8 +79,7 @@ impl SizeView {
             .show(ui, |p| {
                 let points: Vec<[f64; 2]> = curve.iter().map(|&(k, r)| [k as f64, r]).collect();
                 p.line(Line::new("analytic E[ratio]", points).color(egui::Color32::from_rgb(60, 170, 255)));
-                let sampled: Vec<[f64; 2]> = RES_RANGE
-                    .step_by(8)
+                let sampled: Vec<[f64; 2]> = curve_resolutions(&setup)
                     .map(|k| [k as f64, sampled_mean_at(&setup, &mc, k)])
                     .collect();
                 p.line(Line::new("sampled E[ratio]", sampled).color(egui::Color32::from_rgb(255, 150, 30)));
@@ -108,6 +107,13 @@ impl SizeView {
         set_png_rect(&mut out, rect);
         out
     }
+}
+
+/// The K_test axis of the curve: up to three times the larger resolution (within the sliders'
+/// range), about 100 points, so 28-pixel and 224-pixel setups both fill the plot.
+fn curve_resolutions(setup: &SizeSetup) -> impl Iterator<Item = usize> {
+    let top = (3 * setup.train_res.max(setup.test_res)).clamp(*RES_RANGE.start() + 8, *RES_RANGE.end());
+    (*RES_RANGE.start()..=top).step_by((top / 100).max(1))
 }
 
 /// The sampled E[ratio] at another K_test: r_test scales with the resize side, the draws stay.
@@ -145,7 +151,7 @@ fn csv(setup: &SizeSetup, mc: &MonteCarlo, hist: &[(f64, f64, f64)]) -> String {
     for (lo, hi, share) in hist {
         s += &format!("ratio_histogram,{lo},{hi},{share}\n");
     }
-    for (k, r) in analytic_curve(setup, RES_RANGE.step_by(8)) {
+    for (k, r) in analytic_curve(setup, curve_resolutions(setup)) {
         s += &format!("analytic_mean_ratio,,{k},{r}\n");
         s += &format!("sampled_mean_ratio,,{k},{}\n", sampled_mean_at(setup, mc, k));
     }
