@@ -103,6 +103,8 @@ fn ten_thousand_images(root: &Path) -> std::path::PathBuf {
 }
 
 fn main() {
+    // As the app does: parallel work below the UI thread's priority.
+    fixres::jobs::background_thread_pool();
     // 1. Frame time while dragging K_test: the app's own work per frame (layout, plots, starting
     //    jobs), then with the frame rendered too, then rendering an unchanged frame (the peer).
     let mut h = harness(Startup::default(), false);

@@ -195,7 +195,14 @@ pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -
             let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [chunk.len()]), &ad);
             let out = net.forward(input_batch(&inputs, IMAGENET_MEAN, IMAGENET_STD, &ad));
             let loss = loss_fn.forward(out.logits, targets);
-            let value = loss.clone().inner().to_data().try_to_vec::<f32>().unwrap_or_default()[0];
+            let value = loss
+                .clone()
+                .inner()
+                .to_data()
+                .try_to_vec::<f32>()
+                .ok()
+                .and_then(|v| v.first().copied())
+                .unwrap_or(f32::NAN);
             if !value.is_finite() {
                 stopped = Some(format!("epoch {epoch}: loss {value}; stopped"));
                 break 'epochs;

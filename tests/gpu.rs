@@ -41,10 +41,9 @@ fn gpu_test_crops_match_the_cpu_path() {
                 within_one += (d.within_one * n as f64).round() as usize;
                 exact += (d.exact * n as f64).round() as usize;
                 let cpu_input = to_tensor_normalized(&cpu, IMAGENET_MEAN, IMAGENET_STD);
-                if d.exact == 1.0 {
-                    for (a, b) in input.iter().zip(&cpu_input) {
-                        max_input_diff = max_input_diff.max((a - b).abs());
-                    }
+                assert_eq!(input.len(), cpu_input.len());
+                for (a, b) in input.iter().zip(&cpu_input) {
+                    max_input_diff = max_input_diff.max((a - b).abs());
                 }
             }
         }
@@ -57,6 +56,8 @@ fn gpu_test_crops_match_the_cpu_path() {
         100.0 * share
     );
     assert!(share >= 0.999, "only {:.4} % within 1 grey level", 100.0 * share);
+    // The same integer arithmetic in the same order: the bytes are the CPU's, all of them.
+    assert_eq!(exact, pixels, "the GPU crops differ from the CPU's");
     assert!(max_input_diff < 1e-5, "normalised inputs differ by {max_input_diff}");
 }
 
@@ -80,7 +81,10 @@ fn an_eval_sweep_on_the_gpu_path_scores_as_the_cpu_path() {
             .env("FIXRES_GPU_PREPROCESS", if gpu { "1" } else { "0" })
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        // Else the "GPU" run would quietly be a second CPU run.
+        assert!(!stderr.contains("GPU preprocessing unavailable"), "{stderr}");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["results"].clone()
     };
@@ -110,6 +114,7 @@ fn gpu_histogram_matches_the_cpu_statistics() {
     let cpu = acc.finish();
     let top = cpu.max as f32;
     let g = gpu.histogram(&values, 50, top).unwrap();
+    assert!(gpu.histogram(&[], 50, 1.0).is_err() && gpu.histogram(&values, 0, top).is_err());
     assert_eq!(f64::from(g.min), cpu.min);
     assert_eq!(f64::from(g.max), cpu.max);
     assert!(

@@ -19,6 +19,7 @@ use fixres::app::{Command, ExplorerApp, Startup};
 const SIZE: [f32; 2] = [1440.0, 900.0];
 
 fn harness(startup: Startup) -> Harness<'static, ExplorerApp> {
+    fixres::jobs::background_thread_pool(); // as the app does
     let startup = Startup { fresh: true, ..startup };
     let mut h = Harness::builder()
         .with_size(SIZE)

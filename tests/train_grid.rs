@@ -134,4 +134,13 @@ fn the_grid_writes_its_table_and_resumes() {
     );
     let grid2: serde_json::Value = serde_json::from_str(&stdout2).unwrap();
     assert_eq!(grid2["cells"], grid["cells"]);
+
+    // Other settings into the same folder would mix two grids: refused, naming the folder.
+    let other: Vec<&str> = args.iter().map(|a| if *a == "1" { "2" } else { a }).collect();
+    let (status, _, stderr) = fixres(&other);
+    assert!(!status.success());
+    assert!(
+        stderr.contains("other settings") && stderr.contains(out.to_str().unwrap()),
+        "{stderr}"
+    );
 }

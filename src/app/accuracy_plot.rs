@@ -11,6 +11,7 @@ use egui_plot::{Line, LineStyle, Plot, VLine};
 
 use super::size_plot::{export_buttons, legend, set_png_rect};
 use super::{Command, LoadedModel, Shared};
+use crate::data::Interpolation;
 use crate::eval::{class_map, run_model, top_k};
 use crate::jobs::Latest;
 use crate::model::Recipe;
@@ -23,6 +24,13 @@ const PALETTE: [egui::Color32; 4] = [
     egui::Color32::from_rgb(80, 220, 100),
     egui::Color32::from_rgb(220, 90, 200),
 ];
+
+/// What a curve depends on: dataset, model, crop ratio (bits) and filter.
+type CurveKey = (u64, u64, u64, Interpolation);
+
+fn curve_key(dataset: u64, model: u64, s: &super::Settings) -> CurveKey {
+    (dataset, model, s.crop_ratio.to_bits(), s.interpolation)
+}
 
 /// One model's sweep on one dataset.
 struct Curve {
@@ -63,10 +71,10 @@ enum Event {
 /// The view's state.
 #[derive(Default)]
 pub struct AccuracyView {
-    /// By (dataset id, model id).
-    curves: BTreeMap<(u64, u64), Curve>,
+    /// By (dataset id, model id, the test transform's crop ratio and filter).
+    curves: BTreeMap<CurveKey, Curve>,
     job: Latest<Event>,
-    job_key: Option<(u64, u64)>,
+    job_key: Option<CurveKey>,
     error: Option<String>,
 }
 
@@ -125,12 +133,24 @@ impl AccuracyView {
         let resolutions = shared.settings.sweep_resolutions();
         let files: Vec<PathBuf> = dataset.folder.samples.iter().map(|s| s.path.clone()).collect();
         let targets: Vec<usize> = dataset.folder.samples.iter().map(|s| labels[s.class]).collect();
-        let key = (dataset.id, model.id);
+        let key = curve_key(dataset.id, model.id, shared.settings);
         let n = resolutions.len();
         self.curves.insert(
             key,
             Curve {
-                model_name: model.name(),
+                // The name says when the test transform is not the model's own.
+                model_name: if (shared.settings.crop_ratio, shared.settings.interpolation)
+                    == (model.model.recipe.crop_ratio, model.model.recipe.interpolation)
+                {
+                    model.name()
+                } else {
+                    format!(
+                        "{} (crop {:.3}, {:?})",
+                        model.name(),
+                        shared.settings.crop_ratio,
+                        shared.settings.interpolation
+                    )
+                },
                 res: resolutions.clone(),
                 top1: vec![0; n],
                 top5: vec![0; n],
@@ -187,7 +207,7 @@ impl AccuracyView {
             ui.strong("Accuracy vs test resolution");
             return out;
         };
-        let shown: Vec<(&(u64, u64), &Curve)> = self.curves.iter().filter(|(k, _)| k.0 == dataset.id).collect();
+        let shown: Vec<(&CurveKey, &Curve)> = self.curves.iter().filter(|(k, _)| k.0 == dataset.id).collect();
         ui.horizontal(|ui| {
             ui.strong("Accuracy vs test resolution");
             out.extend(export_buttons(ui, "accuracy", || csv(&shown)));
@@ -223,7 +243,7 @@ impl AccuracyView {
             ui.colored_label(ui.visuals().error_fg_color, e);
         }
         // `start` above may have added a curve: list again.
-        let shown: Vec<(&(u64, u64), &Curve)> = self.curves.iter().filter(|(k, _)| k.0 == dataset.id).collect();
+        let shown: Vec<(&CurveKey, &Curve)> = self.curves.iter().filter(|(k, _)| k.0 == dataset.id).collect();
         let plot = Plot::new("accuracy")
             .height(240.0)
             .legend(legend())
@@ -247,7 +267,9 @@ impl AccuracyView {
                 p.vline(VLine::new("K_test", shared.settings.test_res as f64).color(egui::Color32::RED));
             })
             .response;
-        let current = shared.model.and_then(|m| self.curves.get(&(dataset.id, m.id)));
+        let current = shared
+            .model
+            .and_then(|m| self.curves.get(&curve_key(dataset.id, m.id, shared.settings)));
         if let Some(c) = current {
             if !c.complete {
                 ui.horizontal(|ui| {
@@ -289,7 +311,7 @@ impl AccuracyView {
     }
 }
 
-fn csv(curves: &[(&(u64, u64), &Curve)]) -> String {
+fn csv(curves: &[(&CurveKey, &Curve)]) -> String {
     let mut s = String::from("model,k_test,top1,top5,images\n");
     for (_, c) in curves {
         for j in 0..c.res.len() {

@@ -74,6 +74,8 @@ pub struct ActivationView {
     /// The keys last asked for, and since when.
     wanted: Option<(Vec<Key>, std::time::Instant)>,
     note: Option<String>,
+    /// The keys whose run failed (not retried until the settings move on).
+    failed: Option<Vec<Key>>,
 }
 
 impl ActivationView {
@@ -110,9 +112,16 @@ impl ActivationView {
 
     /// Whether the plot is still waiting for the current settings' activations.
     pub fn pending(&self, shared: &Shared<'_>) -> bool {
-        self.keys(shared)
-            .is_some_and(|keys| keys.iter().any(|k| self.entries.get(k).is_none_or(|e| !e.complete)))
-            && self.note.is_none()
+        let Some(keys) = self.keys(shared) else {
+            return false;
+        };
+        let mut missing: Vec<Key> = keys
+            .iter()
+            .filter(|k| self.entries.get(k).is_none_or(|e| !e.complete))
+            .copied()
+            .collect();
+        missing.dedup();
+        !missing.is_empty() && self.failed.as_ref() != Some(&missing)
     }
 
     /// The keys of the K_test and K_train activations the settings ask for.
@@ -148,7 +157,10 @@ impl ActivationView {
                     }
                     self.note = (failed > 0).then(|| format!("{failed} images could not be decoded"));
                 }
-                Event::Failed(e) => self.note = Some(e),
+                Event::Failed(e) => {
+                    self.note = Some(e);
+                    self.failed = Some(self.job_keys.clone());
+                }
             }
         }
         let Some(keys) = self.keys(shared) else {
@@ -170,7 +182,7 @@ impl ActivationView {
         }
         if missing.is_empty()
             || (self.job.running().is_some() && self.job_keys == missing)
-            || self.note.is_some() && self.job_keys == missing
+            || self.failed.as_ref() == Some(&missing)
         {
             return;
         }
@@ -210,6 +222,7 @@ impl ActivationView {
         }
         self.job_keys = missing.clone();
         self.note = None;
+        self.failed = None;
         let recipe = Recipe {
             crop_ratio: shared.settings.crop_ratio,
             interpolation: shared.settings.interpolation,

@@ -2,6 +2,8 @@
 //! Files are written atomically into the export folder.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::SyncSender;
 
 use eframe::egui;
@@ -27,21 +29,35 @@ pub fn outcome(result: anyhow::Result<PathBuf>) -> Command {
 }
 
 /// Asks for a screenshot of the next frame; when it arrives, crops it to `rect` and writes
-/// `dir/name.png`, reporting through `outbox`.
+/// `dir/name.png`, reporting through `outbox`; `in_flight` counts the exports not written yet
+/// (the app reports itself busy until they are).
 pub fn request_png(
     ctx: &egui::Context,
     outbox: &SyncSender<Command>,
     wake: &Wake,
+    in_flight: &Arc<AtomicUsize>,
     dir: &Path,
     name: &str,
     rect: egui::Rect,
 ) {
     let (outbox, wake, dir, name) = (outbox.clone(), wake.clone(), dir.to_owned(), name.to_owned());
+    in_flight.fetch_add(1, Ordering::SeqCst);
+    let in_flight = Arc::clone(in_flight);
     let pixels_per_point = ctx.pixels_per_point();
     ctx.request_screenshot(move |shot| {
-        let result = save_region(&shot, rect * pixels_per_point, &dir, &name);
-        let _ = outbox.send(outcome(result)); // the app has closed: nobody to tell
-        wake();
+        // The callback runs on the UI thread: encode and write elsewhere.
+        let spawned = std::thread::Builder::new()
+            .name("fixres-export-png".into())
+            .spawn(move || {
+                let result = save_region(&shot, rect * pixels_per_point, &dir, &name);
+                // Full inbox (16 unread messages) or closed app: the note is dropped, the file is not.
+                let _ = outbox.try_send(outcome(result));
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                wake();
+            });
+        if let Err(e) = spawned {
+            eprintln!("error: cannot start the PNG export: {e}");
+        }
     });
 }
 

@@ -156,6 +156,8 @@ pub struct ExplorerApp {
     outbox: SyncSender<Command>,
     /// `FIXRES_FRAME_LOG=1`: frame intervals, for measuring the real window (see README).
     frame_log: Option<FrameLog>,
+    /// PNG exports requested and not written yet.
+    png_exports: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Times between frames; the app repaints continuously while it logs.
@@ -213,6 +215,7 @@ impl ExplorerApp {
             messages: Vec::new(),
             inbox,
             outbox,
+            png_exports: Arc::default(),
             frame_log: std::env::var("FIXRES_FRAME_LOG")
                 .is_ok_and(|v| v == "1")
                 .then(|| FrameLog {
@@ -284,6 +287,7 @@ impl ExplorerApp {
                     &self.ctx,
                     &self.outbox,
                     &self.wake,
+                    &self.png_exports,
                     &self.settings.export_dir,
                     &name,
                     rect,
@@ -432,7 +436,10 @@ impl ExplorerApp {
     /// Whether anything is still working (tests wait for this).
     #[must_use]
     pub fn busy(&self) -> bool {
-        !self.running_jobs().is_empty() || self.crops.pending() || self.activations.pending(&self.shared())
+        !self.running_jobs().is_empty()
+            || self.crops.pending()
+            || self.activations.pending(&self.shared())
+            || self.png_exports.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
 
     fn shared(&self) -> Shared<'_> {
@@ -693,6 +700,7 @@ fn opengl_installed() -> bool {
 /// Opens the window; returns when it closes. Fails with a message, never a panic, when no
 /// window can be opened (no display, no graphics adapter).
 pub fn run(startup: Startup) -> anyhow::Result<ExitCode> {
+    crate::jobs::background_thread_pool();
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1440.0, 900.0])

@@ -16,26 +16,32 @@ const SAMPLES: usize = 20_000;
 /// Histogram bins.
 const BINS: usize = 40;
 
+/// A histogram bin: `(lo, hi, share)`.
+type Bin = (f64, f64, f64);
+
 /// The view's cache.
 #[derive(Default)]
 pub struct SizeView {
-    cached: Option<((u64, SizeSetup), MonteCarlo)>,
+    /// The sample and its histogram, for (dataset, setup).
+    cached: Option<((u64, SizeSetup), MonteCarlo, Vec<Bin>)>,
 }
 
 impl SizeView {
     /// K_test of the last computed sample.
     pub fn test_res(&self) -> Option<usize> {
-        self.cached.as_ref().map(|((_, setup), _)| setup.test_res)
+        self.cached.as_ref().map(|((_, setup), ..)| setup.test_res)
     }
 
-    fn sampled(&mut self, shared: &Shared<'_>) -> &MonteCarlo {
+    /// Samples again when the dataset or a setting changed (about a millisecond).
+    fn refresh(&mut self, shared: &Shared<'_>) {
         let setup = shared.settings.size_setup();
         let key = (shared.dataset.map_or(0, |d| d.id), setup);
-        if self.cached.as_ref().is_none_or(|(k, _)| *k != key) {
+        if self.cached.as_ref().is_none_or(|(k, ..)| *k != key) {
             let sizes = shared.dataset.map(|d| d.image_sizes()).unwrap_or_default();
-            self.cached = Some((key, monte_carlo(&setup, &sizes, SAMPLES, 0)));
+            let mc = monte_carlo(&setup, &sizes, SAMPLES, 0);
+            let hist = histogram(&mc.ratios);
+            self.cached = Some((key, mc, hist));
         }
-        &self.cached.as_ref().expect("filled above").1
     }
 
     /// Draws both plots.
@@ -43,11 +49,13 @@ impl SizeView {
         let mut out = Vec::new();
         let setup = shared.settings.size_setup();
         let a = analytic(&setup);
-        let mc = self.sampled(shared).clone();
-        let hist = histogram(&mc.ratios);
+        self.refresh(shared);
+        let Some((_, mc, hist)) = &self.cached else {
+            return out;
+        };
         ui.horizontal(|ui| {
             ui.strong("Apparent object size");
-            out.extend(export_buttons(ui, "apparent-size", || csv(&setup, &mc, &hist)));
+            out.extend(export_buttons(ui, "apparent-size", || csv(&setup, mc, hist)));
         });
         ui.label(format!(
             "E[r_test/r_train]: {:.3} sampled over {} image sizes, {:.3} analytic (square images)",
@@ -80,7 +88,7 @@ impl SizeView {
                 let points: Vec<[f64; 2]> = curve.iter().map(|&(k, r)| [k as f64, r]).collect();
                 p.line(Line::new("analytic E[ratio]", points).color(egui::Color32::from_rgb(60, 170, 255)));
                 let sampled: Vec<[f64; 2]> = curve_resolutions(&setup)
-                    .map(|k| [k as f64, sampled_mean_at(&setup, &mc, k)])
+                    .map(|k| [k as f64, sampled_mean_at(&setup, mc, k)])
                     .collect();
                 p.line(Line::new("sampled E[ratio]", sampled).color(egui::Color32::from_rgb(255, 150, 30)));
                 p.hline(HLine::new("same size", 1.0).color(egui::Color32::GRAY));

@@ -104,6 +104,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         seed: args.seed,
         schedule: args.schedule,
         curve: args.curve.clone(),
+        recipe: model.recipe,
     };
     let (job_model, weights, job_backend) = (Arc::clone(&model), args.weights.clone(), backend.clone());
     let mut job = Job::spawn("finetune", no_wake(), move |r| {

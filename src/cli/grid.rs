@@ -89,6 +89,9 @@ struct Cell {
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Grid {
     data: PathBuf,
+    /// Images per step of training and fine-tuning.
+    #[serde(default)]
+    batch: usize,
     arch: String,
     epochs: usize,
     finetune_epochs: usize,
@@ -124,24 +127,39 @@ pub fn run(args: &GridArgs) -> anyhow::Result<ExitCode> {
         Ok(text) => serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", grid_path.display()))?,
         Err(_) => Grid::default(),
     };
-    let settings = (
-        args.arch.name().to_owned(),
-        args.epochs,
-        args.finetune_epochs,
-        args.seed,
-    );
-    if !grid.cells.is_empty() && (grid.arch.clone(), grid.epochs, grid.finetune_epochs, grid.seed) != settings {
+    // What the models and cells depend on: resuming with anything else would mix two grids.
+    // (Grids from before the batch size was recorded have 0 there, which any batch matches.)
+    let same_data = |recorded: &Path| {
+        let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
+        canonical(recorded) == canonical(&args.data)
+    };
+    let models_exist = std::fs::read_dir(args.out.join("models")).is_ok_and(|mut d| d.next().is_some());
+    let matches = same_data(&grid.data)
+        && (grid.batch == 0 || grid.batch == args.run.batch)
+        && (grid.arch.as_str(), grid.epochs, grid.finetune_epochs, grid.seed)
+            == (args.arch.name(), args.epochs, args.finetune_epochs, args.seed);
+    if (!grid.cells.is_empty() || models_exist) && !matches {
         anyhow::bail!(
-            "{}: made with other settings (arch {}, epochs {}, fine-tune epochs {}, seed {}); use another --out",
-            grid_path.display(),
+            "{}: holds a grid made with other settings (data {}, batch {}, arch {}, epochs {}, fine-tune epochs {}, seed {}); use another --out",
+            args.out.display(),
+            grid.data.display(),
+            grid.batch,
             grid.arch,
             grid.epochs,
             grid.finetune_epochs,
             grid.seed
         );
     }
-    (grid.data, grid.arch, grid.epochs, grid.finetune_epochs, grid.seed) =
-        (args.data.clone(), settings.0, settings.1, settings.2, settings.3);
+    if grid.cells.is_empty() {
+        grid.data = args.data.clone();
+    }
+    (grid.batch, grid.arch, grid.epochs, grid.finetune_epochs, grid.seed) = (
+        args.run.batch,
+        args.arch.name().to_owned(),
+        args.epochs,
+        args.finetune_epochs,
+        args.seed,
+    );
     let val = ImageFolder::scan(&args.data.join("val"), Check::List, DecodeLimits::default())?;
     for &k_train in &args.train_res {
         let model_path = args
@@ -218,6 +236,7 @@ pub fn run(args: &GridArgs) -> anyhow::Result<ExitCode> {
                         seed: args.seed,
                         schedule: Schedule::Constant,
                         curve: vec![k_test],
+                        recipe: model.recipe,
                     },
                     &mut |_| true,
                 )?;

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::RgbImage;
 
 /// Resampling filters, as PIL names them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Interpolation {
     /// Triangle filter (PIL `BILINEAR`), torchvision's default.

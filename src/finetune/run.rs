@@ -18,7 +18,7 @@ use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTr
 use crate::eval::class_map;
 use crate::fsutil::write_atomic;
 use crate::model::weights::WeightFile;
-use crate::model::{Model, input_batch, rows};
+use crate::model::{Model, Recipe, input_batch, rows};
 
 /// Which augmentation the fine-tune data gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -82,6 +82,8 @@ pub struct Config {
     pub schedule: Schedule,
     /// Test resolutions of the before/after curve (empty: K/2 to 2K in eight steps, K included).
     pub curve: Vec<usize>,
+    /// The test transform's crop ratio and filter, and the normalisation (usually the model's).
+    pub recipe: Recipe,
 }
 
 /// What a running fine-tune reports.
@@ -184,7 +186,7 @@ pub fn finetune(
     // Batches mix classes (seeded shuffle once; each epoch then visits the batches in a new order,
     // which keeps the cached trunk outputs per batch).
     let train_split = shuffled(train_split, cfg.seed);
-    let recipe = model.recipe;
+    let recipe = cfg.recipe;
     let test_t = TestTransform {
         res: cfg.res,
         crop_ratio: recipe.crop_ratio,
@@ -222,19 +224,27 @@ pub fn finetune(
     let mut stopped = None;
     let mut cancelled = false;
     if cfg.da == Augmentation::Test && cfg.trunk_cache {
-        report(Progress::Stage("caching the trunk's outputs".into()));
         let mut c = TrunkCache::new(cfg.cache_bytes);
         for b in 0..n_batches {
+            // A cancel here (before any step) keeps the weights as they came.
+            if !report(Progress::Stage(format!(
+                "caching the trunk's outputs: batch {}/{n_batches}",
+                b + 1
+            ))) {
+                cancelled = true;
+                break;
+            }
             c.push(trunk_of(&train_split.images, b, &test_transform))?;
         }
         cache = Some(c);
     }
+    let epochs_to_run = if cancelled { 0 } else { cfg.epochs };
     let images_total = cfg.epochs * train_split.images.len();
     let mut images_done = 0usize;
     let mut epochs = Vec::new();
     // The best weights by validation top-1, kept for a cancelled run (the initial ones count).
     let mut best = (before, head.clone());
-    'epochs: for epoch in 0..cfg.epochs {
+    'epochs: for epoch in 0..epochs_to_run {
         sgd.lr = cfg.schedule.lr(lr, epoch, cfg.epochs);
         let train_t = TrainTransform {
             res: cfg.res,
@@ -315,7 +325,9 @@ pub fn finetune(
     // The accuracy-against-resolution curve of the new model beside the old (same trunk).
     report(Progress::Stage("accuracy against test resolution".into()));
     let original = model.net.head();
-    let curve_res: Vec<usize> = if cfg.curve.is_empty() {
+    let curve_res: Vec<usize> = if cancelled {
+        vec![cfg.res] // the user is waiting: only the resolution fine-tuned for
+    } else if cfg.curve.is_empty() {
         let mut r: Vec<usize> = (0..8)
             .map(|i| (cfg.res / 2 + i * (cfg.res * 3 / 2) / 7).max(16))
             .collect();

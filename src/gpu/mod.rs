@@ -34,6 +34,9 @@ pub enum GpuError {
         /// The limit.
         limit: u64,
     },
+    /// The request cannot run as asked.
+    #[error("{0}")]
+    Input(String),
     /// Reading the result back failed (e.g. the device was lost).
     #[error("reading back from the GPU failed: {0}")]
     Readback(String),
@@ -344,6 +347,14 @@ pub struct HistogramStats {
 impl Gpu {
     /// Histogram (`bins` over [0, `top`]), min, max and mean of `values`, on the GPU.
     pub fn histogram(&self, values: &[f32], bins: usize, top: f32) -> Result<HistogramStats, GpuError> {
+        // One workgroup of 256 per 256 values, in one dispatch dimension.
+        const MAX_VALUES: usize = 65_535 * 256;
+        if values.is_empty() || bins == 0 || values.len() > MAX_VALUES || !(top > 0.0 && top.is_finite()) {
+            return Err(GpuError::Input(format!(
+                "histogram of {} values in {bins} bins over [0, {top}]: need 1..={MAX_VALUES} values, bins > 0, a finite top > 0",
+                values.len()
+            )));
+        }
         let out_of_memory = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let n = values.len();

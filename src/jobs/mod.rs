@@ -20,18 +20,15 @@ pub fn no_wake() -> Wake {
 /// Events a job may have in flight before it waits for its owner (back-pressure).
 const CAPACITY: usize = 64;
 
-/// The thread pool jobs run their parallel work on; `None` if it could not start (then a job's
-/// parallel work runs on the global pool).
-fn pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        rayon::ThreadPoolBuilder::new()
-            .thread_name(|i| format!("fixres-worker-{i}"))
-            .start_handler(|_| lower_priority())
-            .build()
-            .ok()
-    })
-    .as_ref()
+/// Makes rayon's global pool (where every parallel loop of the crate runs: decoding, resampling,
+/// the CPU backend's kernels) start its threads below the UI thread's priority. For the GUI
+/// process, before any parallel work; later calls (the pool already exists) do nothing.
+pub fn background_thread_pool() {
+    // Err: the global pool was built already (e.g. by a test harness); it keeps its priority.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("fixres-worker-{i}"))
+        .start_handler(|_| lower_priority())
+        .build_global();
 }
 
 /// Lowers the calling thread's CPU priority (nice +10), so background work never starves the UI
@@ -122,19 +119,23 @@ impl<E: Send + 'static> Job<E> {
             cancel: cancel.clone(),
             wake: wake.clone(),
         };
-        std::thread::Builder::new()
-            .name(format!("fixres-{name}"))
-            .spawn(move || {
-                lower_priority();
-                // Parallel work inside the job (decoding, the CPU backend's kernels) runs on the
-                // jobs' own pool, whose threads are also below the UI thread's priority.
-                match pool() {
-                    Some(pool) => pool.install(|| work(reporter)),
-                    None => work(reporter),
-                }
-                // The reporter is dropped now: the owner sees the channel close, and wakes to see it.
-                wake();
-            })?;
+        let thread_name = format!("fixres-{name}");
+        std::thread::Builder::new().name(thread_name.clone()).spawn(move || {
+            lower_priority();
+            // A panic must not vanish: the owner sees the job end (the channel closes) and
+            // the message goes to stderr, naming the job.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(reporter)));
+            if let Err(panic) = outcome {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                eprintln!("error: background job {thread_name} failed: {message}");
+            }
+            // The reporter is dropped now: the owner sees the channel close, and wakes to see it.
+            wake();
+        })?;
         Ok(Self {
             name: name.to_owned(),
             rx,
