@@ -11,7 +11,9 @@ use eframe::egui;
 use super::browser::fit;
 use super::{Command, Shared};
 use crate::data::transforms::{resized_size, test_resize_size};
-use crate::data::{CropBox, DecodeLimits, RgbImage, SeededRng, TestTransform, TrainTransform, decode_file};
+use crate::data::{
+    CropBox, DecodeLimits, RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform, decode_file,
+};
 use crate::jobs::Latest;
 use crate::size::quantile;
 
@@ -31,6 +33,9 @@ const OBJECT_STREAM: u64 = 0x0b1e_c7ed;
 const TRAIN_COLOR: egui::Color32 = egui::Color32::from_rgb(255, 150, 30);
 const TEST_COLOR: egui::Color32 = egui::Color32::from_rgb(60, 170, 255);
 const OBJECT_COLOR: egui::Color32 = egui::Color32::from_rgb(80, 220, 100);
+
+/// Image width and height, sampler, seed.
+type CropStatsKey = (usize, usize, RandomResizedCrop, u64);
 
 struct Decoded {
     path: PathBuf,
@@ -73,6 +78,8 @@ pub struct CropsView {
     object: Option<[f64; 4]>,
     object_path: Option<PathBuf>,
     drag_origin: Option<egui::Pos2>,
+    /// Mean, 5 % and 95 % of 1/√(crop area) over sampled train crops, for (size, sampler, seed).
+    crop_stats: Option<(CropStatsKey, [f64; 3])>,
 }
 
 /// The train crops' draws for the image shown: crop `i` uses its own seeded stream, so
@@ -351,22 +358,31 @@ impl CropsView {
             let r = (ow * oh).sqrt();
             let (rw, _) = resized_size(w, h, test_resize_size(s.test_res, s.crop_ratio));
             let test = r * rw as f64 / w as f64;
-            let train = s.train_transform();
-            let mut zooms: Vec<f64> = (0..OBJECT_SAMPLES)
-                .map(|i| {
-                    let b = train
-                        .crop
-                        .sample(w, h, &mut SeededRng::for_item(s.seed ^ OBJECT_STREAM, i));
-                    r * s.train_res as f64 / ((b.width * b.height) as f64).sqrt()
-                })
-                .collect();
-            zooms.sort_by(f64::total_cmp);
-            let mean = zooms.iter().sum::<f64>() / zooms.len() as f64;
+            // Train-time size = r · K_train / √(crop area): the crop statistics depend on the
+            // image size, the sampler and the seed only, so they are sampled once for those.
+            let key = (w, h, s.sampler(), s.seed);
+            if self.crop_stats.as_ref().is_none_or(|(k, _)| *k != key) {
+                let mut inv: Vec<f64> = (0..OBJECT_SAMPLES)
+                    .map(|i| {
+                        let b = s
+                            .sampler()
+                            .sample(w, h, &mut SeededRng::for_item(s.seed ^ OBJECT_STREAM, i));
+                        1.0 / ((b.width * b.height) as f64).sqrt()
+                    })
+                    .collect();
+                inv.sort_by(f64::total_cmp);
+                let mean = inv.iter().sum::<f64>() / inv.len() as f64;
+                self.crop_stats = Some((key, [mean, quantile(&inv, 0.05), quantile(&inv, 0.95)]));
+            }
+            let [mean, q05, q95] = self
+                .crop_stats
+                .as_ref()
+                .expect("filled above")
+                .1
+                .map(|v| v * r * s.train_res as f64);
             ui.label(
                 egui::RichText::new(format!(
-                    "object ≈ {r:.0} px in the image: at train time {mean:.0} px on average (5–95 %: {:.0}–{:.0}), at test time {test:.0} px (ratio {:.2})",
-                    quantile(&zooms, 0.05),
-                    quantile(&zooms, 0.95),
+                    "object ≈ {r:.0} px in the image: at train time {mean:.0} px on average (5–95 %: {q05:.0}–{q95:.0}), at test time {test:.0} px (ratio {:.2})",
                     test / mean
                 ))
                 .color(OBJECT_COLOR),
