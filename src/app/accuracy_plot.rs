@@ -14,7 +14,6 @@ use super::{Command, LoadedModel, Shared};
 use crate::data::Interpolation;
 use crate::eval::{class_map, run_model, top_k};
 use crate::jobs::Latest;
-use crate::model::Recipe;
 
 /// Images per model batch.
 const BATCH: usize = 16;
@@ -162,11 +161,7 @@ impl AccuracyView {
             },
         );
         self.job_key = Some(key);
-        let recipe = Recipe {
-            crop_ratio: shared.settings.crop_ratio,
-            interpolation: shared.settings.interpolation,
-            ..model.model.recipe
-        };
+        let recipe = shared.settings.recipe_for(&model.model.recipe);
         let model = Arc::clone(model);
         let _ = self.job.start("accuracy-sweep", shared.wake.clone(), move |r| {
             let result = run_model(

@@ -14,7 +14,6 @@ use super::{Command, LoadedModel, Shared};
 use crate::data::{Interpolation, SeededRng};
 use crate::eval::{PooledStats, StatsAccumulator, run_model};
 use crate::jobs::Latest;
-use crate::model::Recipe;
 use crate::size::quantile;
 
 /// Histogram bins.
@@ -223,11 +222,7 @@ impl ActivationView {
         self.job_keys = missing.clone();
         self.note = None;
         self.failed = None;
-        let recipe = Recipe {
-            crop_ratio: shared.settings.crop_ratio,
-            interpolation: shared.settings.interpolation,
-            ..model.model.recipe
-        };
+        let recipe = shared.settings.recipe_for(&model.model.recipe);
         let model: Arc<LoadedModel> = Arc::clone(model);
         let _ = self.job.start("activations", shared.wake.clone(), move |r| {
             let resolutions: Vec<usize> = missing.iter().map(|k| k.res).collect();

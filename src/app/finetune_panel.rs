@@ -190,11 +190,7 @@ impl FinetunePanel {
             schedule: f.schedule,
             curve: Vec::new(),
             // The test transform the sliders set, as the plots use.
-            recipe: crate::model::Recipe {
-                crop_ratio: shared.settings.crop_ratio,
-                interpolation: shared.settings.interpolation,
-                ..model.model.recipe
-            },
+            recipe: shared.settings.recipe_for(&model.model.recipe),
         };
         self.exported = None;
         self.run = Some(Run {

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{Interpolation, RandomResizedCrop, TestTransform, TrainTransform};
+use crate::model::Recipe;
 use crate::size::SizeSetup;
 
 /// How many recent folders and weights files the menu keeps.
@@ -105,6 +106,17 @@ impl Settings {
             test_res: self.test_res,
             crop_ratio: self.crop_ratio,
             crop: self.sampler(),
+        }
+    }
+
+    /// `model`'s recipe with the test transform these settings choose (crop ratio, filter); the
+    /// normalisation stays the model's. What every view that runs the model uses.
+    #[must_use]
+    pub fn recipe_for(&self, model: &Recipe) -> Recipe {
+        Recipe {
+            crop_ratio: self.crop_ratio,
+            interpolation: self.interpolation,
+            ..*model
         }
     }
 
