@@ -109,17 +109,23 @@ impl ActivationView {
         self.entries.get(&test).map(|e| (e.images, e.total, e.complete))
     }
 
-    /// Whether the plot is still waiting for the current settings' activations.
-    pub fn pending(&self, shared: &Shared<'_>) -> bool {
-        let Some(keys) = self.keys(shared) else {
-            return false;
-        };
+    /// Of `keys`, those without finished statistics (K_test = K_train counted once).
+    fn missing(&self, keys: &[Key; 2]) -> Vec<Key> {
         let mut missing: Vec<Key> = keys
             .iter()
             .filter(|k| self.entries.get(k).is_none_or(|e| !e.complete))
             .copied()
             .collect();
         missing.dedup();
+        missing
+    }
+
+    /// Whether the plot is still waiting for the current settings' activations.
+    pub fn pending(&self, shared: &Shared<'_>) -> bool {
+        let Some(keys) = self.keys(shared) else {
+            return false;
+        };
+        let missing = self.missing(&keys);
         !missing.is_empty() && self.failed.as_ref() != Some(&missing)
     }
 
@@ -165,12 +171,7 @@ impl ActivationView {
         let Some(keys) = self.keys(shared) else {
             return;
         };
-        let mut missing: Vec<Key> = keys
-            .iter()
-            .filter(|k| self.entries.get(k).is_none_or(|e| !e.complete))
-            .copied()
-            .collect();
-        missing.dedup();
+        let missing = self.missing(&keys);
         // Partial results of abandoned runs go; finished ones stay, up to `KEEP`.
         self.entries.retain(|k, e| e.complete || keys.contains(k));
         if self.entries.len() > KEEP {
