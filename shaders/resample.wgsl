@@ -3,19 +3,25 @@
 // computes the taps (bounds and 22-bit weights) once per (size, filter); the image is uploaded
 // once and resampled for every resolution of a sweep.
 //
-// Pixels are packed RGB8 in a u32 (r | g << 8 | b << 16).
-// `horizontal`: source rows first_row.. → tmp (window columns only), or a column copy (mode 1).
-// `vertical`: tmp → the window, packed, plus the normalised network input, f32 [3, H, W].
+// Pixels are packed RGB8 in a u32 (r | g << 8 | b << 16). An image too large for one storage
+// buffer is uploaded in bands of rows; the horizontal pass then runs once per band.
+// `horizontal`: source rows → tmp rows tmp_row.. (window columns only), or a column copy (mode 1).
+// `vertical`: tmp → the window, packed, plus the normalised network input, f32 [3, H, W], at
+// input_offset (a batch's slot, in the buffer of a Burn tensor when the device is shared).
 
 struct Params {
     src_width: u32,   // horizontal: source width; vertical: tmp width (= out_width)
     out_width: u32,
     out_height: u32,
     ksize: u32,
-    row_offset: u32,  // horizontal: first source row; vertical: first source row of tmp
+    row_offset: u32,  // horizontal: first row to read in src; vertical: first source row of tmp
     mode: u32,        // 0: taps, 1: copy (the axis keeps its size)
     col_offset: u32,  // horizontal copy: first column of the window
-    _pad: u32,
+    input_offset: u32,  // vertical: where this image's input starts in `input`, in f32s
+    tmp_row: u32,     // horizontal: the tmp row the first row read goes to
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
     mean: vec4<f32>,
     stddev: vec4<f32>,
 }
@@ -50,8 +56,9 @@ fn horizontal(@builtin(global_invocation_id) id: vec3<u32>) {
         return;
     }
     let row = (params.row_offset + y) * params.src_width;
+    let out = (params.tmp_row + y) * params.out_width + x;
     if (params.mode == 1u) {
-        dst[y * params.out_width + x] = src[row + params.col_offset + x];
+        dst[out] = src[row + params.col_offset + x];
         return;
     }
     let first = bounds[2u * x];
@@ -60,7 +67,7 @@ fn horizontal(@builtin(global_invocation_id) id: vec3<u32>) {
     for (var k = 0u; k < count; k = k + 1u) {
         acc = acc + unpack(src[row + first + k]) * weights[x * params.ksize + k];
     }
-    dst[y * params.out_width + x] = pack(clip8(acc));
+    dst[out] = pack(clip8(acc));
 }
 
 @compute @workgroup_size(8, 8)
@@ -87,7 +94,8 @@ fn vertical(@builtin(global_invocation_id) id: vec3<u32>) {
     // ToTensor + Normalize, as the CPU path: (v / 255 - mean) / std.
     let plane = params.out_width * params.out_height;
     let v = vec3<f32>(c) / 255.0;
-    input[i] = (v.x - params.mean.x) / params.stddev.x;
-    input[plane + i] = (v.y - params.mean.y) / params.stddev.y;
-    input[2u * plane + i] = (v.z - params.mean.z) / params.stddev.z;
+    let at = params.input_offset + i;
+    input[at] = (v.x - params.mean.x) / params.stddev.x;
+    input[plane + at] = (v.y - params.mean.y) / params.stddev.y;
+    input[2u * plane + at] = (v.z - params.mean.z) / params.stddev.z;
 }

@@ -69,39 +69,36 @@ pub fn choose(choice: DeviceChoice) -> anyhow::Result<Backend> {
     }
     let found = adapters();
     let pick = |ty: wgpu::DeviceType| found.iter().find(|(_, t)| *t == ty).map(|(n, _)| n.clone());
-    if let Some(name) = pick(wgpu::DeviceType::DiscreteGpu) {
-        crate::gpu::use_for_sweeps();
-        return Ok(Backend {
-            device: Device::wgpu(DeviceKind::DiscreteGpu(0)),
-            kind: "wgpu",
-            adapter: name,
-        });
-    }
-    if let Some(name) = pick(wgpu::DeviceType::IntegratedGpu) {
-        crate::gpu::use_for_sweeps();
-        return Ok(Backend {
-            device: Device::wgpu(DeviceKind::IntegratedGpu(0)),
-            kind: "wgpu",
-            adapter: name,
-        });
-    }
-    if let Some(name) = pick(wgpu::DeviceType::VirtualGpu) {
-        crate::gpu::use_for_sweeps();
-        return Ok(Backend {
-            device: Device::wgpu(DeviceKind::VirtualGpu(0)),
-            kind: "wgpu",
-            adapter: name,
-        });
+    for (ty, kind) in [
+        (wgpu::DeviceType::DiscreteGpu, DeviceKind::DiscreteGpu(0)),
+        (wgpu::DeviceType::IntegratedGpu, DeviceKind::IntegratedGpu(0)),
+        (wgpu::DeviceType::VirtualGpu, DeviceKind::VirtualGpu(0)),
+    ] {
+        if let Some(name) = pick(ty) {
+            return Ok(on_wgpu(kind, name, true));
+        }
     }
     match (choice, pick(wgpu::DeviceType::Cpu)) {
-        (DeviceChoice::Gpu, Some(name)) => Ok(Backend {
-            device: Device::wgpu(DeviceKind::Cpu),
-            kind: "wgpu",
-            adapter: format!("{name}, software"),
-        }),
+        (DeviceChoice::Gpu, Some(name)) => Ok(on_wgpu(DeviceKind::Cpu, format!("{name}, software"), false)),
         (DeviceChoice::Gpu, None) => anyhow::bail!(
             "--device gpu: no wgpu adapter found (install a GPU driver, or Mesa's lavapipe: apt-get install mesa-vulkan-drivers)"
         ),
         _ => Ok(cpu()),
+    }
+}
+
+/// Burn on the wgpu device `kind`, brought up from a setup the GPU preprocessing shares
+/// (`gpu::share_with_burn`), so sweeps resample into Burn's buffers on the same device. When
+/// sharing fails, Burn brings the device up by itself and the sweeps read their crops back.
+fn on_wgpu(kind: DeviceKind, adapter: String, hardware: bool) -> Backend {
+    let device = Device::wgpu(kind);
+    match crate::gpu::share_with_burn(&device) {
+        Ok(gpu) => crate::gpu::register_burn_gpu(gpu, hardware),
+        Err(e) => eprintln!("warning: the GPU preprocessing does not share Burn's device ({e}); it reads crops back"),
+    }
+    Backend {
+        device,
+        kind: "wgpu",
+        adapter,
     }
 }

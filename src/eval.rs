@@ -9,15 +9,33 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::data::{DecodeError, DecodeLimits, RgbImage, SeededRng, TestTransform, decode_file};
+use crate::gpu::{GpuError, GpuImage};
 use crate::model::{Model, Recipe, input_batch, rows};
 use crate::size::{Quantile, quantile};
 
-/// One decoded batch: the indices (into the input list) that decoded, their inputs per
-/// resolution, and the files that failed.
+/// One decoded batch: the indices (into the input list) that decoded, their inputs, and the
+/// files that failed.
 struct Batch {
     indices: Vec<usize>,
-    inputs: Vec<Vec<RgbImage>>,
+    inputs: Inputs,
     failed: Vec<DecodeError>,
+    /// The GPU failed (e.g. the device was lost): the run stops with this.
+    gpu_error: Option<GpuError>,
+}
+
+/// One image, prepared on the decoding thread.
+enum Prepared {
+    Crops(Vec<RgbImage>),
+    Uploaded(RgbImage, Option<GpuImage>),
+}
+
+/// A batch's images, ready for the model.
+enum Inputs {
+    /// The test crops, per resolution (resampled on the CPU, or on the GPU and read back).
+    Crops(Vec<Vec<RgbImage>>),
+    /// Decoded and uploaded to the GPU Burn runs on (None: too large for it, or the upload
+    /// failed): resampled per resolution straight into the model's input tensor.
+    Uploaded(Vec<(RgbImage, Option<GpuImage>)>),
 }
 
 /// Runs `model` over `files` at each of `resolutions` (test transform and normalisation from `recipe`), calling `on_output(res_index, indices,
@@ -42,7 +60,11 @@ pub fn run_model(
             interpolation: recipe.interpolation,
         })
         .collect();
+    let transforms = &transforms[..]; // shared by the decoding thread and the model loop
     let gpu = crate::gpu::for_sweeps();
+    let gpu = gpu.as_deref();
+    // On the device Burn runs on, the inputs are written straight into Burn's tensors.
+    let into_burn = gpu.is_some_and(|g| g.shares_burn_device(device));
     let (tx, rx) = sync_channel::<Batch>(2);
     let mut failures = Vec::new();
     std::thread::scope(|scope| -> anyhow::Result<()> {
@@ -57,25 +79,41 @@ pub fn run_model(
                         .map(|p| {
                             decode_file(p, DecodeLimits::default()).map(|img| match gpu {
                                 // Decoded once, uploaded once, resampled on the GPU per resolution.
-                                Some(gpu) => crate::gpu::sweep_crops(gpu, &img, &transforms),
-                                None => transforms.iter().map(|t| t.apply(&img)).collect::<Vec<_>>(),
+                                Some(gpu) if into_burn => match gpu.upload(&img) {
+                                    Ok(up) => Ok(Prepared::Uploaded(img, Some(up))),
+                                    Err(GpuError::TooLarge { .. }) => Ok(Prepared::Uploaded(img, None)),
+                                    Err(e) => Err(e),
+                                },
+                                Some(gpu) => crate::gpu::sweep_crops(gpu, &img, transforms).map(Prepared::Crops),
+                                None => Ok(Prepared::Crops(transforms.iter().map(|t| t.apply(&img)).collect())),
                             })
                         })
                         .collect();
                     let mut batch = Batch {
                         indices: Vec::new(),
-                        inputs: vec![Vec::new(); transforms.len()],
+                        inputs: if into_burn {
+                            Inputs::Uploaded(Vec::new())
+                        } else {
+                            Inputs::Crops(vec![Vec::new(); transforms.len()])
+                        },
                         failed: Vec::new(),
+                        gpu_error: None,
                     };
                     for (i, result) in decoded.into_iter().enumerate() {
-                        match result {
-                            Ok(per_res) => {
+                        match (result, &mut batch.inputs) {
+                            (Ok(Ok(Prepared::Crops(per_res))), Inputs::Crops(slots)) => {
                                 batch.indices.push(first + i);
-                                for (slot, img) in batch.inputs.iter_mut().zip(per_res) {
+                                for (slot, img) in slots.iter_mut().zip(per_res) {
                                     slot.push(img);
                                 }
                             }
-                            Err(e) => batch.failed.push(e),
+                            (Ok(Ok(Prepared::Uploaded(img, up))), Inputs::Uploaded(list)) => {
+                                batch.indices.push(first + i);
+                                list.push((img, up));
+                            }
+                            (Ok(Err(e)), _) => batch.gpu_error = Some(e),
+                            (Ok(Ok(_)), _) => unreachable!("every image of a run is prepared the same way"),
+                            (Err(e), _) => batch.failed.push(e),
                         }
                     }
                     if tx.send(batch).is_err() {
@@ -85,11 +123,22 @@ pub fn run_model(
             })?;
         let mut done = 0;
         for batch in rx {
+            if let Some(e) = batch.gpu_error {
+                return Err(e.into());
+            }
             done += batch.indices.len() + batch.failed.len();
             failures.extend(batch.failed);
             if !batch.indices.is_empty() {
-                for (r, images) in batch.inputs.iter().enumerate() {
-                    let out = model.net.forward(input_batch(images, recipe.mean, recipe.std, device));
+                for (r, t) in transforms.iter().enumerate() {
+                    let input = match (&batch.inputs, gpu) {
+                        (Inputs::Crops(crops), _) => input_batch(&crops[r], recipe.mean, recipe.std, device),
+                        (Inputs::Uploaded(list), Some(gpu)) => {
+                            let refs: Vec<_> = list.iter().map(|(img, up)| (img, up.as_ref())).collect();
+                            gpu.batch_input(&refs, t, recipe.mean, recipe.std)?
+                        }
+                        (Inputs::Uploaded(_), None) => unreachable!("uploads need the GPU"),
+                    };
+                    let out = model.net.forward(input);
                     on_output(r, &batch.indices, rows(&out.pooled)?, rows(&out.logits)?);
                 }
             }

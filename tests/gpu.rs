@@ -1,12 +1,18 @@
 //! The WGSL resampler (`shaders/resample.wgsl`) against the CPU's PIL-exact path, on whatever
 //! wgpu adapter the machine has (Mesa's lavapipe in CI): the uint8 test crops and the normalised
-//! network inputs, for real photos, several resolutions, bilinear and bicubic, one upload each.
+//! network inputs, for real photos, several resolutions, bilinear and bicubic, one upload each;
+//! the inputs written straight into Burn's tensors on the device Burn shares; images uploaded in
+//! bands; a lost device.
 
 mod util;
 
+use std::path::Path;
+
+use burn::tensor::{Device, DeviceKind};
 use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
 use fixres::data::{Interpolation, TestTransform};
-use fixres::gpu::Gpu;
+use fixres::gpu::{Gpu, GpuError};
+use fixres::model::{Model, input_batch};
 
 #[test]
 fn gpu_test_crops_match_the_cpu_path() {
@@ -133,4 +139,179 @@ fn gpu_histogram_matches_the_cpu_statistics() {
         .sum::<u64>()
         / 2;
     assert!(moved <= values.len() as u64 / 1000, "{moved} values in another bin");
+}
+
+const PHOTOS: [&str; 5] = [
+    "grace_hopper.jpg",
+    "chelsea.png",
+    "hubble_tall.jpg",
+    "rocket.jpg",
+    "camera_grey.jpg",
+];
+
+/// Burn on wgpu (lavapipe here), brought up from the setup the resampler shares: the batch input
+/// the shader writes into Burn's own buffer is the CPU path's input to the last bit, and a model
+/// runs on it as on an input uploaded from the CPU. Slots the GPU does not do (no upload; a crop
+/// that needs padding) are filled from the CPU in the same tensor.
+#[test]
+fn gpu_inputs_written_into_burns_buffer_match_the_cpu_path() {
+    let device = Device::wgpu(DeviceKind::Cpu);
+    let gpu = fixres::gpu::share_with_burn(&device).expect("Burn on lavapipe, shared");
+    assert!(gpu.shares_burn_device(&device));
+    assert!(!gpu.shares_burn_device(&Device::flex()));
+    let images: Vec<_> = PHOTOS.iter().map(|p| util::load(&util::photo(p))).collect();
+    let uploads: Vec<_> = images.iter().map(|img| gpu.upload(img).unwrap()).collect();
+    // The third image goes without an upload: its slot is the CPU's.
+    let batch: Vec<_> = images
+        .iter()
+        .zip(&uploads)
+        .enumerate()
+        .map(|(i, (img, up))| (img, (i != 2).then_some(up)))
+        .collect();
+    for (res, crop_ratio, interpolation) in [
+        (96, 0.875, Interpolation::Bilinear),
+        (160, 0.875, Interpolation::Bicubic),
+        // Resize to 133 then crop 160: every crop is padded, all slots from the CPU.
+        (160, 1.2, Interpolation::Bilinear),
+    ] {
+        let t = TestTransform {
+            res,
+            crop_ratio,
+            interpolation,
+        };
+        let written = gpu.batch_input(&batch, &t, IMAGENET_MEAN, IMAGENET_STD).unwrap();
+        assert_eq!(written.dims(), [5, 3, res, res]);
+        let crops: Vec<_> = images.iter().map(|img| t.apply(img)).collect();
+        let uploaded = input_batch(&crops, IMAGENET_MEAN, IMAGENET_STD, &device);
+        let (a, b) = (
+            written.to_data().try_to_vec::<f32>().unwrap(),
+            uploaded.to_data().try_to_vec::<f32>().unwrap(),
+        );
+        assert!(
+            a == b,
+            "res {res}, ratio {crop_ratio}: the written input differs from the CPU's"
+        );
+    }
+    // A real forward pass on the written tensor (the Fashion model: small, so quick on lavapipe).
+    let model = Model::load(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/fashion/grid/models/resnet-tiny_k20.safetensors"),
+        &device,
+    )
+    .unwrap();
+    let t = TestTransform {
+        res: 28,
+        crop_ratio: 1.0,
+        interpolation: Interpolation::Bilinear,
+    };
+    let (mean, std) = (model.recipe.mean, model.recipe.std);
+    let written = gpu.batch_input(&batch, &t, mean, std).unwrap();
+    let crops: Vec<_> = images.iter().map(|img| t.apply(img)).collect();
+    let from_cpu = model.net.forward(input_batch(&crops, mean, std, &device)).logits;
+    let from_gpu = model.net.forward(written).logits;
+    assert_eq!(
+        from_gpu.to_data().try_to_vec::<f32>().unwrap(),
+        from_cpu.to_data().try_to_vec::<f32>().unwrap()
+    );
+}
+
+/// An image larger than one storage buffer is uploaded in bands of rows; the horizontal pass
+/// runs per band and the crops are still the CPU's bytes (here bands of 64 KiB: ~30 rows).
+#[test]
+fn an_image_uploaded_in_bands_resamples_as_the_cpu_path() {
+    let gpu = Gpu::new().expect("a wgpu adapter");
+    for photo in ["grace_hopper.jpg", "hubble_tall.jpg"] {
+        let img = util::load(&util::photo(photo));
+        let banded = gpu.upload_in_bands(&img, 64 * 1024).unwrap();
+        assert!(banded.bands() > 5, "{} bands", banded.bands());
+        for (res, interpolation) in [
+            (64, Interpolation::Bicubic),
+            (224, Interpolation::Bilinear),
+            (320, Interpolation::Bicubic),
+        ] {
+            let t = TestTransform {
+                res,
+                crop_ratio: 0.875,
+                interpolation,
+            };
+            let (crop, input) = gpu
+                .test_input(&banded, &t, IMAGENET_MEAN, IMAGENET_STD)
+                .unwrap()
+                .unwrap();
+            let cpu = t.apply(&img);
+            assert!(crop == cpu, "{photo} at {res}: banded crop differs from the CPU's");
+            assert!(input == to_tensor_normalized(&cpu, IMAGENET_MEAN, IMAGENET_STD));
+        }
+    }
+    // Not one row fits: refused by name, for the caller to resample on the CPU.
+    let img = util::load(&util::photo("rocket.jpg"));
+    assert!(matches!(gpu.upload_in_bands(&img, 64), Err(GpuError::TooLarge { .. })));
+    let t = TestTransform {
+        res: 64,
+        crop_ratio: 0.875,
+        interpolation: Interpolation::Bilinear,
+    };
+    assert_eq!(fixres::gpu::sweep_crops(&gpu, &img, &[t]).unwrap(), vec![t.apply(&img)]);
+}
+
+/// A device lost in the middle of a sweep: the GPU calls fail with `Lost`, the run fails with a
+/// message saying so, the lost GPU is not handed out again, and the next run resamples on the CPU.
+#[test]
+fn a_gpu_lost_mid_run_fails_it_and_the_next_run_is_on_the_cpu() {
+    // SAFETY: no other test of this binary reads the environment in-process.
+    unsafe { std::env::set_var("FIXRES_GPU_PREPROCESS", "1") };
+    let gpu = fixres::gpu::for_sweeps().expect("a wgpu adapter for the sweeps");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let device = Device::flex();
+    let model = Model::load(
+        &root.join("assets/demo/fashion/grid/models/resnet-tiny_k20.safetensors"),
+        &device,
+    )
+    .unwrap();
+    let folder = fixres::data::ImageFolder::scan(
+        &root.join("assets/demo/fashion/val"),
+        fixres::data::Check::List,
+        fixres::data::DecodeLimits::default(),
+    )
+    .unwrap();
+    let files: Vec<_> = folder.samples.iter().take(48).map(|s| s.path.clone()).collect();
+    let run = |lose: bool| {
+        let mut rows = 0;
+        fixres::eval::run_model(
+            &model,
+            model.recipe,
+            &device,
+            &files,
+            &[20, 28],
+            4,
+            |_, _, _, logits| rows += logits.len(),
+            |_, _| {
+                if lose && !gpu.is_lost() {
+                    gpu.simulate_loss(); // after the first batch: later batches meet a lost device
+                }
+                true
+            },
+        )
+        .map(|_| rows)
+    };
+    let err = run(true).expect_err("a run whose GPU was lost fails");
+    assert!(format!("{err:#}").contains("GPU device was lost"), "{err:#}");
+    let img = util::load(&util::photo("chelsea.png"));
+    let t = TestTransform {
+        res: 64,
+        crop_ratio: 0.875,
+        interpolation: Interpolation::Bilinear,
+    };
+    assert!(matches!(
+        fixres::gpu::sweep_crops(&gpu, &img, &[t]),
+        Err(GpuError::Lost(_))
+    ));
+    assert!(
+        fixres::gpu::for_sweeps().is_none(),
+        "a lost GPU is not handed out again"
+    );
+    assert_eq!(
+        run(false).unwrap(),
+        2 * files.len(),
+        "the next run scores every image, on the CPU"
+    );
 }
