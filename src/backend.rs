@@ -67,6 +67,16 @@ pub fn choose(choice: DeviceChoice) -> anyhow::Result<Backend> {
     if choice == DeviceChoice::Cpu {
         return Ok(cpu());
     }
+    if crate::gpu::burn_gpu_lost() {
+        anyhow::ensure!(
+            choice == DeviceChoice::Auto,
+            "--device gpu: the GPU was lost earlier in this run"
+        );
+        return Ok(Backend {
+            adapter: "CPU (Burn flex backend; the GPU was lost)".into(),
+            ..cpu()
+        });
+    }
     let found = adapters();
     let pick = |ty: wgpu::DeviceType| found.iter().find(|(_, t)| *t == ty).map(|(n, _)| n.clone());
     for (ty, kind) in [

@@ -1,6 +1,8 @@
 //! Pooled activations (paper §3.2) of a sample of the dataset at the current K_test, over the
 //! same at K_train: histogram, CDF and a table. Computed in the background, batch by batch (the
-//! plot fills in as batches finish); moving a slider cancels the run for the old value.
+//! plot fills in as batches finish); moving a slider cancels the run for the old value. The
+//! histogram is binned once per batch's values (on the GPU the sweeps use, when there is one:
+//! `shaders/histogram.wgsl`), not per frame.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -75,6 +77,15 @@ pub struct ActivationView {
     note: Option<String>,
     /// The keys whose run failed (not retried until the settings move on).
     failed: Option<Vec<Key>>,
+    /// Histogram densities of the entries, as last binned.
+    binned: HashMap<Key, Binned>,
+}
+
+/// An entry's histogram density over [0, top], for `values` values.
+struct Binned {
+    values: usize,
+    top: f64,
+    density: Vec<(f64, f64, f64)>,
 }
 
 impl ActivationView {
@@ -287,12 +298,44 @@ impl ActivationView {
             .map(|s| quantile(&s.2.sorted, 0.995))
             .fold(0.0f64, f64::max)
             .max(1e-6);
+        // Binned again only when an entry's values or the common range change.
+        self.binned.retain(|k, _| self.entries.contains_key(k));
+        let gpu = crate::gpu::for_sweeps();
+        for key in [test_key, train_key] {
+            let Some(e) = self.entries.get(&key) else { continue };
+            if self
+                .binned
+                .get(&key)
+                .is_none_or(|b| b.values != e.sorted.len() || b.top != top)
+            {
+                let density = density_on(gpu.as_deref(), nonzero(&e.sorted), top);
+                self.binned.insert(
+                    key,
+                    Binned {
+                        values: e.sorted.len(),
+                        top,
+                        density,
+                    },
+                );
+            }
+        }
+        let series: Vec<Series<'_>> = series
+            .into_iter()
+            .zip([test_key, train_key])
+            .map(|((name, res, entry, color), key)| Series {
+                name,
+                res,
+                entry,
+                color,
+                density: self.binned.get(&key).map_or(&[][..], |b| &b.density),
+            })
+            .collect();
         ui.horizontal(|ui| {
             ui.strong("Pooled activations");
             out.extend(export_buttons(ui, "activations", || csv(&series, top)));
         });
-        match series.first() {
-            Some((_, _, e, _)) if !e.complete => {
+        match series.first().map(|s| s.entry) {
+            Some(e) if !e.complete => {
                 ui.horizontal(|ui| {
                     ui.spinner();
                     ui.label(format!("{}/{} images at K_test", e.images, e.total));
@@ -311,12 +354,9 @@ impl ActivationView {
             .x_axis_label("pooled activation (non-zero values)")
             .allow_scroll(false)
             .show(ui, |p| {
-                for (name, res, e, color) in &series {
-                    let points: Vec<[f64; 2]> = density(nonzero(&e.sorted), top)
-                        .into_iter()
-                        .flat_map(|(lo, hi, d)| [[lo, d], [hi, d]])
-                        .collect();
-                    p.line(Line::new(format!("{name} = {res}"), points).color(*color));
+                for s in &series {
+                    let points: Vec<[f64; 2]> = s.density.iter().flat_map(|&(lo, hi, d)| [[lo, d], [hi, d]]).collect();
+                    p.line(Line::new(format!("{} = {}", s.name, s.res), points).color(s.color));
                 }
             })
             .response;
@@ -327,8 +367,11 @@ impl ActivationView {
             .include_y(1.0)
             .allow_scroll(false)
             .show(ui, |p| {
-                for (name, res, e, color) in &series {
-                    p.line(Line::new(format!("CDF {name} = {res}"), cdf_points(&e.sorted, top)).color(*color));
+                for s in &series {
+                    p.line(
+                        Line::new(format!("CDF {} = {}", s.name, s.res), cdf_points(&s.entry.sorted, top))
+                            .color(s.color),
+                    );
                 }
             })
             .response;
@@ -337,15 +380,15 @@ impl ActivationView {
                 ui.strong(h);
             }
             ui.end_row();
-            for (_, res, e, color) in &series {
-                if let Some(s) = &e.stats {
-                    ui.colored_label(*color, res.to_string());
+            for series in &series {
+                if let Some(s) = &series.entry.stats {
+                    ui.colored_label(series.color, series.res.to_string());
                     for v in [s.mean, s.std] {
                         ui.label(format!("{v:.3}"));
                     }
                     ui.label(format!("{:.1} %", 100.0 * s.zero_share));
                     for q in [0.5, 0.95] {
-                        ui.label(format!("{:.3}", quantile(&e.sorted, q)));
+                        ui.label(format!("{:.3}", quantile(&series.entry.sorted, q)));
                     }
                     ui.end_row();
                 }
@@ -362,21 +405,48 @@ fn nonzero(sorted: &[f64]) -> &[f64] {
     &sorted[sorted.partition_point(|&v| v <= 0.0)..]
 }
 
+/// One curve of the plot: an entry and its binned density.
+struct Series<'a> {
+    name: &'static str,
+    res: usize,
+    entry: &'a Entry,
+    color: egui::Color32,
+    density: &'a [(f64, f64, f64)],
+}
+
 /// `(lo, hi, density)` bins over [0, top].
-fn density(sorted: &[f64], top: f64) -> Vec<(f64, f64, f64)> {
-    if sorted.is_empty() {
-        return Vec::new();
-    }
+fn density(values: &[f64], top: f64) -> Vec<(f64, f64, f64)> {
     let width = top / BINS as f64;
-    let mut counts = vec![0usize; BINS];
-    for &v in sorted {
+    let mut counts = vec![0u64; BINS];
+    for &v in values {
         counts[((v / width) as usize).min(BINS - 1)] += 1;
     }
-    let n = sorted.len() as f64;
+    to_density(&counts, values.len(), top)
+}
+
+/// `density`, binned on `gpu` when there is one (the CPU's when the GPU fails: same bins, a
+/// value on a bin edge may land one bin over in f32).
+fn density_on(gpu: Option<&crate::gpu::Gpu>, values: &[f64], top: f64) -> Vec<(f64, f64, f64)> {
+    if let Some(gpu) = gpu
+        && !values.is_empty()
+    {
+        let values32: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+        if let Ok(h) = gpu.histogram(&values32, BINS, top as f32) {
+            return to_density(&h.counts, values.len(), top);
+        }
+    }
+    density(values, top)
+}
+
+fn to_density(counts: &[u64], n: usize, top: f64) -> Vec<(f64, f64, f64)> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let width = top / counts.len() as f64;
     counts
         .iter()
         .enumerate()
-        .map(|(i, &c)| (i as f64 * width, (i + 1) as f64 * width, c as f64 / n / width))
+        .map(|(i, &c)| (i as f64 * width, (i + 1) as f64 * width, c as f64 / n as f64 / width))
         .collect()
 }
 
@@ -393,9 +463,12 @@ fn cdf_points(sorted: &[f64], top: f64) -> Vec<[f64; 2]> {
         .collect()
 }
 
-fn csv(series: &[(&str, usize, &Entry, egui::Color32)], top: f64) -> String {
+fn csv(series: &[Series<'_>], top: f64) -> String {
     let mut s = String::from("res,row,x_lo,x_hi,value\n");
-    for (_, res, e, _) in series {
+    for Series {
+        res, entry: e, density, ..
+    } in series
+    {
         if let Some(st) = &e.stats {
             for (name, v) in [
                 ("mean", st.mean),
@@ -406,7 +479,7 @@ fn csv(series: &[(&str, usize, &Entry, egui::Color32)], top: f64) -> String {
                 s += &format!("{res},{name},,,{v}\n");
             }
         }
-        for (lo, hi, d) in density(nonzero(&e.sorted), top) {
+        for (lo, hi, d) in *density {
             s += &format!("{res},nonzero_density,{lo},{hi},{d}\n");
         }
         for [x, c] in cdf_points(&e.sorted, top) {
@@ -430,5 +503,20 @@ mod tests {
         assert_eq!(c.first().unwrap()[1], 0.4);
         assert_eq!(c.last().unwrap()[1], 1.0);
         assert_eq!(nonzero(&sorted), &[0.5, 1.0, 2.0]);
+    }
+
+    /// The GPU histogram (lavapipe here) bins the plot's values as the CPU does.
+    #[test]
+    fn density_on_the_gpu_matches_the_cpu() {
+        let gpu = crate::gpu::Gpu::new().expect("a wgpu adapter");
+        let mut rng = SeededRng::new(3);
+        let values: Vec<f64> = (0..20_000).map(|_| -(1.0 - rng.next_f64()).ln() * 0.7).collect();
+        let (g, c) = (density_on(Some(&gpu), &values, 2.0), density(&values, 2.0));
+        assert_eq!(g.len(), BINS);
+        let width = 2.0 / BINS as f64;
+        let moved: f64 = g.iter().zip(&c).map(|(a, b)| (a.2 - b.2).abs() * width).sum::<f64>() / 2.0;
+        assert!(moved <= 1e-3, "{moved} of the mass in another bin");
+        assert_eq!((g[0].0, g[BINS - 1].1), (c[0].0, c[BINS - 1].1));
+        assert!(density_on(Some(&gpu), &[], 2.0).is_empty());
     }
 }

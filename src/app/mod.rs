@@ -378,6 +378,19 @@ impl ExplorerApp {
         while let Ok(command) = self.inbox.try_recv() {
             self.run(command);
         }
+        // The GPU under the model was lost (its jobs failed with a message): reopen it on the CPU.
+        if let Some(model) = &self.model
+            && model.backend.kind == "wgpu"
+            && crate::gpu::burn_gpu_lost()
+            && self.model_job.running().is_none()
+        {
+            let path = model.path.clone();
+            self.messages.push(Message {
+                text: format!("The GPU was lost: {} is reopened on the CPU.", path.display()),
+                error: true,
+            });
+            self.run(Command::OpenWeights(path));
+        }
         let dropped: Vec<PathBuf> = ctx.input(|i| i.raw.dropped_files.iter().map(|f| f.path().to_owned()).collect());
         for path in dropped {
             let command = if path.is_dir() {

@@ -280,6 +280,16 @@ pub fn for_sweeps() -> Option<Arc<Gpu>> {
 /// The GPU Burn runs on, and whether it is a hardware one.
 static BURN_GPU: Mutex<Option<(Arc<Gpu>, bool)>> = Mutex::new(None);
 
+/// Whether the GPU Burn runs on was lost (the model must be reloaded on the CPU).
+#[must_use]
+pub fn burn_gpu_lost() -> bool {
+    BURN_GPU
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .is_some_and(|(gpu, _)| gpu.is_lost())
+}
+
 /// Burn runs on `gpu`'s device from now on (`backend::choose`); sweeps resample on it when it is
 /// a `hardware` GPU.
 pub fn register_burn_gpu(gpu: Arc<Gpu>, hardware: bool) {
