@@ -14,7 +14,8 @@ use super::{parse_crop_ratio, parse_res, print_json};
 use crate::backend::{DeviceChoice, choose};
 use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
 use crate::data::{Check, DecodeLimits, ImageFolder, Interpolation, SeededRng, TestTransform, decode_file};
-use crate::model::Model;
+use crate::model::{Model, input_batch};
+use burn::tensor::Tensor;
 
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
@@ -23,8 +24,9 @@ pub enum BenchCommand {
     Preprocess(PreprocessBenchArgs),
     /// Images/s of the model's forward pass (pooled + logits) on random inputs, per resolution.
     Forward(ForwardBenchArgs),
-    /// A test-resolution sweep's preprocessing: decode per resolution on the CPU, decode once on
-    /// the CPU, decode once and resample on the GPU (WGSL); the ratios between them.
+    /// A test-resolution sweep's preprocessing, inputs ending in Burn's tensors: decode per
+    /// resolution on the CPU, decode once on the CPU, decode once and resample on the GPU (WGSL);
+    /// and the resampling alone, CPU vs GPU; the ratios between them.
     Sweep(SweepBenchArgs),
 }
 
@@ -40,6 +42,9 @@ pub struct SweepBenchArgs {
     /// Repeat passes until this many seconds have passed, per path (at least one pass).
     #[arg(long, default_value_t = 3.0)]
     pub seconds: f64,
+    /// Where Burn runs (the inputs end in its tensors); on wgpu the GPU path shares its device.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -250,71 +255,149 @@ fn sweep(args: &SweepBenchArgs) -> anyhow::Result<ExitCode> {
             interpolation: Interpolation::Bilinear,
         })
         .collect();
+    let backend = choose(args.device)?;
+    let device = &backend.device;
+    // The GPU path: Burn's own device when Burn runs on wgpu (inputs written into its tensors),
+    // else a device of its own (crops read back, then uploaded as the CPU path's are).
+    let gpu = match backend.kind {
+        "wgpu" => crate::gpu::share_with_burn(device).map_err(|e| anyhow::anyhow!(e)),
+        _ => crate::gpu::Gpu::new()
+            .map(std::sync::Arc::new)
+            .map_err(anyhow::Error::from),
+    };
+    let into_burn = gpu.as_ref().is_ok_and(|g| g.shares_burn_device(device));
     let crops = files.len() * transforms.len();
-    let normalize = |img: &crate::data::RgbImage| to_tensor_normalized(img, IMAGENET_MEAN, IMAGENET_STD);
-    // Single-threaded, all three: the comparison is of the work, not of the core count.
+    let (mean, std) = (IMAGENET_MEAN, IMAGENET_STD);
+    // Every path ends as the sweeps do: a batch per resolution in a Burn tensor on Burn's device,
+    // waited for (a one-value reduction read back).
+    let finish = |input: Tensor<4>| std::hint::black_box(input.sum().into_scalar::<f32>());
+    let decode = |f: &PathBuf| decode_file(f, DecodeLimits::default());
+    // Files a batch at a time (as the sweeps: a folder need not fit in memory); one thread on
+    // the CPU, all paths: the comparison is of the work, not of the core count.
+    let chunks: Vec<&[PathBuf]> = files.chunks(16).collect();
     let per_res = crops_per_second(args.seconds, crops, || {
-        for t in &transforms {
-            for f in &files {
-                std::hint::black_box(normalize(&t.apply(&decode_file(f, DecodeLimits::default())?)));
+        for chunk in &chunks {
+            for t in &transforms {
+                let crops: Vec<_> = chunk
+                    .iter()
+                    .map(|f| Ok(t.apply(&decode(f)?)))
+                    .collect::<anyhow::Result<_>>()?;
+                finish(input_batch(&crops, mean, std, device));
             }
         }
         Ok(())
     })?;
     let once = crops_per_second(args.seconds, crops, || {
-        for f in &files {
-            let img = decode_file(f, DecodeLimits::default())?;
+        for chunk in &chunks {
+            let images: Vec<_> = chunk.iter().map(decode).collect::<Result<_, _>>()?;
             for t in &transforms {
-                std::hint::black_box(normalize(&t.apply(&img)));
+                let crops: Vec<_> = images.iter().map(|img| t.apply(img)).collect();
+                finish(input_batch(&crops, mean, std, device));
             }
         }
         Ok(())
     })?;
-    let gpu = crate::gpu::Gpu::new();
-    let (gpu_rate, adapter) = match &gpu {
+    // Pre-decoded (and pre-uploaded) images: the resampling alone.
+    let decoded: Vec<_> = files.iter().take(16).map(decode).collect::<Result<_, _>>()?;
+    let resample_crops = decoded.len() * transforms.len();
+    let cpu_resample = crops_per_second(args.seconds, resample_crops, || {
+        for t in &transforms {
+            let crops: Vec<_> = decoded.iter().map(|img| t.apply(img)).collect();
+            finish(input_batch(&crops, mean, std, device));
+        }
+        Ok(())
+    })?;
+    // One batch per resolution, on the GPU: into Burn's tensor, or read back and uploaded.
+    let gpu_batch =
+        |g: &crate::gpu::Gpu, images: &[(crate::data::RgbImage, crate::gpu::GpuImage)], t: &TestTransform| {
+            if into_burn {
+                let refs: Vec<_> = images.iter().map(|(img, up)| (img, Some(up))).collect();
+                return anyhow::Ok(g.batch_input(&refs, t, mean, std)?);
+            }
+            let crops: Vec<_> = images
+                .iter()
+                .map(|(img, up)| {
+                    Ok(g.test_input(up, t, mean, std)?
+                        .map_or_else(|| t.apply(img), |(crop, _)| crop))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            Ok(input_batch(&crops, mean, std, device))
+        };
+    let (gpu_once, gpu_resample, adapter) = match &gpu {
         Ok(g) => {
-            let rate = crops_per_second(args.seconds, crops, || {
-                for f in &files {
-                    let img = decode_file(f, DecodeLimits::default())?;
-                    let uploaded = g.upload(&img)?;
+            let once = crops_per_second(args.seconds, crops, || {
+                for chunk in &chunks {
+                    let images: Vec<_> = chunk
+                        .iter()
+                        .map(|f| {
+                            let img = decode(f)?;
+                            let up = g.upload(&img)?;
+                            anyhow::Ok((img, up))
+                        })
+                        .collect::<anyhow::Result<_>>()?;
                     for t in &transforms {
-                        match g.test_input(&uploaded, t, IMAGENET_MEAN, IMAGENET_STD)? {
-                            Some(out) => drop(std::hint::black_box(out)),
-                            // Padded crops run on the CPU, as the sweeps do.
-                            None => drop(std::hint::black_box(normalize(&t.apply(&img)))),
-                        }
+                        finish(gpu_batch(g, &images, t)?);
                     }
                 }
                 Ok(())
             })?;
-            (Some(rate), g.adapter.clone())
+            let uploaded: Vec<_> = decoded
+                .iter()
+                .map(|img| anyhow::Ok((img.clone(), g.upload(img)?)))
+                .collect::<anyhow::Result<_>>()?;
+            let resample = crops_per_second(args.seconds, resample_crops, || {
+                for t in &transforms {
+                    finish(gpu_batch(g, &uploaded, t)?);
+                }
+                Ok(())
+            })?;
+            (Some(once), Some(resample), g.adapter.clone())
         }
-        Err(e) => (None, format!("none ({e})")),
+        Err(e) => (None, None, format!("none ({e})")),
+    };
+    let gpu_path = if into_burn {
+        "written into Burn's tensors on the device Burn shares"
+    } else {
+        "crops read back from a device of its own, then uploaded as the CPU's"
     };
     let summary = json!({
-        "images": files.len(), "resolutions": args.res, "crops_per_s": {
-            "cpu_decode_per_resolution": per_res, "cpu_decode_once": once, "gpu_decode_once": gpu_rate },
+        "images": files.len(), "resolutions": args.res, "burn_device": backend, "gpu_adapter": adapter,
+        "gpu_path": gpu_path,
+        "crops_per_s": {
+            "cpu_decode_per_resolution": per_res, "cpu_decode_once": once, "gpu_decode_once": gpu_once },
+        "resample_crops_per_s": { "cpu": cpu_resample, "gpu": gpu_resample },
         "ratio_cpu_decode_once_vs_per_resolution": once / per_res,
-        "ratio_gpu_decode_once_vs_cpu_per_resolution": gpu_rate.map(|g| g / per_res),
-        "ratio_gpu_vs_cpu_decode_once": gpu_rate.map(|g| g / once),
-        "gpu_adapter": adapter,
+        "ratio_gpu_decode_once_vs_cpu_per_resolution": gpu_once.map(|g| g / per_res),
+        "ratio_gpu_vs_cpu_decode_once": gpu_once.map(|g| g / once),
+        "ratio_gpu_vs_cpu_resampling": gpu_resample.map(|g| g / cpu_resample),
     });
     if args.json {
         print_json(&summary)?;
     } else {
         println!(
-            "{} images x {} resolutions, one thread: CPU decode per resolution {per_res:.1} crops/s, CPU decode once {once:.1} crops/s ({:.2}x)",
+            "{} images x {} resolutions, one CPU thread, inputs into Burn on {} ({}):",
             files.len(),
             args.res.len(),
+            backend.kind,
+            backend.adapter
+        );
+        println!(
+            "  CPU decode per resolution {per_res:.1} crops/s, CPU decode once {once:.1} crops/s ({:.2}x)",
             once / per_res
         );
-        match gpu_rate {
-            Some(g) => println!(
-                "GPU ({adapter}) decode once {g:.1} crops/s: {:.2}x CPU decode per resolution, {:.2}x CPU decode once",
-                g / per_res,
-                g / once
-            ),
-            None => println!("GPU: {adapter}"),
+        match (gpu_once, gpu_resample) {
+            (Some(g), Some(r)) => {
+                println!(
+                    "  GPU ({adapter}; {gpu_path}) decode once {g:.1} crops/s: {:.2}x CPU decode per resolution, {:.2}x CPU decode once",
+                    g / per_res,
+                    g / once
+                );
+                println!(
+                    "  resampling alone (decoded beforehand): CPU {cpu_resample:.1} crops/s, GPU {r:.1} crops/s ({:.2}x)",
+                    r / cpu_resample
+                );
+            }
+            _ => println!("  GPU: {adapter}"),
         }
     }
     Ok(ExitCode::SUCCESS)
