@@ -300,7 +300,7 @@ impl ActivationView {
             .max(1e-6);
         // Binned again only when an entry's values or the common range change.
         self.binned.retain(|k, _| self.entries.contains_key(k));
-        let gpu = crate::gpu::for_sweeps();
+        let gpu = crate::gpu::for_sweeps_if_up();
         for key in [test_key, train_key] {
             let Some(e) = self.entries.get(&key) else { continue };
             if self

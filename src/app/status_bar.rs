@@ -49,6 +49,11 @@ impl StatusBar {
                     .on_hover_text(m.path.display().to_string());
                     ui.separator();
                     ui.label(format!("Backend: {}", m.backend.adapter));
+                    if let Some(gpu) = crate::gpu::for_sweeps_if_up() {
+                        ui.separator();
+                        ui.label("Sweeps resample on the GPU")
+                            .on_hover_text(format!("shaders/resample.wgsl on {}", gpu.adapter));
+                    }
                 }
                 None => {
                     ui.label("Model: none");

@@ -73,7 +73,12 @@ impl Gpu {
     /// Opens the first adapter wgpu finds (a hardware GPU first; a software one, e.g. lavapipe,
     /// when that is all there is) on a device of its own, and builds the pipelines.
     pub fn new() -> Result<Self, GpuError> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        // Vulkan/Metal/DX12 only, as Burn: probing OpenGL (EGL) would fight the window's OpenGL
+        // context when the app draws with glow (EGL BadAccess).
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::PRIMARY,
+            ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+        });
         let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
             power_preference: wgpu::PowerPreference::HighPerformance,
             ..Default::default()
@@ -252,26 +257,43 @@ pub fn share_with_burn(device: &burn::tensor::Device) -> Result<Arc<Gpu>, String
 /// The GPU the sweeps resample on, if they should: Burn's own device when `backend::choose` picked
 /// a hardware GPU; when `FIXRES_GPU_PREPROCESS=1` asks for it, Burn's wgpu device on a software
 /// adapter too, or, with Burn on the CPU, a device of its own on any adapter (for tests and
-/// benchmarks: on lavapipe the GPU path is slower than the CPU's). None once that device is lost.
+/// benchmarks: on lavapipe the GPU path is slower than the CPU's), brought up on first use. None
+/// once that device is lost.
 #[must_use]
 pub fn for_sweeps() -> Option<Arc<Gpu>> {
+    sweeps_gpu(true)
+}
+
+/// `for_sweeps`, without bringing a device up (for the UI thread: that takes a while).
+#[must_use]
+pub fn for_sweeps_if_up() -> Option<Arc<Gpu>> {
+    sweeps_gpu(false)
+}
+
+fn sweeps_gpu(bring_up: bool) -> Option<Arc<Gpu>> {
     static OWN: OnceLock<Option<Arc<Gpu>>> = OnceLock::new();
     let asked = std::env::var("FIXRES_GPU_PREPROCESS").is_ok_and(|v| v == "1");
     let burn = BURN_GPU
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
         .clone();
+    let own = || {
+        let up = || match Gpu::new() {
+            Ok(g) => Some(Arc::new(g)),
+            Err(e) => {
+                eprintln!("warning: GPU preprocessing unavailable, resampling on the CPU: {e}");
+                None
+            }
+        };
+        if bring_up {
+            OWN.get_or_init(up).clone()
+        } else {
+            OWN.get().cloned().flatten()
+        }
+    };
     let gpu = match burn {
         Some((gpu, hardware)) if hardware || asked => Some(gpu),
-        _ if asked => OWN
-            .get_or_init(|| match Gpu::new() {
-                Ok(g) => Some(Arc::new(g)),
-                Err(e) => {
-                    eprintln!("warning: GPU preprocessing unavailable, resampling on the CPU: {e}");
-                    None
-                }
-            })
-            .clone(),
+        _ if asked => own(),
         _ => None,
     };
     gpu.filter(|g| !g.is_lost())
