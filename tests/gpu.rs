@@ -192,6 +192,17 @@ fn gpu_inputs_written_into_burns_buffer_match_the_cpu_path() {
             "res {res}, ratio {crop_ratio}: the written input differs from the CPU's"
         );
     }
+    // A batch over one storage buffer (the limit lowered here): the CPU path's input, no failure.
+    let t = TestTransform {
+        res: 96,
+        crop_ratio: 0.875,
+        interpolation: Interpolation::Bicubic,
+    };
+    let crops: Vec<_> = images.iter().map(|img| t.apply(img)).collect();
+    let cpu = input_batch(&crops, IMAGENET_MEAN, IMAGENET_STD, &device);
+    gpu.limit_buffers((5 * 3 * 96 * 96 * 4 - 4) as u64);
+    let over = gpu.batch_input(&batch, &t, IMAGENET_MEAN, IMAGENET_STD).unwrap();
+    assert!(over.to_data().try_to_vec::<f32>().unwrap() == cpu.to_data().try_to_vec::<f32>().unwrap());
     // A real forward pass on the written tensor (the Fashion model: small, so quick on lavapipe).
     let model = Model::load(
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/fashion/grid/models/resnet-tiny_k20.safetensors"),

@@ -10,7 +10,7 @@ mod histogram;
 mod resample;
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use cubecl::wgpu::{AutoGraphicsApi, RuntimeOptions, try_init_setup};
@@ -63,8 +63,9 @@ pub struct Gpu {
     burn: Option<cubecl::Device>,
     /// Set once the device is lost: `for_sweeps` stops handing this GPU out.
     lost: Arc<AtomicBool>,
-    /// The most bytes one storage buffer may hold (bands of rows stay under it).
-    buffer_limit: u64,
+    /// The most bytes one storage buffer may hold (bands of rows stay under it): the device's
+    /// limit, or lower (`limit_buffers`).
+    buffer_limit: AtomicU64,
     /// The adapter's name and backend.
     pub adapter: String,
 }
@@ -134,7 +135,7 @@ impl Gpu {
             histogram,
             burn,
             lost,
-            buffer_limit: limits.max_storage_buffer_binding_size.min(limits.max_buffer_size),
+            buffer_limit: AtomicU64::new(limits.max_storage_buffer_binding_size.min(limits.max_buffer_size)),
             adapter: format!("{} ({:?}, {:?})", info.name, info.backend, info.device_type),
             device,
             queue,
@@ -148,6 +149,17 @@ impl Gpu {
             return false;
         };
         self.burn.as_ref() == Some(cube)
+    }
+
+    /// The most bytes one buffer of this `Gpu` holds.
+    fn buffer_limit(&self) -> u64 {
+        self.buffer_limit.load(Ordering::Relaxed)
+    }
+
+    /// Lowers the most bytes one buffer may hold below the device's limit (tests: images and
+    /// batches over the limit, without allocating gigabytes).
+    pub fn limit_buffers(&self, bytes: u64) {
+        self.buffer_limit.fetch_min(bytes, Ordering::Relaxed);
     }
 
     /// Whether the device was lost.

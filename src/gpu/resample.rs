@@ -10,6 +10,7 @@ use super::{Gpu, GpuError};
 use crate::data::resample::{Plan, Taps, plan};
 use crate::data::transforms::{center_crop_origin, resized_size, test_resize_size, to_tensor_normalized};
 use crate::data::{RgbImage, TestTransform};
+use crate::model::input_batch;
 
 /// An image uploaded once, packed RGB8 (one u32 per pixel), in bands of whole rows.
 pub struct GpuImage {
@@ -76,7 +77,7 @@ impl Gpu {
     /// Uploads `img` (decode once, resample many times), in bands of rows when it is larger than
     /// one storage buffer may be.
     pub fn upload(&self, img: &RgbImage) -> Result<GpuImage, GpuError> {
-        self.upload_in_bands(img, self.buffer_limit)
+        self.upload_in_bands(img, self.buffer_limit())
     }
 
     /// Uploads `img` in bands of at most `max_band_bytes` (whole rows; `upload` uses the device's
@@ -85,7 +86,7 @@ impl Gpu {
         self.alive()?;
         let (width, height) = (img.width(), img.height());
         let row_bytes = (width * 4) as u64;
-        let max_band_bytes = max_band_bytes.min(self.buffer_limit);
+        let max_band_bytes = max_band_bytes.min(self.buffer_limit());
         if row_bytes > max_band_bytes {
             return Err(GpuError::TooLarge {
                 width,
@@ -169,7 +170,8 @@ impl Gpu {
     /// The network input of a batch at one test transform, `[N, 3, K, K]`, written by the shader
     /// straight into the buffer of a Burn tensor on the device Burn shares with this `Gpu`
     /// (`share_with_burn`): nothing goes through the CPU. Images without an upload, and crops the
-    /// GPU does not do (`test_input`'s `None`), are computed on the CPU and copied into their slot.
+    /// GPU does not do (`test_input`'s `None`), are computed on the CPU and copied into their slot;
+    /// a batch over one storage buffer is the CPU path's altogether.
     pub fn batch_input(
         &self,
         images: &[(&RgbImage, Option<&GpuImage>)],
@@ -187,11 +189,10 @@ impl Gpu {
         if n == 0 || k == 0 {
             return Err(GpuError::Input(format!("an input batch of {n} images of {k}x{k}")));
         }
-        if (n * per_image * 4) as u64 > self.buffer_limit || n * per_image > u32::MAX as usize {
-            return Err(GpuError::Input(format!(
-                "{n} inputs of 3x{k}x{k} are over one storage buffer ({} bytes)",
-                self.buffer_limit
-            )));
+        if (n * per_image * 4) as u64 > self.buffer_limit() || n * per_image > u32::MAX as usize {
+            // Over one storage buffer: the CPU path's input, uploaded as it would be.
+            let crops: Vec<RgbImage> = images.iter().map(|(img, _)| t.apply(img)).collect();
+            return Ok(input_batch(&crops, mean, std, &burn::tensor::Device::new(cube.clone())));
         }
         let client = cube.client();
         let handle = client.empty(n * per_image * 4);
@@ -253,7 +254,7 @@ impl Gpu {
             &(left..left + k),
             &(top..top + k),
         );
-        if (k * plan.n_rows * 4) as u64 > self.buffer_limit || (3 * k * k * 4) as u64 > self.buffer_limit {
+        if (k * plan.n_rows * 4) as u64 > self.buffer_limit() || (3 * k * k * 4) as u64 > self.buffer_limit() {
             return None;
         }
         Some(Window {
