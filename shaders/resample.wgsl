@@ -22,8 +22,6 @@ struct Params {
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
-    mean: vec4<f32>,
-    stddev: vec4<f32>,
 }
 
 @group(0) @binding(0) var<uniform> params: Params;
@@ -32,6 +30,10 @@ struct Params {
 @group(0) @binding(3) var<storage, read> weights: array<i32>;  // ksize per output
 @group(0) @binding(4) var<storage, read_write> dst: array<u32>;
 @group(0) @binding(5) var<storage, read_write> input: array<f32>;
+// ToTensor + Normalize of each channel value, computed on the CPU by the CPU path's own formula
+// (`transforms::normalization_table`): a lookup is exact on every GPU, where WGSL's f32 division
+// may round differently.
+@group(0) @binding(6) var<storage, read> table: array<f32>;  // [channel * 256 + value]
 
 const PRECISION_BITS: u32 = 22u;
 const HALF: i32 = 2097152; // 1 << (PRECISION_BITS - 1)
@@ -91,11 +93,9 @@ fn vertical(@builtin(global_invocation_id) id: vec3<u32>) {
     }
     let i = y * params.out_width + x;
     dst[i] = pack(c);
-    // ToTensor + Normalize, as the CPU path: (v / 255 - mean) / std.
     let plane = params.out_width * params.out_height;
-    let v = vec3<f32>(c) / 255.0;
     let at = params.input_offset + i;
-    input[at] = (v.x - params.mean.x) / params.stddev.x;
-    input[plane + at] = (v.y - params.mean.y) / params.stddev.y;
-    input[2u * plane + at] = (v.z - params.mean.z) / params.stddev.z;
+    input[at] = table[c.x];
+    input[plane + at] = table[256u + c.y];
+    input[2u * plane + at] = table[512u + c.z];
 }

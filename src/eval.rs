@@ -134,12 +134,27 @@ pub fn run_model(
                         (Inputs::Crops(crops), _) => input_batch(&crops[r], recipe.mean, recipe.std, device),
                         (Inputs::Uploaded(list), Some(gpu)) => {
                             let refs: Vec<_> = list.iter().map(|(img, up)| (img, up.as_ref())).collect();
-                            gpu.batch_input(&refs, t, recipe.mean, recipe.std)?
+                            match gpu.batch_input(&refs, t, recipe.mean, recipe.std)? {
+                                Some(input) => input,
+                                // Over one storage buffer: the CPU path's input.
+                                None => {
+                                    let crops: Vec<_> = list.iter().map(|(img, _)| t.apply(img)).collect();
+                                    input_batch(&crops, recipe.mean, recipe.std, device)
+                                }
+                            }
                         }
                         (Inputs::Uploaded(_), None) => unreachable!("uploads need the GPU"),
                     };
                     let out = model.net.forward(input);
-                    on_output(r, &batch.indices, rows(&out.pooled)?, rows(&out.logits)?);
+                    let read = rows(&out.pooled).and_then(|pooled| Ok((pooled, rows(&out.logits)?)));
+                    let (pooled, logits) = match (read, gpu) {
+                        // Burn failed to read its result on the device it shares with us: lost?
+                        (Err(e), Some(gpu)) if into_burn && gpu.probe_lost() => {
+                            return Err(GpuError::Lost(format!("{e:#}")).into());
+                        }
+                        (read, _) => read?,
+                    };
+                    on_output(r, &batch.indices, pooled, logits);
                 }
             }
             if !progress(done, files.len()) {

@@ -1,8 +1,8 @@
 //! Pooled activations (paper §3.2) of a sample of the dataset at the current K_test, over the
 //! same at K_train: histogram, CDF and a table. Computed in the background, batch by batch (the
 //! plot fills in as batches finish); moving a slider cancels the run for the old value. The
-//! histogram is binned once per batch's values (on the GPU the sweeps use, when there is one:
-//! `shaders/histogram.wgsl`), not per frame.
+//! histogram is binned once per batch's values, in the background (on the GPU the sweeps use,
+//! when one is up: `shaders/histogram.wgsl`), not per frame.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -79,6 +79,9 @@ pub struct ActivationView {
     failed: Option<Vec<Key>>,
     /// Histogram densities of the entries, as last binned.
     binned: HashMap<Key, Binned>,
+    /// The binning job, and what it bins (key, values, top's bits).
+    binning: Latest<(Key, Binned)>,
+    binning_for: Vec<(Key, usize, u64)>,
 }
 
 /// An entry's histogram density over [0, top], for `values` values.
@@ -137,7 +140,9 @@ impl ActivationView {
             return false;
         };
         let missing = self.missing(&keys);
-        !missing.is_empty() && self.failed.as_ref() != Some(&missing)
+        (!missing.is_empty() && self.failed.as_ref() != Some(&missing))
+            || self.binning.running().is_some()
+            || !self.stale(&keys, self.top(&keys)).is_empty()
     }
 
     /// The keys of the K_test and K_train activations the settings ask for.
@@ -278,6 +283,65 @@ impl ActivationView {
         });
     }
 
+    /// The plots' common range: the largest 99.5 % quantile of the entries of `keys`.
+    fn top(&self, keys: &[Key; 2]) -> f64 {
+        keys.iter()
+            .filter_map(|k| self.entries.get(k))
+            .filter(|e| !e.sorted.is_empty())
+            .map(|e| quantile(&e.sorted, 0.995))
+            .fold(0.0f64, f64::max)
+            .max(1e-6)
+    }
+
+    /// Of `keys`, the entries whose histogram is not binned for their values and `top`.
+    fn stale(&self, keys: &[Key; 2], top: f64) -> Vec<(Key, usize, u64)> {
+        let mut stale: Vec<(Key, usize, u64)> = keys
+            .iter()
+            .filter_map(|k| self.entries.get(k).map(|e| (*k, e.sorted.len())))
+            .filter(|(k, n)| self.binned.get(k).is_none_or(|b| b.values != *n || b.top != top))
+            .map(|(k, n)| (k, n, top.to_bits()))
+            .collect();
+        stale.dedup();
+        stale
+    }
+
+    /// Takes in finished histograms and starts binning the stale ones, in the background: on the
+    /// GPU the sweeps use, if one is up (it may be Burn's, busy with a run: the UI does not wait).
+    fn bin(&mut self, keys: &[Key; 2], top: f64, shared: &Shared<'_>) {
+        for (key, binned) in self.binning.drain() {
+            self.binned.insert(key, binned);
+        }
+        self.binned.retain(|k, _| self.entries.contains_key(k));
+        let stale = self.stale(keys, top);
+        if stale.is_empty() || (self.binning.running().is_some() && self.binning_for == stale) {
+            return;
+        }
+        let inputs: Vec<(Key, usize, Vec<f64>)> = stale
+            .iter()
+            .map(|&(key, n, _)| (key, n, nonzero(&self.entries[&key].sorted).to_vec()))
+            .collect();
+        self.binning_for = stale;
+        let _ = self
+            .binning
+            .start("activation-histogram", shared.wake.clone(), move |r| {
+                let gpu = crate::gpu::for_sweeps_if_up();
+                for (key, n, values) in inputs {
+                    if r.cancelled() {
+                        return;
+                    }
+                    let density = density_on(gpu.as_deref(), &values, top);
+                    r.send((
+                        key,
+                        Binned {
+                            values: n,
+                            top,
+                            density,
+                        },
+                    ));
+                }
+            });
+    }
+
     /// Draws histogram, CDF and table.
     pub fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
         self.update(ui.ctx(), shared);
@@ -287,47 +351,19 @@ impl ActivationView {
             ui.label("Needs a dataset and a model.");
             return out;
         };
-        let series: Vec<(&str, usize, &Entry, egui::Color32)> =
-            [("K_test", test_key, TEST_COLOR), ("K_train", train_key, TRAIN_COLOR)]
-                .into_iter()
-                .filter_map(|(name, k, c)| self.entries.get(&k).map(|e| (name, k.res, e, c)))
-                .collect();
-        let top = series
-            .iter()
-            .filter(|s| !s.2.sorted.is_empty())
-            .map(|s| quantile(&s.2.sorted, 0.995))
-            .fold(0.0f64, f64::max)
-            .max(1e-6);
-        // Binned again only when an entry's values or the common range change.
-        self.binned.retain(|k, _| self.entries.contains_key(k));
-        let gpu = crate::gpu::for_sweeps_if_up();
-        for key in [test_key, train_key] {
-            let Some(e) = self.entries.get(&key) else { continue };
-            if self
-                .binned
-                .get(&key)
-                .is_none_or(|b| b.values != e.sorted.len() || b.top != top)
-            {
-                let density = density_on(gpu.as_deref(), nonzero(&e.sorted), top);
-                self.binned.insert(
-                    key,
-                    Binned {
-                        values: e.sorted.len(),
-                        top,
-                        density,
-                    },
-                );
-            }
-        }
-        let series: Vec<Series<'_>> = series
+        let top = self.top(&[test_key, train_key]);
+        self.bin(&[test_key, train_key], top, shared);
+        let series: Vec<Series<'_>> = [("K_test", test_key, TEST_COLOR), ("K_train", train_key, TRAIN_COLOR)]
             .into_iter()
-            .zip([test_key, train_key])
-            .map(|((name, res, entry, color), key)| Series {
-                name,
-                res,
-                entry,
-                color,
-                density: self.binned.get(&key).map_or(&[][..], |b| &b.density),
+            .filter_map(|(name, key, color)| {
+                self.entries.get(&key).map(|entry| Series {
+                    name,
+                    res: key.res,
+                    entry,
+                    color,
+                    // Possibly the previous values' bins, for the few ms until the new ones arrive.
+                    density: self.binned.get(&key).map_or(&[][..], |b| &b.density),
+                })
             })
             .collect();
         ui.horizontal(|ui| {
@@ -427,15 +463,17 @@ fn density(values: &[f64], top: f64) -> Vec<(f64, f64, f64)> {
 /// `density`, binned on `gpu` when there is one (the CPU's when the GPU fails: same bins, a
 /// value on a bin edge may land one bin over in f32).
 fn density_on(gpu: Option<&crate::gpu::Gpu>, values: &[f64], top: f64) -> Vec<(f64, f64, f64)> {
-    if let Some(gpu) = gpu
-        && !values.is_empty()
-    {
-        let values32: Vec<f32> = values.iter().map(|&v| v as f32).collect();
-        if let Ok(h) = gpu.histogram(&values32, BINS, top as f32) {
-            return to_density(&h.counts, values.len(), top);
-        }
+    match gpu {
+        Some(gpu) if !values.is_empty() => gpu_density(gpu, values, top).unwrap_or_else(|_| density(values, top)),
+        _ => density(values, top),
     }
-    density(values, top)
+}
+
+/// `density` by `histogram.wgsl`.
+fn gpu_density(gpu: &crate::gpu::Gpu, values: &[f64], top: f64) -> Result<Vec<(f64, f64, f64)>, crate::gpu::GpuError> {
+    let values32: Vec<f32> = values.iter().map(|&v| v as f32).collect();
+    let h = gpu.histogram(&values32, BINS, top as f32)?;
+    Ok(to_density(&h.counts, values.len(), top))
 }
 
 fn to_density(counts: &[u64], n: usize, top: f64) -> Vec<(f64, f64, f64)> {
@@ -511,7 +549,7 @@ mod tests {
         let gpu = crate::gpu::Gpu::new().expect("a wgpu adapter");
         let mut rng = SeededRng::new(3);
         let values: Vec<f64> = (0..20_000).map(|_| -(1.0 - rng.next_f64()).ln() * 0.7).collect();
-        let (g, c) = (density_on(Some(&gpu), &values, 2.0), density(&values, 2.0));
+        let (g, c) = (gpu_density(&gpu, &values, 2.0).unwrap(), density(&values, 2.0));
         assert_eq!(g.len(), BINS);
         let width = 2.0 / BINS as f64;
         let moved: f64 = g.iter().zip(&c).map(|(a, b)| (a.2 - b.2).abs() * width).sum::<f64>() / 2.0;

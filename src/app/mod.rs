@@ -158,6 +158,8 @@ pub struct ExplorerApp {
     frame_log: Option<FrameLog>,
     /// PNG exports requested and not written yet.
     png_exports: Arc<std::sync::atomic::AtomicUsize>,
+    /// The model was reopened on the CPU after a GPU loss (once: if that fails, it says so once).
+    reopened_after_gpu_loss: bool,
 }
 
 /// Times between frames; the app repaints continuously while it logs.
@@ -216,6 +218,7 @@ impl ExplorerApp {
             inbox,
             outbox,
             png_exports: Arc::default(),
+            reopened_after_gpu_loss: false,
             frame_log: std::env::var("FIXRES_FRAME_LOG")
                 .is_ok_and(|v| v == "1")
                 .then(|| FrameLog {
@@ -381,9 +384,10 @@ impl ExplorerApp {
         // The GPU under the model was lost (its jobs failed with a message): reopen it on the CPU.
         if let Some(model) = &self.model
             && model.backend.kind == "wgpu"
+            && !self.reopened_after_gpu_loss
             && crate::gpu::burn_gpu_lost()
-            && self.model_job.running().is_none()
         {
+            self.reopened_after_gpu_loss = true;
             let path = model.path.clone();
             self.messages.push(Message {
                 text: format!("The GPU was lost: {} is reopened on the CPU.", path.display()),

@@ -308,17 +308,29 @@ fn sweep(args: &SweepBenchArgs) -> anyhow::Result<ExitCode> {
         Ok(())
     })?;
     // One batch per resolution, on the GPU: into Burn's tensor, or read back and uploaded.
+    // An upload the device refuses (an image with a row over its buffer limit) is the CPU's.
+    let upload = |g: &crate::gpu::Gpu, img: &crate::data::RgbImage| match g.upload(img) {
+        Ok(up) => Ok(Some(up)),
+        Err(crate::gpu::GpuError::TooLarge { .. }) => Ok(None),
+        Err(e) => Err(e),
+    };
     let gpu_batch =
-        |g: &crate::gpu::Gpu, images: &[(crate::data::RgbImage, crate::gpu::GpuImage)], t: &TestTransform| {
+        |g: &crate::gpu::Gpu, images: &[(crate::data::RgbImage, Option<crate::gpu::GpuImage>)], t: &TestTransform| {
             if into_burn {
-                let refs: Vec<_> = images.iter().map(|(img, up)| (img, Some(up))).collect();
-                return anyhow::Ok(g.batch_input(&refs, t, mean, std)?);
+                let refs: Vec<_> = images.iter().map(|(img, up)| (img, up.as_ref())).collect();
+                if let Some(input) = g.batch_input(&refs, t, mean, std)? {
+                    return anyhow::Ok(input);
+                }
             }
+            // Read back; crops the GPU does not do are the CPU's, as in the sweeps.
             let crops: Vec<_> = images
                 .iter()
                 .map(|(img, up)| {
-                    Ok(g.test_input(up, t, mean, std)?
-                        .map_or_else(|| t.apply(img), |(crop, _)| crop))
+                    let gpu_crop = match up {
+                        Some(up) => g.test_input(up, t, mean, std)?.map(|(crop, _)| crop),
+                        None => None,
+                    };
+                    anyhow::Ok(gpu_crop.unwrap_or_else(|| t.apply(img)))
                 })
                 .collect::<anyhow::Result<_>>()?;
             Ok(input_batch(&crops, mean, std, device))
@@ -331,7 +343,7 @@ fn sweep(args: &SweepBenchArgs) -> anyhow::Result<ExitCode> {
                         .iter()
                         .map(|f| {
                             let img = decode(f)?;
-                            let up = g.upload(&img)?;
+                            let up = upload(g, &img)?;
                             anyhow::Ok((img, up))
                         })
                         .collect::<anyhow::Result<_>>()?;
@@ -343,7 +355,7 @@ fn sweep(args: &SweepBenchArgs) -> anyhow::Result<ExitCode> {
             })?;
             let uploaded: Vec<_> = decoded
                 .iter()
-                .map(|img| anyhow::Ok((img.clone(), g.upload(img)?)))
+                .map(|img| anyhow::Ok((img.clone(), upload(g, img)?)))
                 .collect::<anyhow::Result<_>>()?;
             let resample = crops_per_second(args.seconds, resample_crops, || {
                 for t in &transforms {

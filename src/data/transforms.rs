@@ -120,14 +120,25 @@ pub fn hflip(img: &RgbImage) -> RgbImage {
 /// `ToTensor()` then `Normalize(mean, std)`: CHW f32, computed in f32 in torch's order.
 #[must_use]
 pub fn to_tensor_normalized(img: &RgbImage, mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
+    let table = normalization_table(mean, std);
     let plane = img.width() * img.height();
     let mut out = vec![0f32; 3 * plane];
     for (i, px) in img.as_raw().chunks_exact(3).enumerate() {
         for c in 0..3 {
-            out[c * plane + i] = (f32::from(px[c]) / 255.0 - mean[c]) / std[c];
+            out[c * plane + i] = table[c * 256 + usize::from(px[c])];
         }
     }
     out
+}
+
+/// ToTensor + Normalize of every channel value, `[channel * 256 + value]`: `(v / 255 - mean) /
+/// std` in f32, as torchvision. The one formula of the CPU path and the GPU's (`resample.wgsl`
+/// looks it up), so both give the same floats on any GPU.
+#[must_use]
+pub fn normalization_table(mean: [f32; 3], std: [f32; 3]) -> Vec<f32> {
+    (0..3)
+        .flat_map(|c| (0..=255u8).map(move |v| (f32::from(v) / 255.0 - mean[c]) / std[c]))
+        .collect()
 }
 
 /// A crop rectangle in source pixels, and how many tries the sampler needed to find it

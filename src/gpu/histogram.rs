@@ -1,8 +1,6 @@
 //! Histogram, min, max and mean of pooled activations on the GPU (`shaders/histogram.wgsl`), for
 //! the live activation plot.
 
-use wgpu::util::DeviceExt;
-
 use super::{Gpu, GpuError};
 
 /// `Gpu::histogram`'s result.
@@ -41,13 +39,7 @@ impl Gpu {
             top: f32,
             pad: u32,
         }
-        let init = |label: &str, contents: &[u8], usage: wgpu::BufferUsages| {
-            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents,
-                usage,
-            })
-        };
+        let init = |label: &str, contents: &[u8], usage: wgpu::BufferUsages| self.init_buffer(label, contents, usage);
         let storage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC;
         let params = init(
             "histogram-params",
@@ -58,15 +50,11 @@ impl Gpu {
                 pad: 0,
             }),
             wgpu::BufferUsages::UNIFORM,
-        );
-        let input = init(
-            "values",
-            bytemuck::cast_slice(if n == 0 { &[0f32] } else { values }),
-            wgpu::BufferUsages::STORAGE,
-        );
-        let counts = init("counts", &vec![0u8; bins.max(1) * 4], storage);
-        let extremes = init("extremes", bytemuck::cast_slice(&[u32::MAX, 0u32]), storage);
-        let partial = init("partial-sums", &vec![0u8; groups as usize * 4], storage);
+        )?;
+        let input = init("values", bytemuck::cast_slice(values), wgpu::BufferUsages::STORAGE)?;
+        let counts = init("counts", &vec![0u8; bins * 4], storage)?;
+        let extremes = init("extremes", bytemuck::cast_slice(&[u32::MAX, 0u32]), storage)?;
+        let partial = init("partial-sums", &vec![0u8; groups as usize * 4], storage)?;
         let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &self.histogram.get_bind_group_layout(0),

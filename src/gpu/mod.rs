@@ -168,11 +168,44 @@ impl Gpu {
         self.lost.load(Ordering::Relaxed)
     }
 
-    /// Marks the device lost, as a driver reset would (wgpu's `Device::destroy`): for tests of the
-    /// fallback to the CPU path.
+    /// Destroys the device, as a driver reset would lose it (wgpu's `Device::destroy`), for tests:
+    /// the next call on it must find out by itself.
     pub fn simulate_loss(&self) {
         self.device.destroy();
-        self.lost.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether the device is lost, checked now: a lost device hands out invalid buffers (wgpu
+    /// reports nothing else after a loss). Marks it lost.
+    pub fn probe_lost(&self) -> bool {
+        self.is_lost() || self.init_buffer("probe", &[0; 4], wgpu::BufferUsages::STORAGE).is_err()
+    }
+
+    /// A buffer holding `contents` (zero-padded to a multiple of 4 bytes, at least 4): wgpu's
+    /// `create_buffer_init`, but a lost device or a failed allocation is an error, not a panic.
+    fn init_buffer(&self, label: &str, contents: &[u8], usage: wgpu::BufferUsages) -> Result<wgpu::Buffer, GpuError> {
+        let size = (contents.len() as u64).max(4).next_multiple_of(4);
+        let scopes = self.scopes();
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size,
+            usage,
+            mapped_at_creation: true,
+        });
+        let mapped = buffer
+            .get_mapped_range_mut(..)
+            .map(|mut view| view.slice(..contents.len()).copy_from_slice(contents));
+        // Out of memory (or a bad size) is reported; after a loss wgpu reports nothing.
+        for scope in scopes {
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                return Err(GpuError::Readback(format!("creating {label} ({size} bytes): {e}")));
+            }
+        }
+        if let Err(e) = mapped {
+            self.lost.store(true, Ordering::Relaxed);
+            return Err(GpuError::Lost(format!("creating {label}: {e}")));
+        }
+        buffer.unmap();
+        Ok(buffer)
     }
 
     /// `Lost` once the device is gone: nothing more is sent to it.
@@ -183,9 +216,9 @@ impl Gpu {
         Ok(())
     }
 
-    /// The error for a failed GPU operation: `Lost` once the device is gone.
+    /// The error for a failed GPU operation: `Lost` when the device is gone.
     fn fault(&self, what: &str) -> GpuError {
-        if self.is_lost() {
+        if self.probe_lost() {
             GpuError::Lost(what.to_string())
         } else {
             GpuError::Readback(what.to_string())
@@ -225,12 +258,11 @@ impl Gpu {
 
     /// Pops `scopes`: the first error caught, as a `GpuError`.
     fn check_scopes(&self, scopes: [wgpu::ErrorScopeGuard; 2]) -> Result<(), GpuError> {
-        for scope in scopes {
-            if let Some(e) = pollster::block_on(scope.pop()) {
-                return Err(self.fault(&e.to_string()));
-            }
+        let errors: Vec<wgpu::Error> = scopes.into_iter().filter_map(|s| pollster::block_on(s.pop())).collect();
+        match errors.first() {
+            Some(e) => Err(self.fault(&e.to_string())),
+            None => Ok(()),
         }
-        Ok(())
     }
 }
 

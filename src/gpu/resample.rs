@@ -4,13 +4,13 @@
 
 use burn::tensor::{DType, Shape, Tensor};
 use cubecl::wgpu::{AutoCompiler, WgpuServer};
-use wgpu::util::DeviceExt;
 
 use super::{Gpu, GpuError};
 use crate::data::resample::{Plan, Taps, plan};
-use crate::data::transforms::{center_crop_origin, resized_size, test_resize_size, to_tensor_normalized};
+use crate::data::transforms::{
+    center_crop_origin, normalization_table, resized_size, test_resize_size, to_tensor_normalized,
+};
 use crate::data::{RgbImage, TestTransform};
-use crate::model::input_batch;
 
 /// An image uploaded once, packed RGB8 (one u32 per pixel), in bands of whole rows.
 pub struct GpuImage {
@@ -39,7 +39,7 @@ impl GpuImage {
     }
 }
 
-/// `Params` in `resample.wgsl` (12 u32, then two vec4<f32> at offset 48).
+/// `Params` in `resample.wgsl` (12 u32).
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 struct Params {
@@ -53,8 +53,6 @@ struct Params {
     input_offset: u32,
     tmp_row: u32,
     pad: [u32; 3],
-    mean: [f32; 4],
-    std: [f32; 4],
 }
 
 const WORKGROUP: u32 = 8;
@@ -105,11 +103,7 @@ impl Gpu {
                 .chunks_exact(3)
                 .map(|p| u32::from(p[0]) | u32::from(p[1]) << 8 | u32::from(p[2]) << 16)
                 .collect();
-            let buffer = self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("image-band"),
-                contents: bytemuck::cast_slice(if packed.is_empty() { &[0u32] } else { &packed }),
-                usage: wgpu::BufferUsages::STORAGE,
-            });
+            let buffer = self.init_buffer("image-band", bytemuck::cast_slice(&packed), wgpu::BufferUsages::STORAGE)?;
             bands.push(Band {
                 first_row,
                 rows,
@@ -137,6 +131,11 @@ impl Gpu {
         };
         let k = window.k;
         let out_bytes = (k * k * 4) as u64;
+        // The crop and the input come back in one buffer.
+        if 4 * out_bytes > self.buffer_limit() {
+            return Ok(None);
+        }
+        let scopes = self.scopes();
         let dst = self.scratch("dst", out_bytes, wgpu::BufferUsages::COPY_SRC);
         let input = self.scratch("input", 3 * out_bytes, wgpu::BufferUsages::COPY_SRC);
         let readback = self.device.create_buffer(&wgpu::BufferDescriptor {
@@ -145,13 +144,13 @@ impl Gpu {
             usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
-        let scopes = self.scopes();
+        let table = self.table(mean, std)?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
         let target = Target {
             binding: input.as_entire_buffer_binding(),
             offset: 0,
         };
-        self.encode(&mut encoder, img, &window, mean, std, &dst, target);
+        self.encode(&mut encoder, img, &window, &table, &dst, target)?;
         encoder.copy_buffer_to_buffer(&dst, 0, &readback, 0, out_bytes);
         encoder.copy_buffer_to_buffer(&input, 0, &readback, out_bytes, 3 * out_bytes);
         self.queue.submit([encoder.finish()]);
@@ -171,14 +170,14 @@ impl Gpu {
     /// straight into the buffer of a Burn tensor on the device Burn shares with this `Gpu`
     /// (`share_with_burn`): nothing goes through the CPU. Images without an upload, and crops the
     /// GPU does not do (`test_input`'s `None`), are computed on the CPU and copied into their slot;
-    /// a batch over one storage buffer is the CPU path's altogether.
+    /// `None` when the batch is over one storage buffer (the caller builds it on the CPU).
     pub fn batch_input(
         &self,
         images: &[(&RgbImage, Option<&GpuImage>)],
         t: &TestTransform,
         mean: [f32; 3],
         std: [f32; 3],
-    ) -> Result<Tensor<4>, GpuError> {
+    ) -> Result<Option<Tensor<4>>, GpuError> {
         self.alive()?;
         let cube = self
             .burn
@@ -189,13 +188,12 @@ impl Gpu {
         if n == 0 || k == 0 {
             return Err(GpuError::Input(format!("an input batch of {n} images of {k}x{k}")));
         }
-        if (n * per_image * 4) as u64 > self.buffer_limit() || n * per_image > u32::MAX as usize {
-            // Over one storage buffer: the CPU path's input, uploaded as it would be.
-            let crops: Vec<RgbImage> = images.iter().map(|(img, _)| t.apply(img)).collect();
-            return Ok(input_batch(&crops, mean, std, &burn::tensor::Device::new(cube.clone())));
+        let bytes = n * per_image * 4;
+        if bytes as u64 > self.buffer_limit() || n * per_image > u32::MAX as usize {
+            return Ok(None);
         }
         let client = cube.client();
-        let handle = client.empty(n * per_image * 4);
+        let handle = client.empty(bytes);
         let resource = client
             .get_resource::<WgpuServer<AutoCompiler>>(handle.clone())
             .map_err(|e| self.fault(&format!("Burn's buffer for the input: {e:?}")))?;
@@ -203,6 +201,7 @@ impl Gpu {
         client.flush().map_err(|e| self.fault(&format!("{e:?}")))?;
         let r = resource.resource();
         let scopes = self.scopes();
+        let table = self.table(mean, std)?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
         let dst = self.scratch("dst", (k * k * 4) as u64, wgpu::BufferUsages::empty());
         for (i, (img, uploaded)) in images.iter().enumerate() {
@@ -212,11 +211,12 @@ impl Gpu {
                         binding: wgpu::BufferBinding {
                             buffer: &r.buffer,
                             offset: r.offset,
-                            size: std::num::NonZeroU64::new(r.size),
+                            // Exactly the tensor: cubecl's slice may be rounded up past the limit.
+                            size: std::num::NonZeroU64::new(bytes as u64),
                         },
                         offset: i * per_image,
                     };
-                    self.encode(&mut encoder, uploaded, &window, mean, std, &dst, target);
+                    self.encode(&mut encoder, uploaded, &window, &table, &dst, target)?;
                 }
                 None => {
                     let values = to_tensor_normalized(&t.apply(img), mean, std);
@@ -235,7 +235,7 @@ impl Gpu {
             handle,
             DType::F32,
         );
-        Ok(Tensor::from_primitive::<burn::backend::Cube>(tensor))
+        Ok(Some(Tensor::from_primitive::<burn::backend::Cube>(tensor)))
     }
 
     /// The crop window of `t` on `img`, or None when the GPU does not do it (see `test_input`).
@@ -282,24 +282,17 @@ impl Gpu {
         encoder: &mut wgpu::CommandEncoder,
         img: &GpuImage,
         window: &Window,
-        mean: [f32; 3],
-        std: [f32; 3],
+        table: &wgpu::Buffer,
         dst: &wgpu::Buffer,
         target: Target<'_>,
-    ) {
+    ) -> Result<(), GpuError> {
         let Window {
             plan: p,
             first_column,
             k,
         } = window;
         let (k, n_rows) = (*k, p.n_rows);
-        let storage = |label: &str, contents: &[u8]| {
-            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: if contents.is_empty() { &[0; 4] } else { contents },
-                usage: wgpu::BufferUsages::STORAGE,
-            })
-        };
+        let storage = |label: &str, contents: &[u8]| self.init_buffer(label, contents, wgpu::BufferUsages::STORAGE);
         let taps = |t: Option<&Taps>| -> (Vec<u32>, Vec<i32>, u32) {
             t.map_or((vec![0, 0], vec![0], 0), |t| {
                 (
@@ -323,23 +316,16 @@ impl Gpu {
             input_offset: target.offset as u32,
             tmp_row: 0,
             pad: [0; 3],
-            mean: [mean[0], mean[1], mean[2], 0.0],
-            std: [std[0], std[1], std[2], 1.0],
         };
-        let uniform = |p: &Params| {
-            self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some("resample-params"),
-                contents: bytemuck::bytes_of(p),
-                usage: wgpu::BufferUsages::UNIFORM,
-            })
-        };
+        let uniform =
+            |p: &Params| self.init_buffer("resample-params", bytemuck::bytes_of(p), wgpu::BufferUsages::UNIFORM);
         let (hb, hw) = (
-            storage("h-bounds", bytemuck::cast_slice(&h_bounds)),
-            storage("h-weights", bytemuck::cast_slice(&h_weights)),
+            storage("h-bounds", bytemuck::cast_slice(&h_bounds))?,
+            storage("h-weights", bytemuck::cast_slice(&h_weights))?,
         );
         let (vb, vw) = (
-            storage("v-bounds", bytemuck::cast_slice(&v_bounds)),
-            storage("v-weights", bytemuck::cast_slice(&v_weights)),
+            storage("v-bounds", bytemuck::cast_slice(&v_bounds))?,
+            storage("v-weights", bytemuck::cast_slice(&v_weights))?,
         );
         let bind = |pipeline: &wgpu::ComputePipeline, resources: Vec<wgpu::BindingResource<'_>>| {
             let entries: Vec<wgpu::BindGroupEntry<'_>> = resources
@@ -370,7 +356,7 @@ impl Gpu {
                 row_offset: (start - band.first_row) as u32,
                 tmp_row: (start - p.first_row) as u32,
                 ..params
-            });
+            })?;
             let group = bind(
                 &self.horizontal,
                 vec![
@@ -390,7 +376,7 @@ impl Gpu {
             row_offset: p.first_row as u32,
             mode: u32::from(p.vertical.is_none()),
             ..params
-        });
+        })?;
         let v_group = bind(
             &self.vertical,
             vec![
@@ -400,6 +386,7 @@ impl Gpu {
                 vw.as_entire_binding(),
                 dst.as_entire_binding(),
                 wgpu::BindingResource::Buffer(target.binding),
+                table.as_entire_binding(),
             ],
         );
         let mut pass = encoder.begin_compute_pass(&Default::default());
@@ -411,5 +398,16 @@ impl Gpu {
         pass.set_pipeline(&self.vertical);
         pass.set_bind_group(0, &v_group, &[]);
         pass.dispatch_workgroups(groups(k), groups(k), 1);
+        Ok(())
+    }
+
+    /// `transforms::normalization_table` on the GPU, for the vertical pass to look up.
+    fn table(&self, mean: [f32; 3], std: [f32; 3]) -> Result<wgpu::Buffer, GpuError> {
+        let table = normalization_table(mean, std);
+        self.init_buffer(
+            "normalization",
+            bytemuck::cast_slice(&table),
+            wgpu::BufferUsages::STORAGE,
+        )
     }
 }

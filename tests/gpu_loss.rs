@@ -1,0 +1,77 @@
+//! A GPU lost in the middle of a sweep, on the device Burn and the resampler share (lavapipe in
+//! CI, destroyed as a driver reset would lose it). Its own test binary: the loss is for the whole
+//! process, so no other test may be using that device.
+
+use std::path::Path;
+
+use fixres::backend::{DeviceChoice, choose};
+use fixres::data::{Check, DecodeLimits, ImageFolder};
+use fixres::model::Model;
+
+#[test]
+fn a_gpu_lost_mid_sweep_fails_the_run_and_everything_after_runs_on_the_cpu() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    // Burn on wgpu, brought up from the setup the resampler shares.
+    let backend = choose(DeviceChoice::Gpu).expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
+    let gpu = fixres::gpu::share_with_burn(&backend.device).expect("Burn's device, shared");
+    // Sweeps use it as they would on a hardware GPU (on lavapipe they would not by default).
+    fixres::gpu::register_burn_gpu(gpu.clone(), true);
+    let weights = root.join("assets/demo/fashion/grid/models/resnet-tiny_k20.safetensors");
+    let model = Model::load(&weights, &backend.device).unwrap();
+    let folder = ImageFolder::scan(
+        &root.join("assets/demo/fashion/val"),
+        Check::List,
+        DecodeLimits::default(),
+    )
+    .unwrap();
+    let files: Vec<_> = folder.samples.iter().take(48).map(|s| s.path.clone()).collect();
+    let run = |model: &Model, device: &burn::tensor::Device, lose: bool| {
+        let mut rows = 0;
+        let mut batches = 0;
+        let result = fixres::eval::run_model(
+            model,
+            model.recipe,
+            device,
+            &files,
+            &[20, 28],
+            4,
+            |_, _, _, logits| rows += logits.len(),
+            |_, _| {
+                batches += 1;
+                if lose && batches == 1 {
+                    // Nothing is told: the next GPU call must find out by itself.
+                    gpu.simulate_loss();
+                }
+                true
+            },
+        );
+        result.map(|_| (rows, batches))
+    };
+
+    let err = run(&model, &backend.device, true).expect_err("a run whose GPU was lost fails");
+    eprintln!("the run failed with: {err:#}");
+    assert!(format!("{err:#}").contains("GPU device was lost"), "{err:#}");
+    assert!(gpu.is_lost() && fixres::gpu::burn_gpu_lost());
+    assert!(
+        fixres::gpu::for_sweeps().is_none(),
+        "a lost GPU is not handed out again"
+    );
+    let img = fixres::data::decode_file(&files[0], DecodeLimits::default()).unwrap();
+    assert!(matches!(gpu.upload(&img), Err(fixres::gpu::GpuError::Lost(_))));
+
+    // The app's way back: the model is reopened where `choose` now puts it, the CPU.
+    let cpu = choose(DeviceChoice::Auto).unwrap();
+    assert_eq!(cpu.kind, "flex");
+    assert!(cpu.adapter.contains("lost"), "{}", cpu.adapter);
+    assert!(
+        choose(DeviceChoice::Gpu).is_err(),
+        "--device gpu is refused once the GPU is lost"
+    );
+    let model = Model::load(&weights, &cpu.device).unwrap();
+    let (rows, batches) = run(&model, &cpu.device, false).unwrap();
+    assert_eq!(
+        (rows, batches),
+        (2 * files.len(), files.len() / 4),
+        "every image scored, on the CPU"
+    );
+}
