@@ -6,7 +6,7 @@
 // Pixels are packed RGB8 in a u32 (r | g << 8 | b << 16). An image too large for one storage
 // buffer is uploaded in bands of rows; the horizontal pass then runs once per band.
 // `horizontal`: source rows → tmp rows tmp_row.. (window columns only), or a column copy (mode 1).
-// `vertical`: tmp → the window, packed, plus the normalised network input, f32 [3, H, W], at
+// `vertical`: tmp → the window, packed (if asked), and the normalised network input, f32 [3, H, W], at
 // input_offset (a batch's slot, in the buffer of a Burn tensor when the device is shared).
 
 struct Params {
@@ -19,7 +19,7 @@ struct Params {
     col_offset: u32,  // horizontal copy: first column of the window
     input_offset: u32,  // vertical: where this image's input starts in `input`, in f32s
     tmp_row: u32,     // horizontal: the tmp row the first row read goes to
-    _pad0: u32,
+    write_crop: u32,  // vertical: 1 to write the packed crop to dst (a batch for Burn needs none)
     _pad1: u32,
     _pad2: u32,
 }
@@ -92,7 +92,9 @@ fn vertical(@builtin(global_invocation_id) id: vec3<u32>) {
         c = clip8(acc);
     }
     let i = y * params.out_width + x;
-    dst[i] = pack(c);
+    if (params.write_crop == 1u) {
+        dst[i] = pack(c);
+    }
     let plane = params.out_width * params.out_height;
     let at = params.input_offset + i;
     input[at] = table[c.x];

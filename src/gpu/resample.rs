@@ -52,16 +52,18 @@ struct Params {
     col_offset: u32,
     input_offset: u32,
     tmp_row: u32,
-    pad: [u32; 3],
+    write_crop: u32,
+    pad: [u32; 2],
 }
 
 const WORKGROUP: u32 = 8;
 
 /// Where the vertical pass writes the normalised input: a buffer range and the f32 offset of
-/// this image's `[3, K, K]` in it.
+/// this image's `[3, K, K]` in it; and whether it writes the packed crop too.
 struct Target<'a> {
     binding: wgpu::BufferBinding<'a>,
     offset: usize,
+    write_crop: bool,
 }
 
 /// One image's crop window at one transform.
@@ -149,6 +151,7 @@ impl Gpu {
         let target = Target {
             binding: input.as_entire_buffer_binding(),
             offset: 0,
+            write_crop: true,
         };
         self.encode(&mut encoder, img, &window, &table, &dst, target)?;
         encoder.copy_buffer_to_buffer(&dst, 0, &readback, 0, out_bytes);
@@ -203,7 +206,7 @@ impl Gpu {
         let scopes = self.scopes();
         let table = self.table(mean, std)?;
         let mut encoder = self.device.create_command_encoder(&Default::default());
-        let dst = self.scratch("dst", (k * k * 4) as u64, wgpu::BufferUsages::empty());
+        let dst = self.scratch("dst-unused", 4, wgpu::BufferUsages::empty());
         for (i, (img, uploaded)) in images.iter().enumerate() {
             match uploaded.and_then(|u| self.window(u, t).map(|w| (u, w))) {
                 Some((uploaded, window)) => {
@@ -215,6 +218,7 @@ impl Gpu {
                             size: std::num::NonZeroU64::new(bytes as u64),
                         },
                         offset: i * per_image,
+                        write_crop: false,
                     };
                     self.encode(&mut encoder, uploaded, &window, &table, &dst, target)?;
                 }
@@ -274,9 +278,8 @@ impl Gpu {
     }
 
     /// Records the resampling of `img`'s `window`: the horizontal pass once per band of rows it
-    /// reads, then the vertical pass, which writes the packed crop to `dst` and the normalised
-    /// input to `target`.
-    #[allow(clippy::too_many_arguments)] // the two passes' inputs; a struct would only rename them
+    /// reads, then the vertical pass, which writes the normalised input to `target` and, if it
+    /// asks, the packed crop to `dst`.
     fn encode(
         &self,
         encoder: &mut wgpu::CommandEncoder,
@@ -315,7 +318,8 @@ impl Gpu {
             col_offset: *first_column as u32,
             input_offset: target.offset as u32,
             tmp_row: 0,
-            pad: [0; 3],
+            write_crop: u32::from(target.write_crop),
+            pad: [0; 2],
         };
         let uniform =
             |p: &Params| self.init_buffer("resample-params", bytemuck::bytes_of(p), wgpu::BufferUsages::UNIFORM);
