@@ -33,8 +33,8 @@ enum Prepared {
 enum Inputs {
     /// The test crops, per resolution (resampled on the CPU, or on the GPU and read back).
     Crops(Vec<Vec<RgbImage>>),
-    /// Decoded and uploaded to the GPU Burn runs on (None: too large for it, or the upload
-    /// failed): resampled per resolution straight into the model's input tensor.
+    /// Decoded and uploaded to the GPU Burn runs on (None: the GPU could not take it; its slot is
+    /// the CPU's): resampled per resolution straight into the model's input tensor.
     Uploaded(Vec<(RgbImage, Option<GpuImage>)>),
 }
 
@@ -77,15 +77,30 @@ pub fn run_model(
                     let decoded: Vec<_> = chunk
                         .par_iter()
                         .map(|p| {
-                            decode_file(p, DecodeLimits::default()).map(|img| match gpu {
+                            decode_file(p, DecodeLimits::default()).map(|img| {
+                                let cpu = |img: &RgbImage| transforms.iter().map(|t| t.apply(img)).collect();
                                 // Decoded once, uploaded once, resampled on the GPU per resolution.
-                                Some(gpu) if into_burn => match gpu.upload(&img) {
-                                    Ok(up) => Ok(Prepared::Uploaded(img, Some(up))),
-                                    Err(GpuError::TooLarge { .. }) => Ok(Prepared::Uploaded(img, None)),
-                                    Err(e) => Err(e),
-                                },
-                                Some(gpu) => crate::gpu::sweep_crops(gpu, &img, transforms).map(Prepared::Crops),
-                                None => Ok(Prepared::Crops(transforms.iter().map(|t| t.apply(&img)).collect())),
+                                // A lost device stops the run; any other GPU failure (an image
+                                // too large for it, out of memory) leaves this image to the CPU.
+                                match gpu {
+                                    Some(gpu) if into_burn => match gpu.upload(&img) {
+                                        Ok(up) => Ok(Prepared::Uploaded(img, Some(up))),
+                                        Err(e @ GpuError::Lost(_)) => Err(e),
+                                        Err(e) => {
+                                            eprintln!("warning: {}: resampled on the CPU: {e}", p.display());
+                                            Ok(Prepared::Uploaded(img, None))
+                                        }
+                                    },
+                                    Some(gpu) => match crate::gpu::sweep_crops(gpu, &img, transforms) {
+                                        Ok(crops) => Ok(Prepared::Crops(crops)),
+                                        Err(e @ GpuError::Lost(_)) => Err(e),
+                                        Err(e) => {
+                                            eprintln!("warning: {}: resampled on the CPU: {e}", p.display());
+                                            Ok(Prepared::Crops(cpu(&img)))
+                                        }
+                                    },
+                                    None => Ok(Prepared::Crops(cpu(&img))),
+                                }
                             })
                         })
                         .collect();
@@ -134,10 +149,15 @@ pub fn run_model(
                         (Inputs::Crops(crops), _) => input_batch(&crops[r], recipe.mean, recipe.std, device),
                         (Inputs::Uploaded(list), Some(gpu)) => {
                             let refs: Vec<_> = list.iter().map(|(img, up)| (img, up.as_ref())).collect();
-                            match gpu.batch_input(&refs, t, recipe.mean, recipe.std)? {
-                                Some(input) => input,
-                                // Over one storage buffer: the CPU path's input.
-                                None => {
+                            match gpu.batch_input(&refs, t, recipe.mean, recipe.std) {
+                                Ok(Some(input)) => input,
+                                Err(e @ GpuError::Lost(_)) => return Err(e.into()),
+                                // Over one storage buffer, or the GPU failed otherwise: the CPU
+                                // path's input.
+                                failed => {
+                                    if let Err(e) = failed {
+                                        eprintln!("warning: a batch's input made on the CPU: {e}");
+                                    }
                                     let crops: Vec<_> = list.iter().map(|(img, _)| t.apply(img)).collect();
                                     input_batch(&crops, recipe.mean, recipe.std, device)
                                 }

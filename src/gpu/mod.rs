@@ -48,7 +48,7 @@ pub enum GpuError {
     #[error("the GPU failed: {0}")]
     Readback(String),
     /// The device is gone (driver reset, GPU removed): nothing more runs on it.
-    #[error("the GPU device was lost ({0}); resampling on the CPU from now on")]
+    #[error("the GPU device was lost ({0})")]
     Lost(String),
 }
 
