@@ -80,8 +80,9 @@ pub fn run_model(
                             decode_file(p, DecodeLimits::default()).map(|img| {
                                 let cpu = |img: &RgbImage| transforms.iter().map(|t| t.apply(img)).collect();
                                 // Decoded once, uploaded once, resampled on the GPU per resolution.
-                                // A lost device stops the run; any other GPU failure (an image
-                                // too large for it, out of memory) leaves this image to the CPU.
+                                // A lost device under the model stops the run; any other GPU
+                                // failure (an image too large for it, out of memory) leaves this
+                                // image to the CPU.
                                 match gpu {
                                     Some(gpu) if into_burn => match gpu.upload(&img) {
                                         Ok(up) => Ok(Prepared::Uploaded(img, Some(up))),
@@ -91,9 +92,10 @@ pub fn run_model(
                                             Ok(Prepared::Uploaded(img, None))
                                         }
                                     },
+                                    // The model does not run on this GPU: even its loss only
+                                    // moves the resampling to the CPU.
                                     Some(gpu) => match crate::gpu::sweep_crops(gpu, &img, transforms) {
                                         Ok(crops) => Ok(Prepared::Crops(crops)),
-                                        Err(e @ GpuError::Lost(_)) => Err(e),
                                         Err(e) => {
                                             eprintln!("warning: {}: resampled on the CPU: {e}", p.display());
                                             Ok(Prepared::Crops(cpu(&img)))
@@ -167,12 +169,12 @@ pub fn run_model(
                     };
                     let out = model.net.forward(input);
                     let read = rows(&out.pooled).and_then(|pooled| Ok((pooled, rows(&out.logits)?)));
-                    let (pooled, logits) = match (read, gpu) {
-                        // Burn failed to read its result on the device it shares with us: lost?
-                        (Err(e), Some(gpu)) if into_burn && gpu.probe_lost() => {
+                    let (pooled, logits) = match read {
+                        // Burn failed to read its result: on a GPU that is lost?
+                        Err(e) if crate::gpu::burn_device_lost(device) => {
                             return Err(GpuError::Lost(format!("{e:#}")).into());
                         }
-                        (read, _) => read?,
+                        read => read?,
                     };
                     on_output(r, &batch.indices, pooled, logits);
                 }

@@ -79,9 +79,8 @@ pub struct ActivationView {
     failed: Option<Vec<Key>>,
     /// Histogram densities of the entries, as last binned.
     binned: HashMap<Key, Binned>,
-    /// The binning job, and what it bins (key, values, top's bits).
+    /// The binning job.
     binning: Latest<(Key, Binned)>,
-    binning_for: Vec<(Key, usize, u64)>,
 }
 
 /// An entry's histogram density over [0, top], for `values` values.
@@ -294,12 +293,11 @@ impl ActivationView {
     }
 
     /// Of `keys`, the entries whose histogram is not binned for their values and `top`.
-    fn stale(&self, keys: &[Key; 2], top: f64) -> Vec<(Key, usize, u64)> {
-        let mut stale: Vec<(Key, usize, u64)> = keys
+    fn stale(&self, keys: &[Key; 2], top: f64) -> Vec<(Key, usize)> {
+        let mut stale: Vec<(Key, usize)> = keys
             .iter()
             .filter_map(|k| self.entries.get(k).map(|e| (*k, e.sorted.len())))
             .filter(|(k, n)| self.binned.get(k).is_none_or(|b| b.values != *n || b.top != top))
-            .map(|(k, n)| (k, n, top.to_bits()))
             .collect();
         stale.dedup();
         stale
@@ -313,14 +311,15 @@ impl ActivationView {
         }
         self.binned.retain(|k, _| self.entries.contains_key(k));
         let stale = self.stale(keys, top);
-        if stale.is_empty() || (self.binning.running().is_some() && self.binning_for == stale) {
+        // A running job is never cancelled: its result is valid for its own values and range, and
+        // on a GPU busy with a run, restarting at every batch could starve it.
+        if stale.is_empty() || self.binning.running().is_some() {
             return;
         }
         let inputs: Vec<(Key, usize, Vec<f64>)> = stale
             .iter()
-            .map(|&(key, n, _)| (key, n, nonzero(&self.entries[&key].sorted).to_vec()))
+            .map(|&(key, n)| (key, n, nonzero(&self.entries[&key].sorted).to_vec()))
             .collect();
-        self.binning_for = stale;
         let _ = self
             .binning
             .start("activation-histogram", shared.wake.clone(), move |r| {

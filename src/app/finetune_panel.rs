@@ -208,6 +208,9 @@ impl FinetunePanel {
             let result = finetune(&model.model, &model.path, &model.backend, &config, &mut |p| {
                 r.send(Event::Progress(p))
             });
+            if result.is_err() {
+                crate::gpu::burn_device_lost(&model.backend.device); // the app reopens the model on the CPU
+            }
             // A cancelled run still ends with its outcome (the best weights so far); the
             // owner asked to stop, so it is delivered past the cancel check.
             r.send_final(Event::Done(Box::new(result)));

@@ -105,7 +105,8 @@ impl Gpu {
         burn: Option<cubecl::Device>,
         lost: Arc<AtomicBool>,
     ) -> Result<Self, GpuError> {
-        // Validation errors would otherwise reach the device's uncaptured-error handler (a panic).
+        // Errors would otherwise reach the device's uncaptured-error handler (a panic).
+        let internal = device.push_error_scope(wgpu::ErrorFilter::Internal);
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
         let pipeline = |file: &str, source: &'static str, entry: &str| {
             let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
@@ -125,8 +126,10 @@ impl Gpu {
         let horizontal = pipeline("resample.wgsl", resample, "horizontal");
         let vertical = pipeline("resample.wgsl", resample, "vertical");
         let histogram = pipeline("histogram.wgsl", include_str!("../../shaders/histogram.wgsl"), "main");
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(GpuError::Device(format!("building the shaders: {e}")));
+        for scope in [scope, internal] {
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                return Err(GpuError::Device(format!("building the shaders: {e}")));
+            }
         }
         let limits = device.limits();
         Ok(Self {
@@ -177,7 +180,11 @@ impl Gpu {
     /// Whether the device is lost, checked now: a lost device hands out invalid buffers (wgpu
     /// reports nothing else after a loss). Marks it lost.
     pub fn probe_lost(&self) -> bool {
-        self.is_lost() || self.init_buffer("probe", &[0; 4], wgpu::BufferUsages::STORAGE).is_err()
+        self.is_lost()
+            || matches!(
+                self.init_buffer("probe", &[0; 4], wgpu::BufferUsages::STORAGE),
+                Err(GpuError::Lost(_))
+            )
     }
 
     /// A buffer holding `contents` (zero-padded to a multiple of 4 bytes, at least 4): wgpu's
@@ -345,6 +352,28 @@ fn sweeps_gpu(bring_up: bool) -> Option<Arc<Gpu>> {
 
 /// The GPU Burn runs on, and whether it is a hardware one.
 static BURN_GPU: Mutex<Option<(Arc<Gpu>, bool)>> = Mutex::new(None);
+
+/// After a failure of work on Burn's `device` (a read, a fine-tune, a panicking job): whether it
+/// is the GPU Burn shares with us and that GPU is lost, checked now (and marked, so `choose` and
+/// the app move to the CPU).
+pub fn burn_device_lost(device: &burn::tensor::Device) -> bool {
+    let burn = BURN_GPU
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    burn.is_some_and(|(gpu, _)| gpu.shares_burn_device(device) && gpu.probe_lost())
+}
+
+/// After a job panicked: checks the GPU Burn runs on, if any (a lost device can make Burn panic).
+pub fn probe_burn_gpu() {
+    let burn = BURN_GPU
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    if let Some((gpu, _)) = burn {
+        gpu.probe_lost();
+    }
+}
 
 /// Whether the GPU Burn runs on was lost (the model must be reloaded on the CPU).
 #[must_use]

@@ -132,6 +132,8 @@ impl<E: Send + 'static> Job<E> {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 eprintln!("error: background job {thread_name} failed: {message}");
+                // Burn panics on some device errors: a lost GPU must be noticed (and left).
+                crate::gpu::probe_burn_gpu();
             }
             // The reporter is dropped now: the owner sees the channel close, and wakes to see it.
             wake();
