@@ -324,10 +324,7 @@ pub fn for_sweeps_if_up() -> Option<Arc<Gpu>> {
 fn sweeps_gpu(bring_up: bool) -> Option<Arc<Gpu>> {
     static OWN: OnceLock<Option<Arc<Gpu>>> = OnceLock::new();
     let asked = std::env::var("FIXRES_GPU_PREPROCESS").is_ok_and(|v| v == "1");
-    let burn = BURN_GPU
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let burn = burn_gpu();
     let own = || {
         let up = || match Gpu::new() {
             Ok(g) => Some(Arc::new(g)),
@@ -353,23 +350,24 @@ fn sweeps_gpu(bring_up: bool) -> Option<Arc<Gpu>> {
 /// The GPU Burn runs on, and whether it is a hardware one.
 static BURN_GPU: Mutex<Option<(Arc<Gpu>, bool)>> = Mutex::new(None);
 
+fn burn_gpu() -> Option<(Arc<Gpu>, bool)> {
+    BURN_GPU
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone()
+}
+
 /// After a failure of work on Burn's `device` (a read, a fine-tune, a panicking job): whether it
 /// is the GPU Burn shares with us and that GPU is lost, checked now (and marked, so `choose` and
 /// the app move to the CPU).
 pub fn burn_device_lost(device: &burn::tensor::Device) -> bool {
-    let burn = BURN_GPU
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let burn = burn_gpu();
     burn.is_some_and(|(gpu, _)| gpu.shares_burn_device(device) && gpu.probe_lost())
 }
 
 /// After a job panicked: checks the GPU Burn runs on, if any (a lost device can make Burn panic).
 pub fn probe_burn_gpu() {
-    let burn = BURN_GPU
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
+    let burn = burn_gpu();
     if let Some((gpu, _)) = burn {
         gpu.probe_lost();
     }
@@ -378,11 +376,7 @@ pub fn probe_burn_gpu() {
 /// Whether the GPU Burn runs on was lost (the model must be reloaded on the CPU).
 #[must_use]
 pub fn burn_gpu_lost() -> bool {
-    BURN_GPU
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .as_ref()
-        .is_some_and(|(gpu, _)| gpu.is_lost())
+    burn_gpu().is_some_and(|(gpu, _)| gpu.is_lost())
 }
 
 /// Burn runs on `gpu`'s device from now on (`backend::choose`); sweeps resample on it when it is
@@ -392,8 +386,8 @@ pub fn register_burn_gpu(gpu: Arc<Gpu>, hardware: bool) {
 }
 
 /// `img` through every transform, on `gpu`: uploaded once, resampled per transform; crops that
-/// need padding fall back to the CPU path (same bytes). A failure is returned (`Lost` when the
-/// device went away) for the caller to fail its job with.
+/// need padding, and images with a row over a buffer's limit, are the CPU path's (same bytes). A
+/// failure is returned (`Lost` when the device went away) for the caller to decide.
 pub fn sweep_crops(gpu: &Gpu, img: &RgbImage, transforms: &[TestTransform]) -> Result<Vec<RgbImage>, GpuError> {
     let cpu = |t: &TestTransform| t.apply(img);
     let uploaded = match gpu.upload(img) {
