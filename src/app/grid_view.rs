@@ -7,14 +7,7 @@ use eframe::egui;
 use serde::Deserialize;
 
 use super::Shared;
-
-#[derive(Deserialize)]
-struct Cell {
-    train_res: usize,
-    test_res: usize,
-    top1: f64,
-    finetuned_top1: Option<f64>,
-}
+use crate::cli::grid::{Cell, top1_range};
 
 #[derive(Deserialize)]
 struct Grid {
@@ -79,13 +72,7 @@ impl GridView {
             v.sort_unstable();
             v.dedup();
         }
-        let values: Vec<f64> = grid
-            .cells
-            .iter()
-            .flat_map(|c| std::iter::once(c.top1).chain(c.finetuned_top1))
-            .collect();
-        let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-        let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let (lo, hi) = top1_range(&grid.cells);
         ui.label("Validation top-1 (%): rows train at K_train, columns test at K_test; the best K_test of each row is underlined.");
         for (title, finetuned) in [("as trained", false), ("after the FixRes fine-tune at K_test", true)] {
             if finetuned && grid.cells.iter().all(|c| c.finetuned_top1.is_none()) {

@@ -74,15 +74,23 @@ fn parse_range(s: &str) -> Result<Vec<usize>, String> {
     }
 }
 
-/// One cell of the table.
+/// One cell of the table (the GUI's grid window reads them too).
 #[derive(Clone, Debug, Serialize, Deserialize)]
-struct Cell {
-    train_res: usize,
-    test_res: usize,
+pub(crate) struct Cell {
+    pub(crate) train_res: usize,
+    pub(crate) test_res: usize,
     /// Validation top-1 of the model as trained.
-    top1: f64,
+    pub(crate) top1: f64,
     /// Validation top-1 after the FixRes fine-tune at `test_res`, when run.
-    finetuned_top1: Option<f64>,
+    pub(crate) finetuned_top1: Option<f64>,
+}
+
+/// The smallest and largest top-1 of `cells`, fine-tuned or not: the heatmaps' colour range.
+pub(crate) fn top1_range(cells: &[Cell]) -> (f64, f64) {
+    cells
+        .iter()
+        .flat_map(|c| std::iter::once(c.top1).chain(c.finetuned_top1))
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)))
 }
 
 /// What `grid.json` holds.
@@ -355,13 +363,7 @@ fn table_text(grid: &Grid, train: &[usize], test: &[usize]) -> String {
 fn heatmap(grid: &Grid, train: &[usize], test: &[usize]) -> anyhow::Result<Vec<u8>> {
     const CELL: u32 = 24;
     let cells = lookup(grid);
-    let values: Vec<f64> = grid
-        .cells
-        .iter()
-        .flat_map(|c| std::iter::once(c.top1).chain(c.finetuned_top1))
-        .collect();
-    let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let (lo, hi) = top1_range(&grid.cells);
     let panels = if grid.cells.iter().any(|c| c.finetuned_top1.is_some()) {
         2
     } else {

@@ -6,7 +6,7 @@ mod convert;
 mod eval;
 mod features;
 mod finetune;
-mod grid;
+pub(crate) mod grid;
 mod preprocess;
 mod size;
 mod train;
