@@ -137,6 +137,54 @@ pub fn accuracy(
     Ok(correct as f64 / labels.len().max(1) as f64)
 }
 
+/// torchvision's ResNet initialisation drawn from `seed`, so that the same seed trains the same
+/// network (Burn's initialisers draw from an unseeded generator shared by the whole process):
+/// convolutions Kaiming-normal (fan-out, ReLU gain: std √(2 / (out·kh·kw))), BatchNorm γ = 1,
+/// β = 0, running mean 0 and variance 1, the classifier uniform in ±1/√fan-in (PyTorch's `Linear`
+/// default).
+fn seeded_init(
+    arch: &str,
+    header: &BTreeMap<String, crate::model::weights::TensorInfo>,
+    seed: u64,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<ResNet> {
+    let path = Path::new(arch);
+    let (shaped, _) = ResNet::from_header(path, header, device)?;
+    let mut rng = SeededRng::new(seed);
+    let fc_bound = 1.0 / (header["fc.weight"].shape[1] as f64).sqrt();
+    let values: Vec<(String, Vec<usize>, Vec<f32>)> = shaped
+        .state_dict()
+        .into_iter()
+        .map(|(key, shape, old)| {
+            let n = old.len();
+            let values = if key.starts_with("fc.") {
+                (0..n).map(|_| rng.uniform(-fc_bound, fc_bound) as f32).collect()
+            } else if shape.len() == 4 {
+                let std = (2.0 / (shape[0] * shape[2] * shape[3]) as f64).sqrt();
+                // Box–Muller; 1 − u keeps the logarithm finite.
+                (0..n)
+                    .map(|_| {
+                        let (u1, u2) = (rng.next_f64(), rng.next_f64());
+                        (std * (-2.0 * (1.0 - u1).ln()).sqrt() * (std::f64::consts::TAU * u2).cos()) as f32
+                    })
+                    .collect()
+            } else if key.ends_with(".weight") || key.ends_with(".running_var") {
+                vec![1.0; n]
+            } else {
+                vec![0.0; n]
+            };
+            (key, shape, values)
+        })
+        .collect();
+    let tensors: Vec<tensorfile::Tensor<'_>> = values
+        .iter()
+        .map(|(key, shape, v)| tensorfile::Tensor::f32(key, shape, v))
+        .collect();
+    let bytes = tensorfile::to_bytes(&tensors, &BTreeMap::new())?;
+    let file = crate::model::weights::WeightFile::from_bytes(path, bytes)?;
+    Ok(ResNet::from_file(&file, device)?.0)
+}
+
 /// Trains from scratch on `backend`, reporting through `report` (false stops after the step).
 pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -> bool) -> anyhow::Result<Trained> {
     let started = Instant::now();
@@ -149,7 +197,7 @@ pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -
     let (blocks, widths, stem) = cfg.arch.layout();
     let header = ResNet::basic_header(blocks, widths, stem, classes.len());
     let ad = backend.device.clone().autodiff();
-    let (mut net, _) = ResNet::from_header(Path::new(cfg.arch.name()), &header, &ad)?;
+    let mut net = seeded_init(cfg.arch.name(), &header, cfg.seed, &ad)?;
     let mut optim = SgdConfig::new()
         .with_momentum(Some(MomentumConfig {
             momentum: 0.9,
@@ -284,4 +332,41 @@ pub fn export(trained: &Trained, arch: Arch, out: &Path) -> anyhow::Result<()> {
     let mut sidecar = out.as_os_str().to_owned();
     sidecar.push(".json");
     write_atomic(Path::new(&sidecar), serde_json::to_string_pretty(&summary)?.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seeded_init_is_torchvisions() {
+        let (blocks, widths, stem) = Arch::ResnetTiny.layout();
+        let header = ResNet::basic_header(blocks, widths, stem, 10);
+        let device = burn::tensor::Device::flex();
+        let state = seeded_init("resnet-tiny", &header, 7, &device).unwrap().state_dict();
+        let get = |key: &str| {
+            state
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .map(|(_, _, v)| v.clone())
+                .unwrap()
+        };
+        // 64·64·9 draws: the sample std is within 2 % of Kaiming's fan-out std.
+        let w = get("layer4.1.conv2.weight");
+        let mean = w.iter().map(|&x| f64::from(x)).sum::<f64>() / w.len() as f64;
+        let std = (w.iter().map(|&x| (f64::from(x) - mean).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+        let kaiming = (2.0f64 / (64.0 * 9.0)).sqrt();
+        assert!((std / kaiming - 1.0).abs() < 0.02, "std {std} vs {kaiming}");
+        assert!(mean.abs() < 0.02 * kaiming, "mean {mean}");
+        let fc = get("fc.weight");
+        let bound = 1.0 / 64f32.sqrt();
+        assert!(fc.iter().all(|x| x.abs() <= bound));
+        assert!(fc.iter().any(|x| x.abs() > 0.9 * bound), "spread over ±1/√64");
+        assert!(get("layer1.0.bn1.weight").iter().all(|&x| x == 1.0));
+        assert!(get("layer1.0.bn1.bias").iter().all(|&x| x == 0.0));
+        assert!(get("bn1.running_var").iter().all(|&x| x == 1.0));
+        assert!(get("bn1.running_mean").iter().all(|&x| x == 0.0));
+        let again = seeded_init("resnet-tiny", &header, 7, &device).unwrap().state_dict();
+        assert_eq!(state, again, "the same seed, the same weights");
+    }
 }

@@ -83,6 +83,43 @@ fn a_model_trained_from_scratch_exports_loads_and_scores_what_it_reported() {
 }
 
 #[test]
+fn the_same_seed_trains_the_same_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = fashion();
+    let train = |name: &str, seed: &str| {
+        let out = tmp.path().join(name);
+        let (status, _, stderr) = fixres(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--res",
+            "16",
+            "--epochs",
+            "1",
+            "--seed",
+            seed,
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(status.success(), "{stderr}");
+        let bytes = std::fs::read(&out).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut tensors: Vec<(String, Vec<u8>)> = st
+            .tensors()
+            .into_iter()
+            .map(|(name, view)| (name, view.data().to_vec()))
+            .collect();
+        tensors.sort();
+        tensors
+    };
+    let first = train("a.safetensors", "3");
+    assert_eq!(first, train("b.safetensors", "3"), "seed 3 twice");
+    assert_ne!(first, train("c.safetensors", "4"), "seed 4");
+}
+
+#[test]
 fn the_grid_writes_its_table_and_resumes() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("grid");
