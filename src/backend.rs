@@ -42,7 +42,12 @@ pub fn adapters() -> Vec<(String, wgpu::DeviceType)> {
     static FOUND: std::sync::OnceLock<Vec<(String, wgpu::DeviceType)>> = std::sync::OnceLock::new();
     FOUND
         .get_or_init(|| {
-            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+            // Vulkan/Metal/DX12 only, as `gpu::Gpu::new`: Burn does not run on OpenGL, and probing
+            // EGL here would fight the window's OpenGL context when the app draws with glow.
+            let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+                backends: wgpu::Backends::PRIMARY,
+                ..wgpu::InstanceDescriptor::new_without_display_handle_from_env()
+            });
             pollster::block_on(instance.enumerate_adapters(wgpu::Backends::PRIMARY))
                 .into_iter()
                 .map(|a| {
