@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Checks `fixres preprocess` against PIL + torchvision on every image under a folder, side by side.
 
-    python3 scripts/compare_with_torchvision.py DIR [--res 224,64] [--interp bilinear,bicubic]
+    python3 scripts/compare_with_torchvision.py DIR [--res 224,64] [--interp bilinear,bicubic,lanczos]
                                                 [--crop-ratio 0.875] [--odd-images]
 
 For each image, resolution K and filter: the reference is torchvision's test transform on
@@ -88,7 +88,8 @@ def main():
     if args.odd_images:
         write_odd_images(args.dir)
     fixres = binary()
-    modes = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC}
+    modes = {"bilinear": T.InterpolationMode.BILINEAR, "bicubic": T.InterpolationMode.BICUBIC,
+             "lanczos": T.InterpolationMode.LANCZOS}
     files = sorted(
         os.path.join(d, f) for d, _, fs in os.walk(args.dir) for f in fs if f.lower().endswith(EXTENSIONS)
     )

@@ -56,11 +56,12 @@ fn resize_and_center_crop_match_torchvision_on_pil() {
                     "{name} {interp_name} {k}: exact {:.4} within1 {:.4} max {}",
                     d.exact, d.within_one, d.max
                 ));
-                assert!(d.within_one >= 0.999 && d.max <= 2, "{name} {interp_name} K={k}: {d:?}");
+                // A port of Pillow's integer resampler: the same bytes, not nearly the same.
+                assert_eq!(d.max, 0, "{name} {interp_name} K={k}: {d:?}");
             }
         }
     }
-    assert_eq!(report.len(), 12 * 2 * 4);
+    assert_eq!(report.len(), 13 * 2 * 4);
     println!("{}", report.join("\n"));
 }
 

@@ -1,8 +1,9 @@
 //! PIL-exact resampling: a port of Pillow's `libImaging/Resample.c` (8-bit path).
 //!
-//! Pillow resizes separably, horizontal pass first, with antialiasing when shrinking (the filter
-//! support grows with the shrink factor), in fixed point with 22 fractional bits, and rounds the
-//! intermediate image to uint8. Doing the same integer arithmetic in the same order gives the
+//! Pillow resizes separably, with antialiasing when shrinking (the filter support grows with the
+//! shrink factor), in fixed point with 22 fractional bits, and rounds the intermediate image to
+//! uint8. The horizontal pass runs first, except (Pillow 13, `ImagingResampleInner`) when the
+//! height shrinks by more than twice as many pixels as the width: then the vertical pass does. Doing the same integer arithmetic in the same order gives the
 //! same bytes, which is what "correct" means for a model trained on torchvision-on-PIL inputs.
 
 use std::ops::Range;
@@ -102,6 +103,20 @@ pub(crate) struct Plan {
     pub(crate) vertical: Option<Taps>,
     pub(crate) first_row: usize,
     pub(crate) n_rows: usize,
+    /// Both passes run and the vertical one runs first (see `vertical_first`); then the
+    /// vertical pass reads `first_row..first_row + n_rows` of the source and the horizontal
+    /// pass reads its output.
+    pub(crate) vertical_first: bool,
+}
+
+/// Pillow 13's order of the two passes: vertical first when the height shrinks by more than
+/// twice as many pixels as the width does (`ImagingResampleInner`; Pillow 12 and older always
+/// ran the horizontal pass first). The order changes the rounding of the uint8 intermediate, so
+/// it changes bytes.
+fn vertical_first((src_w, src_h): (usize, usize), (width, height): (usize, usize)) -> bool {
+    let shrink_h = src_h as i64 - height as i64;
+    let shrink_w = src_w as i64 - width as i64;
+    shrink_h > 0 && shrink_h > 2 * shrink_w
 }
 
 /// The plan of `resize_window(src (src_w × src_h), width, height, filter, columns, rows)`.
@@ -124,11 +139,13 @@ pub(crate) fn plan(
         }
         None => (rows.start, rows.len()),
     };
+    let vertical_first = horizontal.is_some() && vertical.is_some() && vertical_first((src_w, src_h), (width, height));
     Plan {
         horizontal,
         vertical,
         first_row,
         n_rows,
+        vertical_first,
     }
 }
 
@@ -315,7 +332,14 @@ pub fn resize_window(
         vertical,
         first_row,
         n_rows,
+        vertical_first,
     } = plan((src.width(), src.height()), (width, height), filter, &columns, &rows);
+    if let (true, Some(h), Some(v)) = (vertical_first, &horizontal, &vertical) {
+        // The window's rows over the whole source width (the horizontal pass then picks the
+        // window's columns from it).
+        let tmp = resample_vertical(src, 0, v);
+        return resample_horizontal(&tmp, 0, rows.len(), h);
+    }
     let tmp = match &horizontal {
         Some(h) => resample_horizontal(src, first_row, n_rows, h),
         None => crop_columns(src, first_row, n_rows, &columns),
@@ -417,7 +441,11 @@ mod tests {
     fn a_window_is_the_same_bytes_as_resize_then_crop() {
         let img = gradient(50, 31);
         for f in [Interpolation::Bilinear, Interpolation::Bicubic, Interpolation::Lanczos] {
-            for (w, h) in [(20, 17), (50, 12), (13, 31), (90, 70)] {
+            // (45, 8) and (60, 10): Pillow's vertical pass first (height shrinks by 23 and 21
+            // rows, width by 5 and −10 columns).
+            for (w, h) in [(20, 17), (50, 12), (13, 31), (90, 70), (45, 8), (60, 10)] {
+                let first = plan((50, 31), (w, h), f, &(0..w), &(0..h)).vertical_first;
+                assert_eq!(first, matches!((w, h), (45, 8) | (60, 10)), "{w}x{h}");
                 let full = resize(&img, w, h, f);
                 let (x0, y0) = (w / 4, h / 3);
                 let win = resize_window(&img, w, h, f, x0..w - 1, y0..h);

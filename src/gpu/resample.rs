@@ -119,7 +119,8 @@ impl Gpu {
     /// The test transform of an uploaded image: the uint8 crop and the normalised network input
     /// (f32 `[3, K, K]`), bytes identical to `TestTransform::apply` + `to_tensor_normalized`.
     /// `None` when the GPU does not do this crop: it reaches past the resized image (zero
-    /// padding), or its window is over a buffer's limit. The CPU path does those.
+    /// padding), Pillow runs its vertical pass first (a tall image shrunk mostly in height), or
+    /// its window is over a buffer's limit. The CPU path does those.
     pub fn test_input(
         &self,
         img: &GpuImage,
@@ -258,6 +259,11 @@ impl Gpu {
             &(left..left + k),
             &(top..top + k),
         );
+        // The shader runs the horizontal pass first; Pillow's other order (tall images shrunk
+        // mostly in height) is left to the CPU path, which does it.
+        if plan.vertical_first {
+            return None;
+        }
         if (k * plan.n_rows * 4) as u64 > self.buffer_limit() || (3 * k * k * 4) as u64 > self.buffer_limit() {
             return None;
         }
