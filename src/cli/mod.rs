@@ -146,12 +146,13 @@ fn parse_res(s: &str) -> Result<usize, String> {
     }
 }
 
-/// A crop ratio in (0, 1].
+/// A crop ratio in [0.05, 1]: below that the resize side would be over 20 × K (a ratio of 1e-9
+/// asked for terabytes).
 fn parse_crop_ratio(s: &str) -> Result<f64, String> {
     match parse_number(s)? {
-        r if r > 0.0 && r <= 1.0 => Ok(r),
+        r if (0.05..=1.0).contains(&r) => Ok(r),
         _ => Err(format!(
-            "'{s}': the crop ratio (K_test / resize side) must be in (0, 1]"
+            "'{s}': the crop ratio (K_test / resize side) must be in [0.05, 1]"
         )),
     }
 }

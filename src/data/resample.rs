@@ -128,8 +128,8 @@ pub(crate) fn plan(
     rows: &Range<usize>,
 ) -> Plan {
     // As Pillow: a pass runs only along an axis whose size changes.
-    let horizontal = (width != src_w).then(|| precompute(src_w, 0.0, src_w as f64, width, filter).window(columns));
-    let vertical = (height != src_h).then(|| precompute(src_h, 0.0, src_h as f64, height, filter).window(rows));
+    let horizontal = (width != src_w).then(|| precompute_window(src_w, width, filter, columns));
+    let vertical = (height != src_h).then(|| precompute_window(src_h, height, filter, rows));
     // Source rows the vertical pass reads (all of them contiguous, as taps move monotonically).
     let (first_row, n_rows) = match &vertical {
         Some(v) => {
@@ -150,15 +150,34 @@ pub(crate) fn plan(
 }
 
 /// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc`, for the input span `[in0, in1)`.
+#[cfg(test)]
 fn precompute(in_size: usize, in0: f64, in1: f64, out_size: usize, filter: Interpolation) -> Taps {
+    precompute_span(in_size, in0, in1, out_size, filter, &(0..out_size))
+}
+
+/// The taps of output positions `range` of a resize from `in_size` to `out_size`, computed for
+/// those positions only (each position's taps depend on it alone): a window costs its own size,
+/// not the resized image's, however wide or tall that is.
+fn precompute_window(in_size: usize, out_size: usize, filter: Interpolation, range: &Range<usize>) -> Taps {
+    precompute_span(in_size, 0.0, in_size as f64, out_size, filter, range)
+}
+
+fn precompute_span(
+    in_size: usize,
+    in0: f64,
+    in1: f64,
+    out_size: usize,
+    filter: Interpolation,
+    range: &Range<usize>,
+) -> Taps {
     let scale = (in1 - in0) / out_size as f64;
     let filterscale = scale.max(1.0);
     let support = filter.support() * filterscale;
     let ksize = support.ceil() as usize * 2 + 1;
-    let mut bounds = Vec::with_capacity(out_size);
-    let mut weights = vec![0i32; out_size * ksize];
+    let mut bounds = Vec::with_capacity(range.len());
+    let mut weights = vec![0i32; range.len() * ksize];
     let mut k = vec![0f64; ksize];
-    for xx in 0..out_size {
+    for (i, xx) in range.clone().enumerate() {
         let center = in0 + (xx as f64 + 0.5) * scale;
         let ss = 1.0 / filterscale;
         // C's (int) cast truncates toward zero, as `as` does.
@@ -171,7 +190,7 @@ fn precompute(in_size: usize, in0: f64, in1: f64, out_size: usize, filter: Inter
             *kx = w;
             ww += w;
         }
-        let row = &mut weights[xx * ksize..(xx + 1) * ksize];
+        let row = &mut weights[i * ksize..(i + 1) * ksize];
         for (x, out) in row.iter_mut().enumerate().take(n) {
             let w = if ww == 0.0 { k[x] } else { k[x] / ww };
             let fixed = w * f64::from(1u32 << PRECISION_BITS);
@@ -184,18 +203,6 @@ fn precompute(in_size: usize, in0: f64, in1: f64, out_size: usize, filter: Inter
         bounds.push((xmin, n));
     }
     Taps { ksize, bounds, weights }
-}
-
-impl Taps {
-    /// The taps of output positions `range` only.
-    fn window(self, range: &Range<usize>) -> Self {
-        let ksize = self.ksize;
-        Self {
-            ksize,
-            bounds: self.bounds[range.clone()].to_vec(),
-            weights: self.weights[range.start * ksize..range.end * ksize].to_vec(),
-        }
-    }
 }
 
 #[inline]
