@@ -1,9 +1,22 @@
-//! File writes that never leave a half-written file behind.
+//! File writes that never leave a half-written file behind, and paths as text for reports.
 
 use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
+
+/// A path as JSON text: its UTF-8 form, with U+FFFD for bytes that are not UTF-8 (serde_json
+/// refuses such paths, and its `json!` macro panics on them; torchvision reads such files, so
+/// they reach reports).
+#[must_use]
+pub fn path_text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// `#[serde(serialize_with = "crate::fsutil::serialize_path")]`: a path field as `path_text`.
+pub fn serialize_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&path.to_string_lossy())
+}
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, then renamed
 /// over `path`. A crash or a full disk leaves the old file (or none), never a torn one.

@@ -283,7 +283,7 @@ pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -
     let net = net.valid();
     let val_top1 = accuracy(&net, &val_split.images, &val_split.labels, cfg.res, &backend.device)?;
     let summary = json!({
-        "data": cfg.data, "arch": cfg.arch, "train_res": cfg.res, "device": backend,
+        "data": crate::fsutil::path_text(&cfg.data), "arch": cfg.arch, "train_res": cfg.res, "device": backend,
         "config": {"epochs": cfg.epochs, "batch": batch, "lr": cfg.lr, "schedule": "cosine", "momentum": 0.9,
             "weight_decay": cfg.weight_decay, "seed": cfg.seed, "augmentation": "RandomResizedCrop(0.08-1, 3/4-4/3) + flip",
             "blocks": blocks, "widths": widths, "stem_kernel": stem},
@@ -297,7 +297,7 @@ pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -
 /// class names and the summary in the metadata, and the summary to `out.json`; both atomically.
 pub fn export(trained: &Trained, arch: Arch, out: &Path) -> anyhow::Result<()> {
     let mut summary = trained.summary.clone();
-    summary["out"] = json!(out);
+    summary["out"] = json!(crate::fsutil::path_text(out));
     let tensors = trained.net.state_dict();
     // torchvision's BatchNorm has a step counter; PyTorch's strict loading wants it.
     let counters: Vec<String> = tensors

@@ -152,7 +152,7 @@ fn preprocess(args: &PreprocessBenchArgs) -> anyhow::Result<ExitCode> {
         print_json(&json!({
             "benchmark": "preprocess",
             "pipeline": "decode + Resize + CenterCrop + ToTensor/Normalize",
-            "data": args.data,
+            "data": crate::fsutil::path_text(&args.data),
             "files": folder.samples.len(),
             "failed": failed,
             "res": args.res,

@@ -92,7 +92,7 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
     let bytes = std::fs::metadata(&args.out)?.len();
     if args.json {
         print_json(
-            &json!({"in": args.input, "out": args.out, "tensors": tensors.len(), "dtypes": counts, "bytes": bytes}),
+            &json!({"in": crate::fsutil::path_text(&args.input), "out": crate::fsutil::path_text(&args.out), "tensors": tensors.len(), "dtypes": counts, "bytes": bytes}),
         )?;
     } else {
         println!(

@@ -80,10 +80,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         .collect();
     if args.json {
         print_json(&json!({
-            "weights": args.weights,
+            "weights": crate::fsutil::path_text(&args.weights),
             "arch": model.arch,
             "classes": model.classes,
-            "data": args.data,
+            "data": crate::fsutil::path_text(&args.data),
             "dataset_classes": folder.classes,
             "recipe": model.recipe,
             "device": backend,

@@ -85,7 +85,7 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .flat_map(|&i| logits[i].take().unwrap_or_default())
         .collect();
-    let kept_files: Vec<&PathBuf> = kept.iter().map(|&i| &files[i]).collect();
+    let kept_files: Vec<String> = kept.iter().map(|&i| crate::fsutil::path_text(&files[i])).collect();
     let metadata: BTreeMap<String, String> = [
         ("files", serde_json::to_string(&kept_files)?),
         ("arch", model.arch.clone()),
@@ -107,7 +107,7 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     )?;
     if args.json {
         print_json(&json!({
-            "out": args.out, "images": n, "features": c, "classes": k, "arch": model.arch,
+            "out": crate::fsutil::path_text(&args.out), "images": n, "features": c, "classes": k, "arch": model.arch,
             "res": args.res, "device": backend,
             "warnings": model.warnings, "skipped": skipped,
         }))?;

@@ -135,7 +135,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     let outcome = outcome.ok_or_else(|| anyhow::anyhow!("the fine-tune job ended without a result"))?;
     let mut summary = outcome.summary;
-    summary["out"] = json!(args.out);
+    summary["out"] = json!(crate::fsutil::path_text(&args.out));
     export(&file, &outcome.head, &args.out, &summary, &model)?;
     if args.json {
         print_json(&summary)?;

@@ -96,6 +96,7 @@ pub(crate) fn top1_range(cells: &[Cell]) -> (f64, f64) {
 /// What `grid.json` holds.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Grid {
+    #[serde(serialize_with = "crate::fsutil::serialize_path")]
     data: PathBuf,
     /// Images per step of training and fine-tuning.
     #[serde(default)]

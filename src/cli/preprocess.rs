@@ -82,7 +82,7 @@ pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
     let f32_chw = to_tensor_normalized(&input, IMAGENET_MEAN, IMAGENET_STD);
     let shape = [3, args.res, args.res];
     let details = json!({
-        "image": args.image,
+        "image": crate::fsutil::path_text(&args.image),
         "image_size": [img.width(), img.height()],
         "res": args.res,
         "transform": if args.train { "train" } else { "test" },
@@ -110,7 +110,7 @@ pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
     )?;
     if args.json {
         let mut out = details;
-        out["out"] = json!(args.out);
+        out["out"] = json!(crate::fsutil::path_text(&args.out));
         print_json(&out)?;
     } else {
         println!(

@@ -96,7 +96,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     export(&trained, args.arch, &args.out)?;
     if args.json {
         let mut summary = trained.summary.clone();
-        summary["out"] = serde_json::json!(args.out);
+        summary["out"] = serde_json::json!(crate::fsutil::path_text(&args.out));
         print_json(&summary)?;
     } else {
         println!(

@@ -82,7 +82,7 @@ impl Serialize for Skip {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
         let mut st = s.serialize_struct("Skip", 2)?;
-        st.serialize_field("path", &self.path())?;
+        st.serialize_field("path", &crate::fsutil::path_text(self.path()))?;
         st.serialize_field("reason", &self.to_string())?;
         st.end()
     }
@@ -104,6 +104,7 @@ pub enum Check {
 #[derive(Clone, Debug, Serialize)]
 pub struct Sample {
     /// The file.
+    #[serde(serialize_with = "crate::fsutil::serialize_path")]
     pub path: PathBuf,
     /// Index into `ImageFolder::classes`.
     pub class: usize,
@@ -115,6 +116,7 @@ pub struct Sample {
 #[derive(Debug, Serialize)]
 pub struct ImageFolder {
     /// The folder scanned.
+    #[serde(serialize_with = "crate::fsutil::serialize_path")]
     pub root: PathBuf,
     /// Class names, sorted (empty classes kept, so indices match torchvision's).
     pub classes: Vec<String>,

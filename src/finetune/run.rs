@@ -352,7 +352,7 @@ pub fn finetune(
         "weight_decay": 1e-4, "schedule": cfg.schedule, "train_bn": trainable.bn_affine, "train_classifier": trainable.classifier,
         "da": cfg.da, "seed": cfg.seed, "crop_ratio": recipe.crop_ratio});
     let summary = json!({
-        "weights": weights, "arch": model.arch, "data": cfg.data, "device": backend,
+        "weights": crate::fsutil::path_text(weights), "arch": model.arch, "data": crate::fsutil::path_text(&cfg.data), "device": backend,
         "train_images": train_split.images.len(), "cache_spilled_batches": cache.as_ref().map_or(0, TrunkCache::spilled), "val_images": val_split.images.len(), "classes": n_classes,
         "unreadable": unreadable, "config": config, "val_top1_before": before, "val_top1_after": after, "curve": curve,
         "epochs": epochs, "stopped": stopped, "seconds": started.elapsed().as_secs_f64(), "train_seconds": train_seconds,
@@ -377,7 +377,7 @@ pub fn export(
     model: &Model,
 ) -> anyhow::Result<()> {
     let mut summary = summary.clone();
-    summary["out"] = json!(out);
+    summary["out"] = json!(crate::fsutil::path_text(out));
     let mut metadata: BTreeMap<String, String> = [
         ("format", "pt".to_owned()),
         ("arch", model.arch.clone()),
