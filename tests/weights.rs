@@ -188,3 +188,27 @@ fn safetensors_whose_header_length_starts_with_0x80_loads() {
     std::fs::write(&p, bytes).unwrap();
     ResNet::load(&p, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Every weight of the fixture, one at a time, with one more input channel, output channel or
+/// kernel row: PyTorch's strict loading refuses each, and so must we, naming the key, instead of
+/// building a network whose forward pass stops on a shape panic (or, for a kernel size, runs).
+#[test]
+fn every_misshapen_weight_is_refused_before_the_forward_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = tensors();
+    let mut refused = 0;
+    for (i, (name, shape, _)) in base.iter().enumerate() {
+        if !name.ends_with(".weight") {
+            continue;
+        }
+        for axis in 0..shape.len().min(3) {
+            let mut t = base.clone();
+            t[i].1[axis] += 1;
+            t[i].2 = vec![0.0; t[i].1.iter().product()];
+            // `refuse` checks the message names the file; a panic would fail the test here.
+            refuse(&write(dir.path(), "misshapen.safetensors", &t));
+            refused += 1;
+        }
+    }
+    assert!(refused >= 50, "only {refused} variants tried");
+}

@@ -14,7 +14,7 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
 use super::Forward;
-use super::weights::{TensorInfo, WeightFile, WeightsError, load_strict};
+use super::weights::{TensorInfo, WeightFile, WeightsError, expect_shape, load_strict};
 use crate::finetune::{Activation, Head, TrunkOut};
 
 fn relu6(x: Tensor<4>) -> Tensor<4> {
@@ -163,6 +163,15 @@ impl EfficientNetLite {
             });
         }
         const STAGE_STRIDES: [usize; 7] = [1, 2, 2, 2, 1, 2, 1];
+        // The depthwise kernels of every EfficientNet (B0 and the Lite family) by stage.
+        const STAGE_KERNELS: [usize; 7] = [3, 3, 5, 3, 5, 5, 3];
+        let expect = |key: &str, actual: &[usize], expected: &[usize]| {
+            expect_shape(path, key, actual, expected, "efficientnet-lite")
+        };
+        let stem = get("_conv_stem.weight", 4)?;
+        expect("_conv_stem.weight", stem, &[stem[0], 3, 3, 3])?;
+        // The channels flowing into the next layer, checked against each layer's weights.
+        let mut channels = stem[0];
         let mut blocks = Vec::with_capacity(n);
         let mut stage = 0;
         for i in 0..n {
@@ -175,12 +184,18 @@ impl EfficientNetLite {
             let expand = match header.get(&format!("{p}._expand_conv.weight")) {
                 Some(_) => {
                     let s = get(&format!("{p}._expand_conv.weight"), 4)?;
+                    expect(&format!("{p}._expand_conv.weight"), s, &[s[0], channels, 1, 1])?;
+                    channels = s[0];
                     (Some(conv(s, 1, 1, device)), Some(bn(s[0], device)))
                 }
                 None => (None, None),
             };
             let dw = get(&format!("{p}._depthwise_conv.weight"), 4)?;
             let pr = get(&format!("{p}._project_conv.weight"), 4)?;
+            let k = STAGE_KERNELS[stage];
+            expect(&format!("{p}._depthwise_conv.weight"), dw, &[channels, 1, k, k])?;
+            expect(&format!("{p}._project_conv.weight"), pr, &[pr[0], channels, 1, 1])?;
+            channels = pr[0];
             blocks.push(MbConv {
                 _expand_conv: expand.0,
                 _bn0: expand.1,
@@ -190,9 +205,10 @@ impl EfficientNetLite {
                 _bn2: bn(pr[0], device),
             });
         }
-        let stem = get("_conv_stem.weight", 4)?;
         let head = get("_conv_head.weight", 4)?;
+        expect("_conv_head.weight", head, &[head[0], channels, 1, 1])?;
         let fc = get("_fc.weight", 2)?;
+        expect("_fc.weight", fc, &[fc[0], head[0]])?;
         let shape = EfficientNetShape {
             stage_channels,
             blocks: n,

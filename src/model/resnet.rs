@@ -13,7 +13,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
 use super::Forward;
-use super::weights::{TensorInfo, WeightFile, WeightsError, load_strict};
+use super::weights::{TensorInfo, WeightFile, WeightsError, expect_shape, load_strict};
 use crate::finetune::{Activation, Head, TrunkOut};
 
 /// `downsample`: torchvision's `Sequential(conv1x1, BatchNorm)`, keys `downsample.0` / `.1`.
@@ -196,6 +196,12 @@ impl ResNet {
         // small images (CIFAR-style, `conv1 = Conv2d(3, w, 3, 1, 1)`, `maxpool = Identity()`) is
         // recognised by its 3×3 `conv1`.
         let small_stem = stem[2] == 3;
+        let arch = shape.name();
+        let expect = |key: &str, actual: &[usize], expected: &[usize]| expect_shape(path, key, actual, expected, &arch);
+        let kernel = if small_stem { 3 } else { 7 };
+        expect("conv1.weight", stem, &[stem_width, 3, kernel, kernel])?;
+        // The channels flowing into the next layer, checked against each layer's weights.
+        let mut channels = stem_width;
         let (stride, pad) = if small_stem { (1, 1) } else { (2, 3) };
         let conv1 = Conv2dConfig::new([stem[1], stem_width], [stem[2], stem[3]])
             .with_stride([stride, stride])
@@ -209,8 +215,16 @@ impl ResNet {
                 let stride = if stage > 0 && index == 0 { 2 } else { 1 };
                 let c1 = s(&format!("{p}.conv1.weight"), 4)?;
                 let c2 = s(&format!("{p}.conv2.weight"), 4)?;
+                let k1 = if shape.bottleneck { 1 } else { 3 };
+                expect(&format!("{p}.conv1.weight"), c1, &[c1[0], channels, k1, k1])?;
+                // A Bottleneck's 3×3 may be grouped (ResNeXt): its input channels then divide
+                // conv1's output channels.
+                let grouped = shape.bottleneck && c2[1] > 0 && c1[0] % c2[1] == 0;
+                let in2 = if grouped { c2[1] } else { c1[0] };
+                expect(&format!("{p}.conv2.weight"), c2, &[c1[0], in2, 3, 3])?;
                 let (conv1, conv2, conv3, out_channels) = if shape.bottleneck {
                     let c3 = s(&format!("{p}.conv3.weight"), 4)?;
+                    expect(&format!("{p}.conv3.weight"), c3, &[c3[0], c2[0], 1, 1])?;
                     (
                         conv(c1, 1, device),
                         conv_grouped(c2, c1[0], stride, device),
@@ -220,8 +234,17 @@ impl ResNet {
                 } else {
                     (conv(c1, stride, device), conv(c2, 1, device), None, c2[0])
                 };
+                let needs_downsample = stride != 1 || channels != out_channels;
+                if needs_downsample && !header.contains_key(&format!("{p}.downsample.0.weight")) {
+                    return Err(WeightsError::MissingKeys {
+                        path: path.to_owned(),
+                        arch: arch.clone(),
+                        keys: vec![format!("{p}.downsample.0.weight")],
+                    });
+                }
                 let downsample = if header.contains_key(&format!("{p}.downsample.0.weight")) {
                     let d = s(&format!("{p}.downsample.0.weight"), 4)?;
+                    expect(&format!("{p}.downsample.0.weight"), d, &[out_channels, channels, 1, 1])?;
                     Some(Downsample {
                         conv: conv(d, stride, device),
                         bn: bn(d[0], device),
@@ -229,6 +252,7 @@ impl ResNet {
                 } else {
                     None
                 };
+                channels = out_channels;
                 layer.push(Block {
                     bn1: bn(c1[0], device),
                     bn2: bn(c2[0], device),
@@ -240,6 +264,7 @@ impl ResNet {
                 });
             }
         }
+        expect("fc.weight", s("fc.weight", 2)?, &[shape.classes, channels])?;
         let [layer1, layer2, layer3, layer4] = layers;
         let net = Self {
             conv1,

@@ -75,6 +75,25 @@ pub enum WeightsError {
     },
 }
 
+/// Refuses `key` unless its shape is `expected` (the shape the architecture gives it from the
+/// tensors before it): a mismatch PyTorch's strict `load_state_dict` would refuse too, and one
+/// the forward pass would otherwise stop on with a panic.
+pub fn expect_shape(
+    path: &Path,
+    key: &str,
+    actual: &[usize],
+    expected: &[usize],
+    arch: &str,
+) -> Result<(), WeightsError> {
+    if actual == expected {
+        return Ok(());
+    }
+    Err(WeightsError::Mismatch {
+        path: path.to_owned(),
+        detail: format!("{key}: shape {actual:?}, but {arch} needs {expected:?} there"),
+    })
+}
+
 /// Tensor entries of a safetensors header, by name.
 pub type Header = BTreeMap<String, TensorInfo>;
 /// The `__metadata__` of a safetensors header.
