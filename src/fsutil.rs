@@ -19,8 +19,33 @@ pub fn serialize_path<S: serde::Serializer>(path: &Path, s: S) -> Result<S::Ok, 
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same folder, synced, then renamed
-/// over `path`. A crash or a full disk leaves the old file (or none), never a torn one.
+/// over `path`. A crash or a full disk leaves the old file (or none), never a torn one. A symlink
+/// is written through (the file it points to is replaced, the link stays); a device, FIFO or
+/// socket at `path` is refused, not replaced by a file (as root, `--out /dev/null` would have
+/// replaced the system's).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let resolved;
+    let path = match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => {
+            resolved = std::fs::canonicalize(path)
+                .with_context(|| format!("{}: a symlink to nothing; not written", path.display()))?;
+            &resolved
+        }
+        _ => path,
+    };
+    if let Ok(meta) = std::fs::metadata(path)
+        && !meta.is_file()
+    {
+        anyhow::bail!(
+            "{}: exists and is not a regular file ({}); not replaced",
+            path.display(),
+            if meta.is_dir() {
+                "a folder"
+            } else {
+                "a device, FIFO or socket"
+            }
+        );
+    }
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -3,6 +3,7 @@
 
 mod util;
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use fixres::data::decode::probe_file;
@@ -211,4 +212,41 @@ fn a_scan_of_a_messy_folder_keeps_the_good_images_and_lists_every_bad_one() {
     );
     let json = serde_json::to_value(&f.skipped).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 8);
+}
+
+/// An export onto a FIFO (or a device) is refused and leaves it as it was; onto a symlink it
+/// writes through to the file the link names, and the link stays.
+#[test]
+fn outputs_never_replace_a_fifo_and_write_through_a_symlink() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.safetensors");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let image = photo("chelsea.png");
+    let preprocess = |out: &Path| {
+        util::fixres(&[
+            "preprocess",
+            "--image",
+            image.to_str().unwrap(),
+            "--res",
+            "32",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (status, _, stderr) = preprocess(&fifo);
+    assert!(!status.success() && stderr.contains("not a regular file"), "{stderr}");
+    assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+
+    let target = dir.path().join("target.safetensors");
+    std::fs::write(&target, b"old").unwrap();
+    let link = dir.path().join("link.safetensors");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let (status, _, stderr) = preprocess(&link);
+    assert!(status.success(), "{stderr}");
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::read(&target).unwrap().len() > 1000,
+        "the link's target holds the input"
+    );
 }

@@ -49,6 +49,14 @@ pub struct ConvertArgs {
 }
 
 pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
+    if let (Ok(a), Ok(b)) = (std::fs::canonicalize(&args.input), std::fs::canonicalize(&args.out))
+        && a == b
+    {
+        anyhow::bail!(
+            "{}: --out is the checkpoint being converted; write the safetensors elsewhere",
+            args.out.display()
+        );
+    }
     let source = read_pytorch(&args.input, args.key.as_deref())?;
     let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(source.len());
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
