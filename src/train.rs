@@ -252,8 +252,12 @@ pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -
                 .and_then(|v| v.first().copied())
                 .unwrap_or(f32::NAN);
             if !value.is_finite() {
-                stopped = Some(format!("epoch {epoch}: loss {value}; stopped"));
-                break 'epochs;
+                // The weights that gave this loss are already broken (NaN or inf): nothing worth
+                // exporting is left, unlike a fine-tune, which keeps its last good head.
+                anyhow::bail!(
+                    "training diverged in epoch {}: the loss is {value}; nothing written (try a lower --lr)",
+                    epoch + 1
+                );
             }
             let grads = GradientsParams::from_grads(loss.backward(), &net);
             net = optim.step(lr, net, grads);
@@ -281,6 +285,16 @@ pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -
         });
     }
     let net = net.valid();
+    // The last step's update is checked by no later loss.
+    if let Some((key, _, _)) = net
+        .state_dict()
+        .iter()
+        .find(|(_, _, v)| v.iter().any(|x| !x.is_finite()))
+    {
+        anyhow::bail!(
+            "training diverged: {key} holds NaN or inf after the last step; nothing written (try a lower --lr)"
+        );
+    }
     let val_top1 = accuracy(&net, &val_split.images, &val_split.labels, cfg.res, &backend.device)?;
     let summary = json!({
         "data": crate::fsutil::path_text(&cfg.data), "arch": cfg.arch, "train_res": cfg.res, "device": backend,

@@ -181,3 +181,66 @@ fn the_grid_writes_its_table_and_resumes() {
         "{stderr}"
     );
 }
+
+/// A learning rate that blows the weights up fails the run and writes nothing (it used to print
+/// an accuracy and export NaN weights); a batch of one cannot train; evaluating a split dataset
+/// scores its `val/`; a folder with no readable image has no accuracy to report.
+#[test]
+fn runs_that_cannot_give_a_result_say_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = fashion();
+    let out = tmp.path().join("diverged.safetensors");
+    let train = |lr: &str, batch: &str| {
+        fixres(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--res",
+            "8",
+            "--epochs",
+            "1",
+            "--lr",
+            lr,
+            "--batch",
+            batch,
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+    };
+    let (status, _, stderr) = train("1e30", "256");
+    assert!(!status.success() && stderr.contains("diverged"), "{stderr}");
+    assert!(!out.exists(), "nothing written");
+    let (status, _, stderr) = train("0.1", "1");
+    assert!(!status.success() && stderr.contains("at least 2"), "{stderr}");
+
+    let weights = data.join("grid/models/resnet-tiny_k20.safetensors");
+    let eval = |dir: &Path| {
+        fixres(&[
+            "eval",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--data",
+            dir.to_str().unwrap(),
+            "--res",
+            "20",
+            "--device",
+            "cpu",
+            "--json",
+        ])
+    };
+    let (status, stdout, stderr) = eval(&data);
+    assert!(status.success(), "{stderr}");
+    let scored: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(scored["results"][0]["images"], 1000, "val/ only");
+
+    let broken = tmp.path().join("broken");
+    std::fs::create_dir_all(broken.join("Bag")).unwrap();
+    std::fs::write(broken.join("Bag/a.png"), b"not a png").unwrap();
+    let (status, _, stderr) = eval(&broken);
+    assert!(
+        !status.success() && stderr.contains("no image could be scored"),
+        "{stderr}"
+    );
+}

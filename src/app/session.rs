@@ -52,8 +52,7 @@ impl Dataset {
     /// Scans `dir`. A folder with `train/` and `val/` is a split dataset: the explorer shows
     /// `val/`, the held-out images a test resolution is judged on.
     pub fn open(dir: &Path) -> anyhow::Result<Self> {
-        let split = dir.join("train").is_dir() && dir.join("val").is_dir();
-        let root = if split { dir.join("val") } else { dir.to_owned() };
+        let root = crate::data::split::held_out(dir);
         let folder = ImageFolder::scan(&root, Check::Header, DecodeLimits::default())?;
         if folder.samples.is_empty() {
             anyhow::bail!("{}: no readable images in the class folders", root.display());

@@ -40,7 +40,7 @@ pub struct SweepBenchArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_res, default_value = "128,160,192,224,256,288,320,384")]
     pub res: Vec<usize>,
     /// Repeat passes until this many seconds have passed, per path (at least one pass).
-    #[arg(long, default_value_t = 3.0)]
+    #[arg(long, default_value_t = 3.0, value_parser = super::parse_positive)]
     pub seconds: f64,
     /// Where Burn runs (the inputs end in its tensors); on wgpu the GPU path shares its device.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
@@ -60,13 +60,13 @@ pub struct ForwardBenchArgs {
     #[arg(long, value_delimiter = ',', value_parser = parse_res, default_value = "224,320")]
     pub res: Vec<usize>,
     /// Images per forward pass.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = super::parse_batch)]
     pub batch: usize,
     /// Where the model runs.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     /// Time per resolution, after one warm-up pass.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = super::parse_positive)]
     pub seconds: f64,
     /// Print one JSON object.
     #[arg(long)]
@@ -92,7 +92,7 @@ pub struct PreprocessBenchArgs {
     #[arg(long)]
     pub threads: Option<usize>,
     /// Repeat passes over the folder until this many seconds have passed (at least one pass).
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = super::parse_positive)]
     pub seconds: f64,
     /// Print one JSON object.
     #[arg(long)]

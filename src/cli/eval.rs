@@ -34,7 +34,11 @@ pub struct EvalArgs {
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let backend = choose(args.run.device)?;
     let model = warn(Model::load(&args.weights, &backend.device)?);
-    let mut folder = ImageFolder::scan(&args.data, Check::List, DecodeLimits::default())?;
+    let root = crate::data::split::held_out(&args.data);
+    if root != args.data {
+        eprintln!("{}: has train/ and val/; scoring val/", args.data.display());
+    }
+    let mut folder = ImageFolder::scan(&root, Check::List, DecodeLimits::default())?;
     let labels = class_map(&folder.classes, &model)
         .map_err(|why| anyhow::anyhow!("{}: cannot score this dataset: {why}", args.data.display()))?;
     let files: Vec<PathBuf> = folder.samples.iter().map(|s| s.path.clone()).collect();
@@ -66,6 +70,16 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     )?;
     bar.finish_and_clear();
     folder.skipped.extend(failed.into_iter().map(Skip::Image));
+    if scored.iter().all(|&n| n == 0) {
+        for skip in &folder.skipped {
+            eprintln!("  {skip}");
+        }
+        anyhow::bail!(
+            "{}: no image could be scored ({} skipped, listed above); no accuracy to report",
+            args.data.display(),
+            folder.skipped.len()
+        );
+    }
     let per_res: Vec<_> = (0..n_res)
         .map(|r| {
             let n = scored[r].max(1) as f64;

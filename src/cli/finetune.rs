@@ -34,7 +34,7 @@ pub struct FinetuneArgs {
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
     /// Learning rate (default: FixRes's 8e-3 · batch / 512).
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_positive)]
     pub lr: Option<f64>,
     /// Train the last BatchNorm's affine (with --train-classifier: the paper's setting; neither
     /// flag: both train).
@@ -86,7 +86,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         data: args.data.clone(),
         res: args.res,
         epochs: args.epochs,
-        batch: args.run.batch,
+        batch: args.run.training_batch()?,
         lr: args.lr,
         trainable: match (args.train_bn, args.train_classifier) {
             (false, false) => Trainable {

@@ -123,6 +123,7 @@ impl Grid {
 }
 
 pub fn run(args: &GridArgs) -> anyhow::Result<ExitCode> {
+    args.run.training_batch()?;
     anyhow::ensure!(
         args.data.join("train").is_dir() && args.data.join("val").is_dir(),
         "{}: the grid needs an ImageFolder with train/ and val/",

@@ -64,12 +64,24 @@ pub enum Command {
 /// How a model job runs, shared by the commands that run one over images.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Images per batch.
-    #[arg(long, default_value_t = 32)]
+    /// Images per batch (training: at least 2, for BatchNorm's batch statistics).
+    #[arg(long, default_value_t = 32, value_parser = parse_batch)]
     pub batch: usize,
     /// Where the model runs: a hardware GPU if there is one (auto), Burn's CPU backend, or wgpu.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
+}
+
+impl RunArgs {
+    /// `--batch` for a command that trains: one image has no batch statistics.
+    pub fn training_batch(&self) -> anyhow::Result<usize> {
+        anyhow::ensure!(
+            self.batch >= 2,
+            "--batch {}: training needs at least 2 images per batch",
+            self.batch
+        );
+        Ok(self.batch)
+    }
 }
 
 /// RandomResizedCrop's ranges, shared by the commands that sample crops.
@@ -91,6 +103,30 @@ impl CropRanges {
             scale: self.scale,
             ratio: self.ratio,
         }
+    }
+}
+
+/// A forward batch: 1 to 65536 images.
+pub(crate) fn parse_batch(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(b) if (1..=65536).contains(&b) => Ok(b),
+        _ => Err(format!("'{s}': a batch is 1 to 65536 images")),
+    }
+}
+
+/// A finite number, zero or above (weight decay).
+pub(crate) fn parse_non_negative(s: &str) -> Result<f64, String> {
+    match parse_number(s)? {
+        v if v >= 0.0 => Ok(v),
+        _ => Err(format!("'{s}': must be zero or above")),
+    }
+}
+
+/// A finite number above zero (learning rates, weight decay, durations).
+pub(crate) fn parse_positive(s: &str) -> Result<f64, String> {
+    match parse_number(s)? {
+        v if v > 0.0 => Ok(v),
+        _ => Err(format!("'{s}': must be above zero")),
     }
 }
 

@@ -28,10 +28,10 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 15)]
     pub epochs: usize,
     /// Peak learning rate (cosine schedule down to 0).
-    #[arg(long, default_value_t = 0.1)]
+    #[arg(long, default_value_t = 0.1, value_parser = super::parse_positive)]
     pub lr: f64,
     /// Weight decay.
-    #[arg(long, default_value_t = 5e-4)]
+    #[arg(long, default_value_t = 5e-4, value_parser = super::parse_non_negative)]
     pub weight_decay: f64,
     /// Seed (split, order, crops).
     #[arg(long, default_value_t = 0)]
@@ -58,7 +58,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         arch: args.arch,
         res: args.res,
         epochs: args.epochs,
-        batch: args.run.batch,
+        batch: args.run.training_batch()?,
         lr: args.lr,
         weight_decay: args.weight_decay,
         seed: args.seed,

@@ -56,6 +56,17 @@ pub fn seeded_split(folder: &ImageFolder, seed: u64) -> (Vec<usize>, Vec<usize>)
     (train, val)
 }
 
+/// The folder a model is judged on: `val/` of a split dataset (one with `train/` and `val/`),
+/// else `dir` itself (torchvision would take `train` and `val` for two classes).
+#[must_use]
+pub fn held_out(dir: &Path) -> std::path::PathBuf {
+    if dir.join("train").is_dir() && dir.join("val").is_dir() {
+        dir.join("val")
+    } else {
+        dir.to_owned()
+    }
+}
+
 /// Scans and decodes `data`'s two splits.
 pub fn load_splits(data: &Path, seed: u64) -> anyhow::Result<Splits> {
     let all = |f: &ImageFolder| (0..f.samples.len()).collect::<Vec<_>>();
