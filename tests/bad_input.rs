@@ -250,3 +250,24 @@ fn outputs_never_replace_a_fifo_and_write_through_a_symlink() {
         "the link's target holds the input"
     );
 }
+
+/// A FIFO named like an image is listed as skipped, not opened (opening it would block).
+#[test]
+fn a_fifo_in_a_class_folder_is_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let class = dir.path().join("tabby");
+    std::fs::create_dir(&class).unwrap();
+    std::fs::copy(photo("chelsea.png"), class.join("chelsea.png")).unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(class.join("pipe.png"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let folder = ImageFolder::scan(dir.path(), Check::Decode, DecodeLimits::default()).unwrap();
+    assert_eq!(folder.samples.len(), 1);
+    assert!(
+        matches!(&folder.skipped[..], [Skip::NotAFile { path }] if path.ends_with("pipe.png")),
+        "{:?}",
+        folder.skipped
+    );
+}

@@ -57,6 +57,13 @@ pub enum Skip {
         /// The link.
         path: PathBuf,
     },
+    /// A name with an image extension that is a FIFO, device or socket: reading it could block
+    /// forever (torchvision would hang there).
+    #[error("{}: not a regular file (a FIFO, device or socket); not read", path.display())]
+    NotAFile {
+        /// The entry.
+        path: PathBuf,
+    },
     /// A folder inside a class that cannot be listed.
     #[error("{}: cannot read folder: {source}", path.display())]
     UnreadableFolder {
@@ -73,7 +80,10 @@ impl Skip {
     pub fn path(&self) -> &Path {
         match self {
             Self::Image(e) => e.path(),
-            Self::EmptyClass { path } | Self::SymlinkLoop { path } | Self::UnreadableFolder { path, .. } => path,
+            Self::EmptyClass { path }
+            | Self::SymlinkLoop { path }
+            | Self::NotAFile { path }
+            | Self::UnreadableFolder { path, .. } => path,
         }
     }
 }
@@ -249,7 +259,12 @@ fn walk(dir: &Path, ancestors: &mut Vec<PathBuf>, files: &mut Vec<PathBuf>, skip
         if path.is_dir() {
             subdirs.push(path);
         } else if has_image_extension(&path) {
-            files.push(path);
+            // `metadata` follows links; a dangling one fails here and is left to the decoder,
+            // which names it.
+            match std::fs::metadata(&path) {
+                Ok(meta) if !meta.is_file() => skipped.push(Skip::NotAFile { path }),
+                _ => files.push(path),
+            }
         }
     }
     for sub in subdirs {
