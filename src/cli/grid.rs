@@ -129,7 +129,13 @@ pub fn run(args: &GridArgs) -> anyhow::Result<ExitCode> {
         "{}: the grid needs an ImageFolder with train/ and val/",
         args.data.display()
     );
-    let test_res = parse_range(&args.test_res).map_err(|e| anyhow::anyhow!("--test-res {e}"))?;
+    let mut test_res = parse_range(&args.test_res).map_err(|e| anyhow::anyhow!("--test-res {e}"))?;
+    // The table's columns and rows: each resolution once, in order.
+    test_res.sort_unstable();
+    test_res.dedup();
+    let mut train_res = args.train_res.clone();
+    train_res.sort_unstable();
+    train_res.dedup();
     let backend = choose(args.run.device)?;
     std::fs::create_dir_all(args.out.join("models")).map_err(|e| anyhow::anyhow!("{}: {e}", args.out.display()))?;
     let grid_path = args.out.join("grid.json");
@@ -148,6 +154,12 @@ pub fn run(args: &GridArgs) -> anyhow::Result<ExitCode> {
         && (grid.batch == 0 || grid.batch == args.run.batch)
         && (grid.arch.as_str(), grid.epochs, grid.finetune_epochs, grid.seed)
             == (args.arch.name(), args.epochs, args.finetune_epochs, args.seed);
+    if grid.cells.is_empty() && models_exist && grid.arch.is_empty() {
+        anyhow::bail!(
+            "{}: holds trained models but no grid.json to say how they were made; use another --out (or delete models/)",
+            args.out.display()
+        );
+    }
     if (!grid.cells.is_empty() || models_exist) && !matches {
         anyhow::bail!(
             "{}: holds a grid made with other settings (data {}, batch {}, arch {}, epochs {}, fine-tune epochs {}, seed {}); use another --out",
@@ -171,7 +183,7 @@ pub fn run(args: &GridArgs) -> anyhow::Result<ExitCode> {
         args.seed,
     );
     let val = ImageFolder::scan(&args.data.join("val"), Check::List, DecodeLimits::default())?;
-    for &k_train in &args.train_res {
+    for &k_train in &train_res {
         let model_path = args
             .out
             .join("models")
@@ -262,13 +274,13 @@ pub fn run(args: &GridArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let csv = table_csv(&grid, &args.train_res, &test_res);
+    let csv = table_csv(&grid, &train_res, &test_res);
     write_atomic(&args.out.join("grid.csv"), csv.as_bytes())?;
-    write_atomic(&args.out.join("grid.png"), &heatmap(&grid, &args.train_res, &test_res)?)?;
+    write_atomic(&args.out.join("grid.png"), &heatmap(&grid, &train_res, &test_res)?)?;
     if args.json {
         print_json(&serde_json::to_value(&grid)?)?;
     } else {
-        print!("{}", table_text(&grid, &args.train_res, &test_res));
+        print!("{}", table_text(&grid, &train_res, &test_res));
         println!("wrote {}/grid.json, grid.csv, grid.png", args.out.display());
     }
     Ok(ExitCode::SUCCESS)
