@@ -243,9 +243,14 @@ fn crops_per_second(
 }
 
 fn sweep(args: &SweepBenchArgs) -> anyhow::Result<ExitCode> {
-    let folder = ImageFolder::scan(&args.data, Check::List, DecodeLimits::default())?;
+    // Decoded once here so that a broken file is skipped and named, as every command does,
+    // instead of stopping a timed path halfway.
+    let folder = ImageFolder::scan(&args.data, Check::Decode, DecodeLimits::default())?;
+    for skip in &folder.skipped {
+        eprintln!("skipped: {skip}");
+    }
     let files: Vec<PathBuf> = folder.samples.iter().map(|s| s.path.clone()).collect();
-    anyhow::ensure!(!files.is_empty(), "{}: no images", args.data.display());
+    anyhow::ensure!(!files.is_empty(), "{}: no readable images", args.data.display());
     let transforms: Vec<TestTransform> = args
         .res
         .iter()
