@@ -128,7 +128,8 @@ impl WeightFile {
         let safetensors = header_len.is_some_and(|n| n.checked_add(8).is_some_and(|end| end <= raw.len()))
             && raw.get(8) == Some(&b'{');
         let bytes = if !safetensors && (raw.starts_with(b"PK\x03\x04") || raw.first() == Some(&0x80)) {
-            let tensors = read_pytorch(path, None)?;
+            let mut tensors = read_pytorch(path, None)?;
+            strip_wrappers(&mut tensors);
             let views: Vec<Tensor<'_>> = tensors.iter().map(OwnedTensor::view).collect();
             to_bytes(&views, &Metadata::new()).map_err(|e| WeightsError::Format {
                 path: path.to_owned(),
@@ -193,6 +194,19 @@ fn dtype_of_pytorch(d: burn::store::pytorch_reader::DType) -> Dtype {
         D::U16 => Dtype::U16,
         D::U8 => Dtype::U8,
         D::Bool => Dtype::Bool,
+    }
+}
+
+/// Unwraps the usual containers around a state_dict: a training checkpoint's
+/// `{"state_dict": ...}` or `{"model": ...}`, and `nn.DataParallel`'s `module.` prefix, when every
+/// tensor sits under the same one.
+fn strip_wrappers(tensors: &mut [OwnedTensor]) {
+    for wrapper in ["state_dict.", "model.", "module."] {
+        if !tensors.is_empty() && tensors.iter().all(|t| t.name.starts_with(wrapper)) {
+            for t in tensors.iter_mut() {
+                t.name.drain(..wrapper.len());
+            }
+        }
     }
 }
 
@@ -500,4 +514,39 @@ pub fn load_strict<M: Module + ModuleSnapshot>(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(names: &[&str]) -> Vec<OwnedTensor> {
+        names
+            .iter()
+            .map(|n| OwnedTensor {
+                name: (*n).to_owned(),
+                dtype: Dtype::F32,
+                shape: vec![1],
+                bytes: vec![0; 4],
+            })
+            .collect()
+    }
+
+    fn names(tensors: &[OwnedTensor]) -> Vec<&str> {
+        tensors.iter().map(|t| t.name.as_str()).collect()
+    }
+
+    #[test]
+    fn checkpoint_wrappers_are_unwrapped_only_when_they_hold_everything() {
+        let mut t = named(&["state_dict.module.conv1.weight", "state_dict.module.fc.bias"]);
+        strip_wrappers(&mut t);
+        assert_eq!(names(&t), ["conv1.weight", "fc.bias"]);
+        let mut t = named(&["model.fc.weight", "model.fc.bias"]);
+        strip_wrappers(&mut t);
+        assert_eq!(names(&t), ["fc.weight", "fc.bias"]);
+        // A key outside the wrapper: it is a state_dict of its own, left as it is.
+        let mut t = named(&["model.fc.weight", "optimizer.step"]);
+        strip_wrappers(&mut t);
+        assert_eq!(names(&t), ["model.fc.weight", "optimizer.step"]);
+    }
 }
