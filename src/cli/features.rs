@@ -76,7 +76,12 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     bar.finish_and_clear();
     skipped.extend(failed.into_iter().map(crate::data::Skip::Image));
     let kept: Vec<usize> = (0..files.len()).filter(|&i| pooled[i].is_some()).collect();
-    anyhow::ensure!(!kept.is_empty(), "no image could be read");
+    if kept.is_empty() {
+        for skip in &skipped {
+            eprintln!("  {skip}");
+        }
+        anyhow::bail!("no image could be read ({} skipped, listed above)", skipped.len());
+    }
     let pooled_flat: Vec<f32> = kept
         .iter()
         .flat_map(|&i| pooled[i].take().unwrap_or_default())
