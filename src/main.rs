@@ -7,7 +7,16 @@ fn main() -> ExitCode {
     match fixres::cli::run(fixres::cli::Cli::parse()) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The error and its causes, each said once: our errors often name their cause in
+            // their own text already ("cannot read: No such file or directory").
+            let mut message = e.to_string();
+            for cause in e.chain().skip(1) {
+                let cause = cause.to_string();
+                if !message.contains(&cause) {
+                    message = format!("{message}: {cause}");
+                }
+            }
+            eprintln!("error: {message}");
             ExitCode::FAILURE
         }
     }
