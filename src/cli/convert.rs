@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::print_json;
-use crate::model::weights::read_pytorch;
+use crate::model::weights::{read_pytorch, strip_wrappers};
 use crate::tensorfile::{self, Dtype, Tensor, f32_to_floats, floats_to_f32};
 
 /// Floating-point type of the converted tensors.
@@ -57,7 +57,18 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
             args.out.display()
         );
     }
-    let source = read_pytorch(&args.input, args.key.as_deref())?;
+    let safetensors = std::fs::read(&args.input)
+        .ok()
+        .is_some_and(|bytes| safetensors::SafeTensors::deserialize(&bytes).is_ok());
+    anyhow::ensure!(
+        !safetensors,
+        "{}: is already safetensors; every command reads it as it is",
+        args.input.display()
+    );
+    let mut source = read_pytorch(&args.input, args.key.as_deref())?;
+    if args.key.is_none() {
+        strip_wrappers(&mut source);
+    }
     let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(source.len());
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     for t in source {
@@ -94,6 +105,19 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.classes {
         let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
         let names: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        // The classifier's outputs (torchvision ResNet `fc`, EfficientNet-Lite `_fc`), when there.
+        let outputs = converted
+            .iter()
+            .find(|(name, _, shape, _)| (name == "fc.weight" || name == "_fc.weight") && shape.len() == 2)
+            .map(|(_, _, shape, _)| shape[0]);
+        if let Some(outputs) = outputs {
+            anyhow::ensure!(
+                names.len() == outputs,
+                "{}: {} class names, but the classifier has {outputs} outputs (one name per line, in output order)",
+                path.display(),
+                names.len()
+            );
+        }
         metadata.insert("classes".to_owned(), serde_json::to_string(&names)?);
     }
     tensorfile::write(&args.out, &tensors, &metadata)?;

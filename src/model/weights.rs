@@ -200,7 +200,7 @@ fn dtype_of_pytorch(d: burn::store::pytorch_reader::DType) -> Dtype {
 /// Unwraps the usual containers around a state_dict: a training checkpoint's
 /// `{"state_dict": ...}` or `{"model": ...}`, and `nn.DataParallel`'s `module.` prefix, when every
 /// tensor sits under the same one.
-fn strip_wrappers(tensors: &mut [OwnedTensor]) {
+pub fn strip_wrappers(tensors: &mut [OwnedTensor]) {
     for wrapper in ["state_dict.", "model.", "module."] {
         if !tensors.is_empty() && tensors.iter().all(|t| t.name.starts_with(wrapper)) {
             for t in tensors.iter_mut() {
