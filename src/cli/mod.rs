@@ -122,7 +122,7 @@ pub(crate) fn parse_non_negative(s: &str) -> Result<f64, String> {
     }
 }
 
-/// A finite number above zero (learning rates, weight decay, durations).
+/// A finite number above zero (learning rates, durations).
 pub(crate) fn parse_positive(s: &str) -> Result<f64, String> {
     match parse_number(s)? {
         v if v > 0.0 => Ok(v),

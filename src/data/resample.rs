@@ -3,8 +3,9 @@
 //! Pillow resizes separably, with antialiasing when shrinking (the filter support grows with the
 //! shrink factor), in fixed point with 22 fractional bits, and rounds the intermediate image to
 //! uint8. The horizontal pass runs first, except (Pillow 13, `ImagingResampleInner`) when the
-//! height shrinks by more than twice as many pixels as the width: then the vertical pass does. Doing the same integer arithmetic in the same order gives the
-//! same bytes, which is what "correct" means for a model trained on torchvision-on-PIL inputs.
+//! height shrinks by more than twice as many pixels as the width: then the vertical pass does.
+//! Doing the same integer arithmetic in the same order gives the same bytes, which is what
+//! "correct" means for a model trained on torchvision-on-PIL inputs.
 
 use std::ops::Range;
 
