@@ -26,6 +26,25 @@ fn decoding_matches_pil_convert_rgb_byte_for_byte() {
     }
 }
 
+/// PGM/PPM with maxval ≠ 255 (references from tests/fixtures/make_pnm_reference.py): Pillow
+/// rescales the samples, or clips 16-bit grey at 255.
+#[test]
+fn pnm_with_other_maxvals_decodes_as_pil_does() {
+    let dir = fixtures().join("pnm");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "png") {
+            continue;
+        }
+        let ours = load(&path);
+        let theirs = load(&path.with_extension("png"));
+        assert_eq!(ours, theirs, "{}", path.display());
+        checked += 1;
+    }
+    assert_eq!(checked, 8);
+}
+
 #[test]
 fn resize_and_center_crop_match_torchvision_on_pil() {
     let r = reference();

@@ -155,6 +155,7 @@ pub fn decode_file(path: &Path, limits: DecodeLimits) -> Result<RgbImage, Decode
 pub fn decode_bytes(path: &Path, bytes: &[u8], limits: DecodeLimits) -> Result<RgbImage, DecodeError> {
     match check_header(path, bytes, limits)?.0 {
         Sniffed::Jpeg => decode_jpeg(path, bytes),
+        Sniffed::Other(ImageFormat::Pnm) if let Some(rescaled) = super::pnm::decode_rescaled(path, bytes) => rescaled,
         Sniffed::Other(format) => decode_other(path, bytes, format, limits),
     }
 }

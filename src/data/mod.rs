@@ -3,6 +3,7 @@
 pub mod decode;
 pub mod folder;
 mod image;
+mod pnm;
 pub mod resample;
 pub mod rng;
 pub mod split;
