@@ -30,8 +30,8 @@ pub struct SizeArgs {
     /// Sample over this image size, WxH (repeatable). Default: 512x512, the paper's square case.
     #[arg(long, value_parser = parse_image_size)]
     pub image_size: Vec<(u32, u32)>,
-    /// Monte-Carlo draws.
-    #[arg(long, default_value_t = 200_000)]
+    /// Monte-Carlo draws (at least 1).
+    #[arg(long, default_value_t = 200_000, value_parser = parse_samples)]
     pub samples: usize,
     /// Seed of the crop sampler.
     #[arg(long, default_value_t = 0)]
@@ -63,7 +63,7 @@ pub fn run(args: &SizeArgs) -> anyhow::Result<ExitCode> {
         None => (args.image_size.clone(), Vec::new()),
     };
     let a = analytic(&setup);
-    let mc = monte_carlo(&setup, &sizes, args.samples.max(1), args.seed);
+    let mc = monte_carlo(&setup, &sizes, args.samples, args.seed);
     if args.json {
         print_json(&json!({
             "train_res": setup.train_res,
@@ -122,4 +122,11 @@ pub fn run(args: &SizeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_samples(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("'{s}': the number of draws is a whole number of at least 1")),
+    }
 }
