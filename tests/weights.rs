@@ -94,6 +94,22 @@ fn shape_mismatch_names_the_key_and_both_shapes() {
         msg.contains("layer2.0.bn1.running_mean") && msg.contains("16") && msg.contains("17"),
         "{msg}"
     );
+    // A BatchNorm's affine weight is named as in PyTorch, not as Burn's `gamma`.
+    let t: Vec<_> = tensors()
+        .into_iter()
+        .map(|(n, s, v)| {
+            if n == "layer2.0.bn1.weight" {
+                (n, vec![s[0] + 1], vec![1.0; s[0] + 1])
+            } else {
+                (n, s, v)
+            }
+        })
+        .collect();
+    let msg = refuse(&write(dir.path(), "affine.safetensors", &t)).to_string();
+    assert!(
+        msg.contains("layer2.0.bn1.weight: shape [17], but") && !msg.contains("gamma"),
+        "{msg}"
+    );
 }
 
 #[test]

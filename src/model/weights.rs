@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
-use burn::store::{KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
+use burn::store::{ApplyError, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 
 use crate::tensorfile::{Dtype, Tensor, f32_to_floats, floats_to_f32, to_bytes};
 
@@ -481,15 +481,39 @@ pub fn load_strict<M: Module + ModuleSnapshot>(
         .with_from_adapter(PyTorchToBurnAdapter)
         .remap(remapper)
         .allow_partial(true)
-        .validate(true);
+        // The errors come back in `result`, to be told in PyTorch's names below.
+        .validate(false);
     let result = module.load_from(&mut store).map_err(|e| WeightsError::Mismatch {
         path: path.to_owned(),
         detail: e.to_string(),
     })?;
     if let Some(e) = result.errors.first() {
+        let detail = match e {
+            ApplyError::ShapeMismatch {
+                path: burn_path,
+                expected,
+                found,
+            } => {
+                let name = torch_name(burn_path, renames);
+                // Burn keeps a Linear weight as [in, out]; PyTorch and the file as [out, in].
+                let torch = |shape: &[usize]| {
+                    let mut dims = shape.to_vec();
+                    if name.ends_with("fc.weight") && dims.len() == 2 {
+                        dims.reverse();
+                    }
+                    dims
+                };
+                format!(
+                    "{name}: shape {:?}, but {arch} needs {:?} there",
+                    torch(found),
+                    torch(expected)
+                )
+            }
+            other => other.to_string(),
+        };
         return Err(WeightsError::Mismatch {
             path: path.to_owned(),
-            detail: e.to_string(),
+            detail,
         });
     }
     let missing: Vec<String> = result.missing.iter().map(|(k, _)| torch_name(k, renames)).collect();
