@@ -74,19 +74,24 @@ fn unexpected_key_is_named() {
     );
 }
 
-#[test]
-fn shape_mismatch_names_the_key_and_both_shapes() {
-    let dir = tempfile::tempdir().unwrap();
-    let t: Vec<_> = tensors()
+/// The fixture's tensors with the 1-D tensor `key` one element longer.
+fn lengthened(key: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    tensors()
         .into_iter()
         .map(|(n, s, v)| {
-            if n == "layer2.0.bn1.running_mean" {
-                (n, vec![s[0] + 1], vec![0.0; s[0] + 1])
+            if n == key {
+                (n, vec![s[0] + 1], vec![1.0; s[0] + 1])
             } else {
                 (n, s, v)
             }
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn shape_mismatch_names_the_key_and_both_shapes() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = lengthened("layer2.0.bn1.running_mean");
     let err = refuse(&write(dir.path(), "shape.safetensors", &t));
     let msg = err.to_string();
     assert!(matches!(err, WeightsError::Mismatch { .. }), "{msg}");
@@ -95,16 +100,7 @@ fn shape_mismatch_names_the_key_and_both_shapes() {
         "{msg}"
     );
     // A BatchNorm's affine weight is named as in PyTorch, not as Burn's `gamma`.
-    let t: Vec<_> = tensors()
-        .into_iter()
-        .map(|(n, s, v)| {
-            if n == "layer2.0.bn1.weight" {
-                (n, vec![s[0] + 1], vec![1.0; s[0] + 1])
-            } else {
-                (n, s, v)
-            }
-        })
-        .collect();
+    let t = lengthened("layer2.0.bn1.weight");
     let msg = refuse(&write(dir.path(), "affine.safetensors", &t)).to_string();
     assert!(
         msg.contains("layer2.0.bn1.weight: shape [17], but") && !msg.contains("gamma"),

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::print_json;
-use crate::model::weights::{read_pytorch, strip_wrappers};
+use crate::model::weights::{looks_like_safetensors, read_pytorch, strip_wrappers};
 use crate::tensorfile::{self, Dtype, Tensor, f32_to_floats, floats_to_f32};
 
 /// Floating-point type of the converted tensors.
@@ -57,9 +57,15 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
             args.out.display()
         );
     }
-    let safetensors = std::fs::read(&args.input)
-        .ok()
-        .is_some_and(|bytes| safetensors::SafeTensors::deserialize(&bytes).is_ok());
+    let safetensors = (|| -> std::io::Result<bool> {
+        use std::io::Read;
+        let file = std::fs::File::open(&args.input)?;
+        let len = file.metadata()?.len();
+        let mut head = Vec::with_capacity(9);
+        file.take(9).read_to_end(&mut head)?;
+        Ok(looks_like_safetensors(&head, len))
+    })()
+    .unwrap_or(false);
     anyhow::ensure!(
         !safetensors,
         "{}: is already safetensors; every command reads it as it is",

@@ -125,7 +125,7 @@ impl Grid {
 pub fn run(args: &GridArgs) -> anyhow::Result<ExitCode> {
     args.run.training_batch()?;
     anyhow::ensure!(
-        args.data.join("train").is_dir() && args.data.join("val").is_dir(),
+        crate::data::split::is_split(&args.data),
         "{}: the grid needs an ImageFolder with train/ and val/",
         args.data.display()
     );

@@ -56,21 +56,23 @@ pub fn seeded_split(folder: &ImageFolder, seed: u64) -> (Vec<usize>, Vec<usize>)
     (train, val)
 }
 
-/// The folder a model is judged on: `val/` of a split dataset (one with `train/` and `val/`),
-/// else `dir` itself (torchvision would take `train` and `val` for two classes).
+/// A split dataset: one with `train/` and `val/` sub-folders.
+#[must_use]
+pub fn is_split(dir: &Path) -> bool {
+    dir.join("train").is_dir() && dir.join("val").is_dir()
+}
+
+/// The folder a model is judged on: `val/` of a split dataset, else `dir` itself (torchvision
+/// would take `train` and `val` for two classes).
 #[must_use]
 pub fn held_out(dir: &Path) -> std::path::PathBuf {
-    if dir.join("train").is_dir() && dir.join("val").is_dir() {
-        dir.join("val")
-    } else {
-        dir.to_owned()
-    }
+    if is_split(dir) { dir.join("val") } else { dir.to_owned() }
 }
 
 /// Scans and decodes `data`'s two splits.
 pub fn load_splits(data: &Path, seed: u64) -> anyhow::Result<Splits> {
     let all = |f: &ImageFolder| (0..f.samples.len()).collect::<Vec<_>>();
-    let (train, val, classes, unreadable) = if data.join("train").is_dir() && data.join("val").is_dir() {
+    let (train, val, classes, unreadable) = if is_split(data) {
         let train = ImageFolder::scan(&data.join("train"), Check::List, DecodeLimits::default())?;
         let val = ImageFolder::scan(&data.join("val"), Check::List, DecodeLimits::default())?;
         anyhow::ensure!(

@@ -119,14 +119,9 @@ impl WeightFile {
             path: path.to_owned(),
             source,
         })?;
-        // PyTorch writes zip archives ("PK\x03\x04"), or bare pickles (protocol 2+: 0x80). A
-        // safetensors file starts with its header's length and then '{', and that length's low
-        // byte may be 0x80 too, so safetensors is recognised first.
-        let header_len = raw
-            .get(..8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")) as usize);
-        let safetensors = header_len.is_some_and(|n| n.checked_add(8).is_some_and(|end| end <= raw.len()))
-            && raw.get(8) == Some(&b'{');
+        // PyTorch writes zip archives ("PK\x03\x04"), or bare pickles (protocol 2+: 0x80); a
+        // safetensors length's low byte may be 0x80 too, so safetensors is recognised first.
+        let safetensors = looks_like_safetensors(&raw, raw.len() as u64);
         let bytes = if !safetensors && (raw.starts_with(b"PK\x03\x04") || raw.first() == Some(&0x80)) {
             let mut tensors = read_pytorch(path, None)?;
             strip_wrappers(&mut tensors);
@@ -195,6 +190,15 @@ fn dtype_of_pytorch(d: burn::store::pytorch_reader::DType) -> Dtype {
         D::U8 => Dtype::U8,
         D::Bool => Dtype::Bool,
     }
+}
+
+/// Whether a file of `file_len` bytes that starts with `head` (its first 9 bytes suffice) is
+/// safetensors: a little-endian header length that fits in the file, then the header's '{'.
+pub fn looks_like_safetensors(head: &[u8], file_len: u64) -> bool {
+    let header_len = head
+        .get(..8)
+        .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")));
+    header_len.is_some_and(|n| n.checked_add(8).is_some_and(|end| end <= file_len)) && head.get(8) == Some(&b'{')
 }
 
 /// Unwraps the usual containers around a state_dict: a training checkpoint's
