@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::data::transforms::test_resize_size;
 use crate::data::{RandomResizedCrop, SeededRng};
+use crate::stats::{Quantile, quantiles};
 
 /// The resolutions and augmentation that set apparent sizes.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -82,15 +83,6 @@ pub fn analytic_curve(setup: &SizeSetup, test_res: impl IntoIterator<Item = usiz
 /// Quantiles reported for sampled ratios.
 pub const QUANTILES: [f64; 5] = [0.05, 0.25, 0.5, 0.75, 0.95];
 
-/// One quantile of a distribution.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Quantile {
-    /// Probability, in [0, 1].
-    pub q: f64,
-    /// The value below which that share of the samples lies.
-    pub value: f64,
-}
-
 /// The real sampler over real image sizes.
 #[derive(Clone, Debug, Serialize)]
 pub struct MonteCarlo {
@@ -148,13 +140,7 @@ pub fn monte_carlo(setup: &SizeSetup, image_sizes: &[(u32, u32)], samples: usize
     let var = ratios.iter().map(|r| (r - mean_ratio).powi(2)).sum::<f64>() / n;
     let mut sorted = ratios.clone();
     sorted.sort_by(f64::total_cmp);
-    let quantiles = QUANTILES
-        .iter()
-        .map(|&q| Quantile {
-            q,
-            value: quantile(&sorted, q),
-        })
-        .collect();
+    let quantiles = quantiles(&sorted, &QUANTILES);
     let mean_zoom = zoom_sum / n;
     MonteCarlo {
         samples,
@@ -169,17 +155,6 @@ pub fn monte_carlo(setup: &SizeSetup, image_sizes: &[(u32, u32)], samples: usize
         recommended_test_res: recommended_test_res(setup, mean_zoom),
         ratios,
     }
-}
-
-/// Linear-interpolated quantile of sorted values (numpy's default).
-#[must_use]
-pub fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q.clamp(0.0, 1.0) * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
 }
 
 #[cfg(test)]
@@ -239,11 +214,5 @@ mod tests {
             mc.mean_sqrt_area_share
         );
         assert!(mc.multi_try_share > 0.1);
-    }
-
-    #[test]
-    fn quantile_interpolates() {
-        assert_eq!(quantile(&[0.0, 1.0, 2.0, 3.0], 0.5), 1.5);
-        assert_eq!(quantile(&[5.0], 0.9), 5.0);
     }
 }

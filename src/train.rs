@@ -15,16 +15,16 @@ use burn::optim::{GradientsParams, SgdConfig};
 use burn::tensor::{Int, Tensor, TensorData};
 use rayon::prelude::*;
 use serde::Serialize;
-use serde_json::json;
 
 use crate::backend::Backend;
 use crate::data::split::{Splits, load_splits};
-use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
-use crate::data::{Interpolation, RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform};
-use crate::fsutil::write_atomic;
+use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform};
+use crate::fsutil::{path_text, serialize_path};
 use crate::model::resnet::ResNet;
-use crate::model::{input_batch, rows};
+use crate::model::{Architecture, Recipe, export as export_model, input_batch, rows};
+use crate::stats::Tally;
 use crate::tensorfile::{self, Dtype};
+use crate::training::{DeviceName, EpochRecord, Schedule, crop_seed};
 
 /// The architectures `fixres train` builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -103,6 +103,72 @@ pub enum Progress {
     },
 }
 
+/// The hyper-parameters a training used, as its report lists them (sorted keys).
+#[derive(Clone, Debug, Serialize)]
+pub struct SummaryConfig {
+    /// The training augmentation, in words.
+    pub augmentation: &'static str,
+    /// Images per step.
+    pub batch: usize,
+    /// Blocks per stage.
+    pub blocks: [usize; 4],
+    /// Passes over the training images asked for.
+    pub epochs: usize,
+    /// Peak learning rate.
+    pub lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Seed.
+    pub seed: u64,
+    /// Side of the stem's kernel.
+    pub stem_kernel: usize,
+    /// Weight decay.
+    pub weight_decay: f64,
+    /// Widths per stage.
+    pub widths: [usize; 4],
+}
+
+/// Everything about a training, as `fixres train --json` prints it and the export stores it (in
+/// the weights' metadata and the JSON sidecar). The fields are in the order of their JSON keys,
+/// sorted, as the reports have always listed them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Architecture.
+    pub arch: Arch,
+    /// Classes of the dataset.
+    pub classes: usize,
+    /// Hyper-parameters.
+    pub config: SummaryConfig,
+    /// The dataset.
+    #[serde(serialize_with = "serialize_path")]
+    pub data: PathBuf,
+    /// Where it ran.
+    pub device: DeviceName,
+    /// Per epoch.
+    pub epochs: Vec<EpochRecord>,
+    /// Where the model was written, once it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out: Option<String>,
+    /// Wall time.
+    pub seconds: f64,
+    /// SGD steps taken (the BatchNorms' `num_batches_tracked`).
+    pub steps: usize,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<String>,
+    /// Training images.
+    pub train_images: usize,
+    /// K_train.
+    pub train_res: usize,
+    /// Files that could not be decoded.
+    pub unreadable: usize,
+    /// Validation images.
+    pub val_images: usize,
+    /// Validation top-1 at K_train of the final network.
+    pub val_top1: f64,
+}
+
 /// A trained network.
 pub struct Trained {
     /// The network, in evaluation mode, on the backend's plain device.
@@ -110,12 +176,13 @@ pub struct Trained {
     /// Class names (the ImageFolder's).
     pub classes: Vec<String>,
     /// Everything about the run.
-    pub summary: serde_json::Value,
+    pub summary: Summary,
 }
 
-/// Validation top-1 of `net` at `res` with the test transform.
+/// Validation top-1 of `net` at `res` with the test transform and normalisation of `recipe`.
 pub fn accuracy(
-    net: &ResNet,
+    net: &dyn Architecture,
+    recipe: &Recipe,
     images: &[RgbImage],
     labels: &[usize],
     res: usize,
@@ -123,18 +190,16 @@ pub fn accuracy(
 ) -> anyhow::Result<f64> {
     let t = TestTransform {
         res,
-        crop_ratio: 0.875,
-        interpolation: Interpolation::Bilinear,
+        crop_ratio: recipe.crop_ratio,
+        interpolation: recipe.interpolation,
     };
-    let mut correct = 0usize;
+    let mut tally = Tally::default();
     for (chunk, chunk_labels) in images.chunks(256).zip(labels.chunks(256)) {
         let inputs: Vec<RgbImage> = chunk.par_iter().map(|img| t.apply(img)).collect();
-        let out = net.forward(input_batch(&inputs, IMAGENET_MEAN, IMAGENET_STD, device));
-        for (row, &label) in rows(&out.logits)?.iter().zip(chunk_labels) {
-            correct += usize::from(crate::eval::top_k(row, 1)[0] == label);
-        }
+        let out = net.forward(input_batch(&inputs, recipe.mean, recipe.std, device));
+        tally.add_rows(&rows(&out.logits)?, chunk_labels);
     }
-    Ok(correct as f64 / labels.len().max(1) as f64)
+    Ok(tally.top1_share())
 }
 
 /// torchvision's ResNet initialisation drawn from `seed`, so that the same seed trains the same
@@ -194,6 +259,9 @@ pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -
         classes,
         unreadable,
     } = load_splits(&cfg.data, cfg.seed)?;
+    // The recipe `Model` loads the exported network with: training normalises and resamples
+    // the same way.
+    let recipe = Recipe::default();
     let (blocks, widths, stem) = cfg.arch.layout();
     let header = ResNet::basic_header(blocks, widths, stem, classes.len());
     let ad = backend.device.clone().autodiff();
@@ -212,7 +280,7 @@ pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -
     let augment = TrainTransform {
         res: cfg.res,
         crop: RandomResizedCrop::default(),
-        interpolation: Interpolation::Bilinear,
+        interpolation: recipe.interpolation,
         hflip: true,
     };
     let n = train_split.images.len();
@@ -223,10 +291,10 @@ pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -
     let mut epochs = Vec::new();
     let mut stopped = None;
     'epochs: for epoch in 0..cfg.epochs {
-        let lr = cfg.lr * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / cfg.epochs.max(1) as f64).cos());
+        let lr = Schedule::Cosine.lr(cfg.lr, epoch, cfg.epochs);
         let mut order: Vec<usize> = (0..n).collect();
         SeededRng::for_item(cfg.seed, epoch as u64).shuffle(&mut order);
-        let crop_seed = cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9);
+        let crop_seed = crop_seed(cfg.seed, epoch);
         let mut losses = Vec::new();
         // A last batch of one image has no batch statistics: it is dropped, as PyTorch's
         // `drop_last` would.
@@ -241,7 +309,7 @@ pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -
                 .collect();
             let targets: Vec<i64> = chunk.iter().map(|&i| train_split.labels[i] as i64).collect();
             let targets = Tensor::<1, Int>::from_data(TensorData::new(targets, [chunk.len()]), &ad);
-            let out = net.forward(input_batch(&inputs, IMAGENET_MEAN, IMAGENET_STD, &ad));
+            let out = net.forward(input_batch(&inputs, recipe.mean, recipe.std, &ad));
             let loss = loss_fn.forward(out.logits, targets);
             let value = loss
                 .clone()
@@ -275,9 +343,16 @@ pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -
             }
         }
         let eval = net.valid();
-        let val = accuracy(&eval, &val_split.images, &val_split.labels, cfg.res, &backend.device)?;
+        let val = accuracy(
+            &eval,
+            &recipe,
+            &val_split.images,
+            &val_split.labels,
+            cfg.res,
+            &backend.device,
+        )?;
         let loss = losses.iter().sum::<f32>() / losses.len().max(1) as f32;
-        epochs.push(json!({"epoch": epoch, "loss": loss, "val_top1": val}));
+        epochs.push(EpochRecord::new(epoch, loss, val));
         report(Progress::Epoch {
             epoch,
             loss,
@@ -295,23 +370,54 @@ pub fn train(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress) -
             "training diverged: {key} holds NaN or inf after the last step; nothing written (try a lower --lr)"
         );
     }
-    let val_top1 = accuracy(&net, &val_split.images, &val_split.labels, cfg.res, &backend.device)?;
-    let summary = json!({
-        "data": crate::fsutil::path_text(&cfg.data), "arch": cfg.arch, "train_res": cfg.res, "device": backend,
-        "config": {"epochs": cfg.epochs, "batch": batch, "lr": cfg.lr, "schedule": "cosine", "momentum": 0.9,
-            "weight_decay": cfg.weight_decay, "seed": cfg.seed, "augmentation": "RandomResizedCrop(0.08-1, 3/4-4/3) + flip",
-            "blocks": blocks, "widths": widths, "stem_kernel": stem},
-        "steps": steps, "train_images": n, "val_images": val_split.images.len(), "classes": classes.len(), "unreadable": unreadable,
-        "val_top1": val_top1, "epochs": epochs, "stopped": stopped, "seconds": started.elapsed().as_secs_f64(),
-    });
+    let val_top1 = accuracy(
+        &net,
+        &recipe,
+        &val_split.images,
+        &val_split.labels,
+        cfg.res,
+        &backend.device,
+    )?;
+    let summary = Summary {
+        arch: cfg.arch,
+        classes: classes.len(),
+        config: SummaryConfig {
+            augmentation: "RandomResizedCrop(0.08-1, 3/4-4/3) + flip",
+            batch,
+            blocks,
+            epochs: cfg.epochs,
+            lr: cfg.lr,
+            momentum: 0.9,
+            schedule: Schedule::Cosine,
+            seed: cfg.seed,
+            stem_kernel: stem,
+            weight_decay: cfg.weight_decay,
+            widths,
+        },
+        data: cfg.data.clone(),
+        device: backend.into(),
+        epochs,
+        out: None,
+        seconds: started.elapsed().as_secs_f64(),
+        steps,
+        stopped,
+        train_images: n,
+        train_res: cfg.res,
+        unreadable,
+        val_images: val_split.images.len(),
+        val_top1,
+    };
     Ok(Trained { net, classes, summary })
 }
 
 /// Writes every tensor (torchvision keys, f32; `num_batches_tracked` int64) to `out` with the
-/// class names and the summary in the metadata, and the summary to `out.json`; both atomically.
-pub fn export(trained: &Trained, arch: Arch, out: &Path) -> anyhow::Result<()> {
-    let mut summary = trained.summary.clone();
-    summary["out"] = json!(crate::fsutil::path_text(out));
+/// class names and the summary (with `out` set) in the metadata, and the summary to `out.json`;
+/// both atomically. Returns the summary as written.
+pub fn export(trained: &Trained, arch: Arch, out: &Path) -> anyhow::Result<Summary> {
+    let summary = Summary {
+        out: Some(path_text(out)),
+        ..trained.summary.clone()
+    };
     let tensors = trained.net.state_dict();
     // torchvision's BatchNorm has a step counter; PyTorch's strict loading wants it.
     let counters: Vec<String> = tensors
@@ -321,8 +427,7 @@ pub fn export(trained: &Trained, arch: Arch, out: &Path) -> anyhow::Result<()> {
                 .map(|p| format!("{p}.num_batches_tracked"))
         })
         .collect();
-    let steps = summary["steps"].as_i64().unwrap_or(0);
-    let step_bytes = steps.to_le_bytes();
+    let step_bytes = (summary.steps as i64).to_le_bytes();
     let mut views: Vec<tensorfile::Tensor<'_>> = tensors
         .iter()
         .map(|(k, shape, v)| tensorfile::Tensor::f32(k, shape, v))
@@ -334,18 +439,9 @@ pub fn export(trained: &Trained, arch: Arch, out: &Path) -> anyhow::Result<()> {
         bytes: &step_bytes,
     }));
     views.sort_by(|a, b| a.name.cmp(b.name));
-    let metadata: BTreeMap<String, String> = [
-        ("format".to_owned(), "pt".to_owned()),
-        ("arch".to_owned(), arch.name().to_owned()),
-        ("classes".to_owned(), serde_json::to_string(&trained.classes)?),
-        ("fixres".to_owned(), summary.to_string()),
-    ]
-    .into_iter()
-    .collect();
-    write_atomic(out, &tensorfile::to_bytes(&views, &metadata)?)?;
-    let mut sidecar = out.as_os_str().to_owned();
-    sidecar.push(".json");
-    write_atomic(Path::new(&sidecar), serde_json::to_string_pretty(&summary)?.as_bytes())
+    let metadata = export_model::metadata(arch.name(), Some(trained.classes.as_slice()), &summary)?;
+    export_model::write_with_sidecar(out, &tensorfile::to_bytes(&views, &metadata)?, &summary)?;
+    Ok(summary)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::print_json;
-use crate::model::weights::{looks_like_safetensors, read_pytorch, strip_wrappers};
+use crate::model::weights::{looks_like_safetensors, non_tensor_entries, read_pytorch, strip_wrappers};
 use crate::tensorfile::{self, Dtype, Tensor, f32_to_floats, floats_to_f32};
 
 /// Floating-point type of the converted tensors.
@@ -72,6 +72,9 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
         args.input.display()
     );
     let mut source = read_pytorch(&args.input, args.key.as_deref())?;
+    for w in non_tensor_entries(&args.input, args.key.as_deref())? {
+        eprintln!("warning: {}: {w}", args.input.display());
+    }
     if args.key.is_none() {
         strip_wrappers(&mut source);
     }

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
-use serde_json::json;
 
 use super::{RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
@@ -134,11 +133,9 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     let outcome = outcome.ok_or_else(|| anyhow::anyhow!("the fine-tune job ended without a result"))?;
-    let mut summary = outcome.summary;
-    summary["out"] = json!(crate::fsutil::path_text(&args.out));
-    export(&file, &outcome.head, &args.out, &summary, &model)?;
+    let summary = export(&file, &outcome.head, &args.out, &outcome.summary, &model)?;
     if args.json {
-        print_json(&summary)?;
+        print_json(&serde_json::to_value(&summary)?)?;
     } else {
         println!(
             "{} fine-tuned at {} on {} images: val top-1 {:.2}% -> {:.2}% ({} val images), wrote {}",

@@ -93,19 +93,17 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     let trained = trained.ok_or_else(|| anyhow::anyhow!("the training job ended without a result"))?;
-    export(&trained, args.arch, &args.out)?;
+    let summary = export(&trained, args.arch, &args.out)?;
     if args.json {
-        let mut summary = trained.summary.clone();
-        summary["out"] = serde_json::json!(crate::fsutil::path_text(&args.out));
-        print_json(&summary)?;
+        print_json(&serde_json::to_value(&summary)?)?;
     } else {
         println!(
             "{} trained at {} on {} images: val top-1 {:.2}% ({:.0} s), wrote {}",
             args.arch.name(),
             args.res,
-            trained.summary["train_images"],
-            100.0 * trained.summary["val_top1"].as_f64().unwrap_or(0.0),
-            trained.summary["seconds"].as_f64().unwrap_or(0.0),
+            summary.train_images,
+            100.0 * summary.val_top1,
+            summary.seconds,
             args.out.display()
         );
     }

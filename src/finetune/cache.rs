@@ -7,7 +7,8 @@ use std::io::{Read, Seek, SeekFrom, Write};
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use super::TrunkOut;
+use crate::model::head::TrunkOut;
+use crate::model::values;
 
 enum Entry {
     Memory(Box<TrunkOut>),
@@ -26,10 +27,6 @@ pub struct TrunkCache {
     cap_bytes: usize,
     spill: Option<File>,
     spill_len: u64,
-}
-
-fn f32s<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-    t.to_data().try_to_vec::<f32>().unwrap_or_default()
 }
 
 impl TrunkCache {
@@ -61,7 +58,7 @@ impl TrunkCache {
         };
         let offset = self.spill_len;
         file.seek(SeekFrom::Start(offset))?;
-        let mut write = |t: &Tensor<4>| file.write_all(bytemuck::cast_slice(&f32s(t)));
+        let mut write = |t: &Tensor<4>| file.write_all(bytemuck::cast_slice(&values(t)));
         write(&t.pre_bn)?;
         if let Some(r) = &t.residual {
             write(r)?;

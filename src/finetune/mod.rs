@@ -2,61 +2,17 @@
 //! last BatchNorm before pooling, which normalises with batch statistics and updates its running
 //! statistics (momentum 0.1, running variance from the UNBIASED batch variance, as PyTorch);
 //! trainable are that BatchNorm's affine and the classifier. The frozen trunk runs without
-//! autodiff; only this head is differentiated, so trunk outputs can be cached per (image, K).
-//!
-//! The head is written out in tensor operations rather than Burn's `BatchNorm` so that every
-//! statistic is PyTorch's to the letter (and checked against it in tests/finetune.rs).
+//! autodiff; only this head (`model::head`) is differentiated, so trunk outputs can be cached per
+//! (image, K). The network knows nothing of training: this module implements the training step
+//! on its head, as every statistic of PyTorch's, to the letter (checked in the fine-tune tests).
 
 pub mod cache;
 pub mod run;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-/// What the frozen trunk hands the head: the last BatchNorm's input and the residual to add
-/// after it (ResNet), `[batch, C, H, W]` each.
-#[derive(Clone, Debug)]
-pub struct TrunkOut {
-    /// Input of the last BatchNorm.
-    pub pre_bn: Tensor<4>,
-    /// Residual added after it (ResNet's identity branch), if any.
-    pub residual: Option<Tensor<4>>,
-}
-
-/// The activation after the last BatchNorm.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Activation {
-    /// ReLU (ResNet).
-    Relu,
-    /// ReLU6 (EfficientNet-Lite).
-    Relu6,
-}
-
-/// The trainable head: the last BatchNorm and the classifier, in PyTorch's layouts.
-#[derive(Clone, Debug)]
-pub struct Head {
-    /// BatchNorm weight, `[C]`.
-    pub gamma: Tensor<1>,
-    /// BatchNorm bias, `[C]`.
-    pub beta: Tensor<1>,
-    /// Running mean, `[C]`.
-    pub running_mean: Tensor<1>,
-    /// Running (unbiased) variance, `[C]`.
-    pub running_var: Tensor<1>,
-    /// Classifier weight, `[classes, C]` (PyTorch's layout).
-    pub fc_weight: Tensor<2>,
-    /// Classifier bias, `[classes]`.
-    pub fc_bias: Tensor<1>,
-    /// BatchNorm epsilon.
-    pub eps: f64,
-    /// Running-statistics momentum (PyTorch's convention: weight of the new batch).
-    pub momentum: f64,
-    /// Activation after the BatchNorm.
-    pub activation: Activation,
-    /// Key prefix of the BatchNorm in the weights file ("layer4.1.bn2").
-    pub bn_key: String,
-    /// Key prefix of the classifier ("fc").
-    pub fc_key: String,
-}
+use crate::model::head::{Head, TrunkOut, finish};
+use crate::model::values;
 
 /// Which head parameters train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,10 +72,6 @@ impl Sgd {
     }
 }
 
-fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-    t.to_data().try_to_vec::<f32>().unwrap_or_default()
-}
-
 fn tensor<const D: usize>(values: Vec<f32>, shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::from_data(TensorData::new(values, shape), device)
 }
@@ -129,67 +81,9 @@ fn channel_mean(x: Tensor<4>) -> Tensor<4> {
     x.mean_dim(0).mean_dim(2).mean_dim(3)
 }
 
+// The step is the trainer's, implemented on the network's head (an inherent impl may live in any
+// module of the crate): `model` needs nothing from here.
 impl Head {
-    /// Logits with the BatchNorm in eval mode (running statistics): what the fine-tuned model
-    /// computes at test time.
-    #[must_use]
-    pub fn infer(&self, trunk: &TrunkOut) -> Tensor<2> {
-        let x = trunk.pre_bn.clone();
-        let [_, c, _, _] = x.dims();
-        let shape = [1, c, 1, 1];
-        let normed = (x - self.running_mean.clone().reshape(shape))
-            / (self.running_var.clone() + self.eps).sqrt().reshape(shape);
-        let mut y = normed * self.gamma.clone().reshape(shape) + self.beta.clone().reshape(shape);
-        if let Some(r) = &trunk.residual {
-            y = y + r.clone();
-        }
-        let y = match self.activation {
-            Activation::Relu => y.clamp_min(0.0),
-            Activation::Relu6 => y.clamp(0.0, 6.0),
-        };
-        let pooled: Tensor<2> = y.mean_dim(2).mean_dim(3).flatten(1, 3);
-        pooled.matmul(self.fc_weight.clone().transpose()) + self.fc_bias.clone().unsqueeze::<2>()
-    }
-
-    /// Whether every value of the head is finite.
-    #[must_use]
-    pub fn is_finite(&self) -> bool {
-        [
-            &self.gamma,
-            &self.beta,
-            &self.running_mean,
-            &self.running_var,
-            &self.fc_bias,
-        ]
-        .into_iter()
-        .all(|t| values(t).iter().all(|v| v.is_finite()))
-            && values(&self.fc_weight).iter().all(|v| v.is_finite())
-    }
-
-    /// The head's tensors under their keys in the weights file, PyTorch layouts, f32.
-    #[must_use]
-    pub fn named_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        let named = |key: String, t: Vec<f32>, shape: Vec<usize>| (key, shape, t);
-        let [k, f] = self.fc_weight.dims();
-        let c = self.gamma.dims()[0];
-        vec![
-            named(format!("{}.weight", self.bn_key), values(&self.gamma), vec![c]),
-            named(format!("{}.bias", self.bn_key), values(&self.beta), vec![c]),
-            named(
-                format!("{}.running_mean", self.bn_key),
-                values(&self.running_mean),
-                vec![c],
-            ),
-            named(
-                format!("{}.running_var", self.bn_key),
-                values(&self.running_var),
-                vec![c],
-            ),
-            named(format!("{}.weight", self.fc_key), values(&self.fc_weight), vec![k, f]),
-            named(format!("{}.bias", self.fc_key), values(&self.fc_bias), vec![k]),
-        ]
-    }
-
     /// Logits with the BatchNorm in training mode; also returns the batch mean and biased
     /// variance, `[C]` each.
     fn forward_train(
@@ -207,16 +101,9 @@ impl Head {
         let centered = x - mean.clone();
         let var = channel_mean(centered.clone().powf_scalar(2.0));
         let normed = centered / (var.clone() + self.eps).sqrt();
-        let mut y = normed * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1]);
-        if let Some(r) = &trunk.residual {
-            y = y + r.clone().autodiff();
-        }
-        let y = match self.activation {
-            Activation::Relu => y.clamp_min(0.0),
-            Activation::Relu6 => y.clamp(0.0, 6.0),
-        };
-        let pooled: Tensor<2> = y.mean_dim(2).mean_dim(3).flatten(1, 3);
-        let logits = pooled.matmul(fc_weight.transpose()) + fc_bias.unsqueeze::<2>();
+        let y = normed * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1]);
+        let residual = trunk.residual.clone().map(Tensor::autodiff);
+        let logits = finish(y, residual, self.activation, fc_weight, fc_bias);
         (logits, mean.flatten(0, 3), var.flatten(0, 3))
     }
 

@@ -2,23 +2,25 @@
 //! data split, trunk cache, SGD epochs with validation, the accuracy-vs-resolution curve of the
 //! new model beside the old, progress events, cancellation, and export.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use rayon::prelude::*;
 use serde::Serialize;
-use serde_json::json;
 
 use super::cache::TrunkCache;
-use super::{Head, Sgd, Trainable, TrunkOut};
+use super::{Sgd, Trainable};
 use crate::backend::Backend;
 use crate::data::split::{Labelled, Splits, load_splits};
 use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform};
 use crate::eval::class_map;
-use crate::fsutil::write_atomic;
+use crate::fsutil::{path_text, serialize_path};
+use crate::model::head::{Head, TrunkOut};
 use crate::model::weights::WeightFile;
-use crate::model::{Model, Recipe, input_batch, rows};
+use crate::model::{Model, Recipe, export as export_model, input_batch, rows};
+use crate::stats::Tally;
+pub use crate::training::Schedule;
+use crate::training::{DeviceName, EpochRecord, crop_seed};
 
 /// Which augmentation the fine-tune data gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -28,30 +30,6 @@ pub enum Augmentation {
     Test,
     /// RandomResizedCrop + flip at K_test: the trunk runs every step.
     Train,
-}
-
-/// Learning rate against epochs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Schedule {
-    /// The same rate throughout.
-    Constant,
-    /// ×0.1 after each third of the epochs.
-    Step,
-    /// Cosine from the rate down to 0.
-    Cosine,
-}
-
-impl Schedule {
-    /// The rate for `epoch` of `epochs`.
-    #[must_use]
-    pub fn lr(self, base: f64, epoch: usize, epochs: usize) -> f64 {
-        match self {
-            Self::Constant => base,
-            Self::Step => base * 0.1f64.powi((3 * epoch / epochs.max(1)) as i32),
-            Self::Cosine => base * 0.5 * (1.0 + (std::f64::consts::PI * epoch as f64 / epochs.max(1) as f64).cos()),
-        }
-    }
 }
 
 /// What to fine-tune, and how.
@@ -117,13 +95,99 @@ pub enum Progress {
     },
 }
 
+/// The hyper-parameters a run used, as its report lists them.
+#[derive(Clone, Debug, Serialize)]
+pub struct SummaryConfig {
+    /// Images per step.
+    pub batch: usize,
+    /// The test transform's crop ratio.
+    pub crop_ratio: f64,
+    /// Augmentation of the fine-tune data.
+    pub da: Augmentation,
+    /// Passes over the training images asked for.
+    pub epochs: usize,
+    /// Learning rate (before the schedule).
+    pub lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// K_test.
+    pub res: usize,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Seed.
+    pub seed: u64,
+    /// Whether the BatchNorm's affine trained.
+    pub train_bn: bool,
+    /// Whether the classifier trained.
+    pub train_classifier: bool,
+    /// Weight decay.
+    pub weight_decay: f64,
+}
+
+/// Validation top-1 at one test resolution, of the model before and after the fine-tune.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct CurvePoint {
+    /// Validation top-1 after.
+    pub after: f64,
+    /// Validation top-1 before.
+    pub before: f64,
+    /// K_test.
+    pub res: usize,
+}
+
+/// Everything about a run, as `fixres finetune --json` prints it and the export stores it (in
+/// the weights' metadata and the JSON sidecar). The fields are in the order of their JSON keys,
+/// sorted, as the reports have always listed them.
+#[derive(Clone, Debug, Serialize)]
+pub struct Summary {
+    /// Architecture name.
+    pub arch: String,
+    /// Training batches whose trunk outputs went to the temporary file.
+    pub cache_spilled_batches: usize,
+    /// Classes of the dataset.
+    pub classes: usize,
+    /// Hyper-parameters.
+    pub config: SummaryConfig,
+    /// The before/after curve.
+    pub curve: Vec<CurvePoint>,
+    /// The dataset.
+    #[serde(serialize_with = "serialize_path")]
+    pub data: PathBuf,
+    /// Where it ran.
+    pub device: DeviceName,
+    /// Per epoch.
+    pub epochs: Vec<EpochRecord>,
+    /// Where the model was written, once it is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out: Option<String>,
+    /// Wall time of the whole run.
+    pub seconds: f64,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<String>,
+    /// Training images.
+    pub train_images: usize,
+    /// Wall time from the trunk cache to the last epoch.
+    pub train_seconds: f64,
+    /// Files that could not be decoded.
+    pub unreadable: usize,
+    /// Validation images.
+    pub val_images: usize,
+    /// Validation top-1 at K_test after.
+    pub val_top1_after: f64,
+    /// Validation top-1 at K_test before.
+    pub val_top1_before: f64,
+    /// The weights fine-tuned.
+    #[serde(serialize_with = "serialize_path")]
+    pub weights: PathBuf,
+}
+
 /// How a run ended.
 pub struct Outcome {
     /// The weights to keep: the last epoch's, the best so far if cancelled, the last good ones
     /// if the loss went non-finite.
     pub head: Head,
-    /// Everything about the run, as `fixres finetune --json` prints it and the export stores.
-    pub summary: serde_json::Value,
+    /// Everything about the run.
+    pub summary: Summary,
     /// Validation top-1 before and after.
     pub before: f64,
     /// See `before`.
@@ -144,17 +208,14 @@ fn shuffled(split: Labelled, seed: u64) -> Labelled {
     }
 }
 
+/// Validation top-1 of `head` over trunk outputs (batches of `labels`, in order).
 fn top1(head: &Head, trunks: &[TrunkOut], labels: &[usize]) -> anyhow::Result<f64> {
-    let mut correct = 0usize;
-    let mut offset = 0;
+    let mut tally = Tally::default();
     for t in trunks {
-        for row in rows(&head.infer(t))? {
-            let best = crate::eval::top_k(&row, 1)[0];
-            correct += usize::from(best == labels[offset]);
-            offset += 1;
-        }
+        let logits = rows(&head.infer(t))?;
+        tally.add_rows(&logits, &labels[tally.scored..]);
     }
-    Ok(correct as f64 / labels.len().max(1) as f64)
+    Ok(tally.top1_share())
 }
 
 /// Runs the fine-tune of `model` (loaded from `weights`) on `backend`, reporting through
@@ -252,7 +313,7 @@ pub fn finetune(
             interpolation: recipe.interpolation,
             hflip: true,
         };
-        let seed = cfg.seed ^ (epoch as u64 + 1).wrapping_mul(0x9E37_79B9);
+        let seed = crop_seed(cfg.seed, epoch);
         let augment = |img: &RgbImage, i: usize| train_t.apply(img, &mut SeededRng::for_item(seed, i as u64)).image;
         let mut losses = Vec::new();
         let mut batch_order: Vec<usize> = (0..n_batches).collect();
@@ -292,7 +353,7 @@ pub fn finetune(
         }
         let val = top1(&head, &val_trunks, &val_split.labels)?;
         let loss = losses.iter().sum::<f32>() / losses.len().max(1) as f32;
-        epochs.push(json!({"epoch": epoch, "loss": loss, "val_top1": val}));
+        epochs.push(EpochRecord::new(epoch, loss, val));
         if val > best.0 {
             best = (val, head.clone());
         }
@@ -346,17 +407,45 @@ pub fn finetune(
             interpolation: recipe.interpolation,
         };
         let tr = trunks(&val_split.images, &|img: &RgbImage, _| t.apply(img));
-        curve.push(json!({"res": k, "before": top1(&original, &tr, &val_split.labels)?, "after": top1(&head, &tr, &val_split.labels)?}));
+        curve.push(CurvePoint {
+            res: k,
+            before: top1(&original, &tr, &val_split.labels)?,
+            after: top1(&head, &tr, &val_split.labels)?,
+        });
     }
-    let config = json!({"res": cfg.res, "epochs": cfg.epochs, "batch": batch, "lr": lr, "momentum": 0.9,
-        "weight_decay": 1e-4, "schedule": cfg.schedule, "train_bn": trainable.bn_affine, "train_classifier": trainable.classifier,
-        "da": cfg.da, "seed": cfg.seed, "crop_ratio": recipe.crop_ratio});
-    let summary = json!({
-        "weights": crate::fsutil::path_text(weights), "arch": model.arch, "data": crate::fsutil::path_text(&cfg.data), "device": backend,
-        "train_images": train_split.images.len(), "cache_spilled_batches": cache.as_ref().map_or(0, TrunkCache::spilled), "val_images": val_split.images.len(), "classes": n_classes,
-        "unreadable": unreadable, "config": config, "val_top1_before": before, "val_top1_after": after, "curve": curve,
-        "epochs": epochs, "stopped": stopped, "seconds": started.elapsed().as_secs_f64(), "train_seconds": train_seconds,
-    });
+    let summary = Summary {
+        arch: model.arch.clone(),
+        cache_spilled_batches: cache.as_ref().map_or(0, TrunkCache::spilled),
+        classes: n_classes,
+        config: SummaryConfig {
+            batch,
+            crop_ratio: recipe.crop_ratio,
+            da: cfg.da,
+            epochs: cfg.epochs,
+            lr,
+            momentum: 0.9,
+            res: cfg.res,
+            schedule: cfg.schedule,
+            seed: cfg.seed,
+            train_bn: trainable.bn_affine,
+            train_classifier: trainable.classifier,
+            weight_decay: 1e-4,
+        },
+        curve,
+        data: cfg.data.clone(),
+        device: backend.into(),
+        epochs,
+        out: None,
+        seconds: started.elapsed().as_secs_f64(),
+        stopped: stopped.clone(),
+        train_images: train_split.images.len(),
+        train_seconds,
+        unreadable,
+        val_images: val_split.images.len(),
+        val_top1_after: after,
+        val_top1_before: before,
+        weights: weights.to_owned(),
+    };
     Ok(Outcome {
         head,
         summary,
@@ -368,44 +457,15 @@ pub fn finetune(
 }
 
 /// Writes the whole model (torchvision keys, f32, head replaced) to `out` and a JSON sidecar
-/// (`out` + `.json`), both atomically. `summary` goes into both.
-pub fn export(
-    file: &WeightFile,
-    head: &Head,
-    out: &Path,
-    summary: &serde_json::Value,
-    model: &Model,
-) -> anyhow::Result<()> {
-    let mut summary = summary.clone();
-    summary["out"] = json!(crate::fsutil::path_text(out));
-    let mut metadata: BTreeMap<String, String> = [
-        ("format", "pt".to_owned()),
-        ("arch", model.arch.clone()),
-        ("fixres", summary.to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    if let Some(names) = &model.class_names {
-        metadata.insert("classes".into(), serde_json::to_string(names)?);
-    }
+/// (`out` + `.json`), both atomically; `summary`, with `out` set, goes into both and is returned
+/// as written.
+pub fn export(file: &WeightFile, head: &Head, out: &Path, summary: &Summary, model: &Model) -> anyhow::Result<Summary> {
+    let summary = Summary {
+        out: Some(path_text(out)),
+        ..summary.clone()
+    };
+    let metadata = export_model::metadata(&model.arch, model.class_names.as_deref(), &summary)?;
     let bytes = file.export_with(&head.named_tensors(), &metadata)?;
-    write_atomic(out, &bytes)?;
-    let mut sidecar = out.as_os_str().to_owned();
-    sidecar.push(".json");
-    write_atomic(Path::new(&sidecar), serde_json::to_string_pretty(&summary)?.as_bytes())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn schedules_start_at_the_rate_and_decay() {
-        assert_eq!(Schedule::Constant.lr(0.1, 5, 10), 0.1);
-        assert_eq!(Schedule::Cosine.lr(0.1, 0, 10), 0.1);
-        assert!((Schedule::Cosine.lr(0.1, 5, 10) - 0.05).abs() < 1e-12);
-        assert!((Schedule::Step.lr(1.0, 4, 9) - 0.1).abs() < 1e-12);
-        assert!((Schedule::Step.lr(1.0, 8, 9) - 0.01).abs() < 1e-12);
-    }
+    export_model::write_with_sidecar(out, &bytes, &summary)?;
+    Ok(summary)
 }

@@ -13,9 +13,9 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
-use super::Forward;
+use super::head::{Activation, Head, TrunkOut};
 use super::weights::{TensorInfo, WeightFile, WeightsError, expect_shape, load_strict};
-use crate::finetune::{Activation, Head, TrunkOut};
+use super::{Architecture, Description, Forward};
 
 fn relu6(x: Tensor<4>) -> Tensor<4> {
     x.clamp(0.0, 6.0)
@@ -239,48 +239,56 @@ impl EfficientNetLite {
         Ok((net, shape))
     }
 
-    /// The frozen part of the FixRes fine-tune: everything up to the head BatchNorm's input
-    /// (the output of `_conv_head`).
-    pub fn trunk(&self, x: Tensor<4>) -> TrunkOut {
+    /// The stem and the MBConv blocks, which `forward` and `trunk` share.
+    fn body(&self, x: Tensor<4>) -> Tensor<4> {
         let x = relu6(self._bn0.forward(same_conv(&self._conv_stem, x)));
-        let x = self._blocks.iter().fold(x, |x, b| b.forward(x));
-        TrunkOut {
-            pre_bn: self._conv_head.forward(x),
-            residual: None,
-        }
+        self._blocks.iter().fold(x, |x, b| b.forward(x))
+    }
+}
+
+impl Architecture for EfficientNetLite {
+    fn family() -> &'static str {
+        "an EfficientNet-Lite"
     }
 
-    /// The FixRes head: `_bn1` (after `_conv_head`) and `_fc`.
-    #[must_use]
-    pub fn head(&self) -> Head {
-        let [_, classes] = self._fc.weight.dims();
-        Head {
-            gamma: self._bn1.gamma.val(),
-            beta: self._bn1.beta.val(),
-            running_mean: self._bn1.running_mean.value(),
-            running_var: self._bn1.running_var.value(),
-            fc_weight: self._fc.weight.val().transpose(),
-            fc_bias: self
-                ._fc
-                .bias
-                .as_ref()
-                .map_or_else(|| Tensor::zeros([classes], &self._fc.weight.device()), |b| b.val()),
-            eps: self._bn1.epsilon,
-            // The package builds its BatchNorms with momentum 1 - 0.99 (TensorFlow's 0.99).
-            momentum: 0.01,
-            activation: Activation::Relu6,
-            bn_key: "_bn1".into(),
-            fc_key: "_fc".into(),
-        }
+    fn recognises(file: &WeightFile) -> bool {
+        file.header.contains_key("_conv_stem.weight")
     }
 
-    /// `[batch, 3, H, W]` normalised images → pooled features and logits.
-    pub fn forward(&self, x: Tensor<4>) -> Forward {
-        let x = relu6(self._bn0.forward(same_conv(&self._conv_stem, x)));
-        let x = self._blocks.iter().fold(x, |x, b| b.forward(x));
+    fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError> {
+        let (net, shape) = Self::from_file(file, device)?;
+        Ok((
+            net,
+            Description {
+                arch: shape.name(),
+                features: shape.features,
+                classes: shape.classes,
+            },
+        ))
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Forward {
+        let x = self.body(x);
         let x = relu6(self._bn1.forward(self._conv_head.forward(x)));
         let pooled: Tensor<2> = self._avg_pooling.forward(x).flatten(1, 3);
         let logits = self._fc.forward(pooled.clone());
         Forward { pooled, logits }
     }
+
+    /// Everything up to the head BatchNorm's input (the output of `_conv_head`).
+    fn trunk(&self, x: Tensor<4>) -> TrunkOut {
+        TrunkOut {
+            pre_bn: self._conv_head.forward(self.body(x)),
+            residual: None,
+        }
+    }
+
+    /// `_bn1` (after `_conv_head`) and `_fc`.
+    fn head(&self) -> Head {
+        // The package builds its BatchNorms with momentum 1 - 0.99 (TensorFlow's 0.99).
+        Head::from_modules(&self._bn1, &self._fc, 0.01, Activation::Relu6, "_bn1", "_fc")
+    }
+
+    // The recipe is the default: ImageNet mean/std and bilinear, as efficientnet-lite-pytorch's
+    // own example, with TF EfficientNet's eval crop of 224/256.
 }

@@ -3,6 +3,8 @@
 //! the logits.
 
 pub mod efficientnet;
+pub mod export;
+pub mod head;
 pub mod resnet;
 pub mod weights;
 
@@ -13,44 +15,97 @@ use serde::Serialize;
 
 use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
 use crate::data::{Interpolation, RgbImage};
+use efficientnet::EfficientNetLite;
+use head::{Head, TrunkOut};
 use resnet::ResNet;
 use weights::{WeightFile, WeightsError};
 
-/// The networks this tool runs.
-#[derive(Debug)]
-pub enum Network {
-    /// torchvision ResNet.
-    ResNet(Box<ResNet>),
-    /// EfficientNet-Lite (efficientnet-lite-pytorch layout).
-    EfficientNetLite(Box<efficientnet::EfficientNetLite>),
-}
+/// An architecture family: how its weights are recognised and loaded, and what the rest of the
+/// tool asks of a loaded network (the forward pass, and the trunk / head split of the FixRes
+/// fine-tune). A family is one file (or folder) implementing this, plus one line in `FAMILIES`;
+/// nothing else matches on architectures.
+pub trait Architecture: std::fmt::Debug + Send + Sync {
+    /// How the "no known architecture" message names the family ("a torchvision ResNet").
+    fn family() -> &'static str
+    where
+        Self: Sized;
 
-impl Network {
-    /// The frozen trunk of the FixRes fine-tune.
-    #[must_use]
-    pub fn trunk(&self, x: Tensor<4>) -> crate::finetune::TrunkOut {
-        match self {
-            Self::ResNet(n) => n.trunk(x),
-            Self::EfficientNetLite(n) => n.trunk(x),
-        }
-    }
+    /// Whether the file's keys are this family's: a cheap look at the header that picks the
+    /// loader (`from_weights` then checks everything and gives the precise error).
+    fn recognises(file: &WeightFile) -> bool
+    where
+        Self: Sized;
 
-    /// The trainable head of the FixRes fine-tune.
-    #[must_use]
-    pub fn head(&self) -> crate::finetune::Head {
-        match self {
-            Self::ResNet(n) => n.head(),
-            Self::EfficientNetLite(n) => n.head(),
-        }
-    }
+    /// Builds the network the file describes and loads its weights, strictly.
+    fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError>
+    where
+        Self: Sized;
 
     /// `[batch, 3, K, K]` normalised images → pooled features and logits.
-    #[must_use]
-    pub fn forward(&self, x: Tensor<4>) -> Forward {
-        match self {
-            Self::ResNet(n) => n.forward(x),
-            Self::EfficientNetLite(n) => n.forward(x),
+    fn forward(&self, x: Tensor<4>) -> Forward;
+
+    /// The frozen part of the FixRes fine-tune: everything up to the input of the last
+    /// BatchNorm before pooling (and the residual added after it, if any).
+    fn trunk(&self, x: Tensor<4>) -> TrunkOut;
+
+    /// The trainable part of the FixRes fine-tune: that BatchNorm and the classifier, whose
+    /// `infer` after `trunk` is `forward`'s logits.
+    fn head(&self) -> Head;
+
+    /// How the network wants its images: torchvision's ImageNet recipe unless the family says
+    /// otherwise.
+    fn recipe(&self) -> Recipe {
+        Recipe::default()
+    }
+}
+
+/// What a family's loader read off the weights, for `Model`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Description {
+    /// Architecture name, e.g. "resnet50".
+    pub arch: String,
+    /// Width of the pooled features.
+    pub features: usize,
+    /// Number of outputs.
+    pub classes: usize,
+}
+
+/// One entry of `FAMILIES`: a family's loader side as plain functions, so that families of
+/// different types sit in one list.
+struct Family {
+    name: fn() -> &'static str,
+    recognises: fn(&WeightFile) -> bool,
+    load: fn(&WeightFile, &Device) -> Result<(Box<dyn Architecture>, Description), WeightsError>,
+}
+
+impl Family {
+    const fn of<A: Architecture + 'static>() -> Self {
+        Self {
+            name: A::family,
+            recognises: A::recognises,
+            load: load_boxed::<A>,
         }
+    }
+}
+
+fn load_boxed<A: Architecture + 'static>(
+    file: &WeightFile,
+    device: &Device,
+) -> Result<(Box<dyn Architecture>, Description), WeightsError> {
+    let (net, description) = A::from_weights(file, device)?;
+    Ok((Box::new(net), description))
+}
+
+/// The families `Model::from_file` tries, in order: the first that recognises a file loads it.
+const FAMILIES: [Family; 2] = [Family::of::<ResNet>(), Family::of::<EfficientNetLite>()];
+
+/// "a, b or c": the families named in the "no known architecture" message.
+fn family_list() -> String {
+    let names: Vec<&str> = FAMILIES.iter().map(|f| (f.name)()).collect();
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 
@@ -83,7 +138,7 @@ impl Default for Recipe {
 #[derive(Debug)]
 pub struct Model {
     /// The network.
-    pub net: Network,
+    pub net: Box<dyn Architecture>,
     /// Architecture name, e.g. "resnet50".
     pub arch: String,
     /// Width of the pooled features.
@@ -94,7 +149,8 @@ pub struct Model {
     pub class_names: Option<Vec<String>>,
     /// Preprocessing.
     pub recipe: Recipe,
-    /// Problems that did not stop the load (NaN or infinite weights), for the user to see.
+    /// Problems that did not stop the load (NaN or infinite weights, entries of a PyTorch
+    /// checkpoint that are not tensors), for the user to see.
     pub warnings: Vec<String>,
 }
 
@@ -114,43 +170,29 @@ impl Model {
                 .and_then(|c| serde_json::from_str::<Vec<String>>(c).ok())
                 .filter(|names| names.len() == classes)
         };
-        let (net, arch, features, classes) = if file.header.contains_key("layer1.0.conv1.weight") {
-            let (net, shape) = ResNet::from_file(file, device)?;
-            // A name the file gives (e.g. "resnet-tiny" from `fixres train`) beats one guessed
-            // from the block counts.
-            let name = file.metadata.get("arch").cloned().unwrap_or_else(|| shape.name());
-            (Network::ResNet(Box::new(net)), name, shape.features, shape.classes)
-        } else if file.header.contains_key("_conv_stem.weight") {
-            let (net, shape) = efficientnet::EfficientNetLite::from_file(file, device)?;
-            (
-                Network::EfficientNetLite(Box::new(net)),
-                shape.name(),
-                shape.features,
-                shape.classes,
-            )
-        } else {
-            return Err(WeightsError::UnknownArchitecture {
-                path: path.to_owned(),
-                reason:
-                    "no known architecture matches these keys (expected a torchvision ResNet or an EfficientNet-Lite)"
-                        .into(),
-            });
-        };
-        // Both use torchvision's ImageNet recipe; for EfficientNet-Lite it is what
-        // efficientnet-lite-pytorch's own example does (ImageNet mean/std, bilinear), with TF
-        // EfficientNet's eval crop of 224/256.
-        let warnings = file
+        let family =
+            FAMILIES
+                .iter()
+                .find(|f| (f.recognises)(file))
+                .ok_or_else(|| WeightsError::UnknownArchitecture {
+                    path: path.to_owned(),
+                    reason: format!("no known architecture matches these keys (expected {})", family_list()),
+                })?;
+        let (net, found) = (family.load)(file, device)?;
+        let mut warnings: Vec<String> = file
             .non_finite_tensors()?
             .into_iter()
             .map(|(key, n)| format!("{}: {key} holds {n} NaN or infinite value(s)", path.display()))
             .collect();
+        warnings.extend(file.skipped.iter().map(|s| format!("{}: {s}", path.display())));
+        let recipe = net.recipe();
         Ok(Self {
             net,
-            arch,
-            features,
-            classes,
-            class_names: names(classes),
-            recipe: Recipe::default(),
+            class_names: names(found.classes),
+            arch: found.arch,
+            features: found.features,
+            classes: found.classes,
+            recipe,
             warnings,
         })
     }
@@ -170,17 +212,31 @@ pub struct Forward {
 /// # Panics
 /// If the images are not all square of the same side.
 #[must_use]
-pub fn input_batch(images: &[RgbImage], mean: [f32; 3], std: [f32; 3], device: &Device) -> Tensor<4> {
-    let k = images.first().map_or(0, RgbImage::width);
-    assert!(
-        images.iter().all(|i| i.width() == k && i.height() == k),
-        "a batch holds K×K images of one K"
-    );
-    let mut values = Vec::with_capacity(images.len() * 3 * k * k);
+pub fn input_batch<'a>(
+    images: impl IntoIterator<Item = &'a RgbImage>,
+    mean: [f32; 3],
+    std: [f32; 3],
+    device: &Device,
+) -> Tensor<4> {
+    let mut images = images.into_iter().peekable();
+    let k = images.peek().map_or(0, |i| i.width());
+    let (mut values, mut n) = (Vec::with_capacity(images.size_hint().0 * 3 * k * k), 0);
     for img in images {
+        assert!(
+            img.width() == k && img.height() == k,
+            "a batch holds K×K images of one K"
+        );
         values.extend(to_tensor_normalized(img, mean, std));
+        n += 1;
     }
-    Tensor::from_data(TensorData::new(values, [images.len(), 3, k, k]), device)
+    Tensor::from_data(TensorData::new(values, [n, 3, k, k]), device)
+}
+
+/// Every value of a tensor as f32, in order (empty if it does not hold f32: the networks and
+/// heads here hold nothing else).
+#[must_use]
+pub fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
+    t.to_data().try_to_vec::<f32>().unwrap_or_default()
 }
 
 /// Rows of a `[batch, n]` tensor as vectors.

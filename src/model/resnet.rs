@@ -12,9 +12,9 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
-use super::Forward;
+use super::head::{Activation, Head, TrunkOut};
 use super::weights::{TensorInfo, WeightFile, WeightsError, expect_shape, load_strict};
-use crate::finetune::{Activation, Head, TrunkOut};
+use super::{Architecture, Description, Forward, values};
 
 /// `downsample`: torchvision's `Sequential(conv1x1, BatchNorm)`, keys `downsample.0` / `.1`.
 #[derive(Module, Debug)]
@@ -297,69 +297,6 @@ impl ResNet {
         Ok((net, shape))
     }
 
-    /// The frozen part of the FixRes fine-tune: everything up to the last BatchNorm's input,
-    /// plus the residual that the last block adds after it.
-    ///
-    /// # Panics
-    /// If `layer4` is empty (no weights describe such a ResNet).
-    pub fn trunk(&self, x: Tensor<4>) -> TrunkOut {
-        let x = self.stem(x);
-        let (last, rest) = self.layer4.split_last().expect("layer4 has blocks");
-        let x = [&self.layer1, &self.layer2, &self.layer3]
-            .into_iter()
-            .flatten()
-            .chain(rest)
-            .fold(x, |x, block| block.forward(x));
-        let residual = match &last.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
-            None => x.clone(),
-        };
-        let out = relu(last.bn1.forward(last.conv1.forward(x)));
-        let pre_bn = match &last.conv3 {
-            Some(conv3) => conv3.forward(relu(last.bn2.forward(last.conv2.forward(out)))),
-            None => last.conv2.forward(out),
-        };
-        TrunkOut {
-            pre_bn,
-            residual: Some(residual),
-        }
-    }
-
-    /// The FixRes head: the last BatchNorm (`layer4[-1].bn2`, or `bn3` for Bottlenecks) and `fc`.
-    ///
-    /// # Panics
-    /// If `layer4` is empty.
-    #[must_use]
-    pub fn head(&self) -> Head {
-        let last = self.layer4.last().expect("layer4 has blocks");
-        let bn = last.bn3.as_ref().unwrap_or(&last.bn2);
-        let bn_key = format!(
-            "layer4.{}.{}",
-            self.layer4.len() - 1,
-            if last.bn3.is_some() { "bn3" } else { "bn2" }
-        );
-        let [_, classes] = self.fc.weight.dims();
-        Head {
-            gamma: bn.gamma.val(),
-            beta: bn.beta.val(),
-            running_mean: bn.running_mean.value(),
-            running_var: bn.running_var.value(),
-            // Burn stores Linear as [in, out]; the head keeps PyTorch's [out, in].
-            fc_weight: self.fc.weight.val().transpose(),
-            fc_bias: self
-                .fc
-                .bias
-                .as_ref()
-                .map_or_else(|| Tensor::zeros([classes], &self.fc.weight.device()), |b| b.val()),
-            eps: bn.epsilon,
-            // PyTorch's momentum (weight of the new batch) is 0.1 for torchvision models.
-            momentum: 0.1,
-            activation: Activation::Relu,
-            bn_key,
-            fc_key: "fc".into(),
-        }
-    }
-
     /// The header of a torchvision-layout ResNet of BasicBlocks for training from scratch:
     /// `blocks` per stage, `widths` per stage (the stem is as wide as stage 1), a 7×7 (ImageNet)
     /// or 3×3 (small images) stem, `classes` outputs.
@@ -403,9 +340,6 @@ impl ResNet {
     /// `num_batches_tracked` excepted: see `batch_norm_keys`).
     #[must_use]
     pub fn state_dict(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
-            t.to_data().try_to_vec::<f32>().unwrap_or_default()
-        }
         let mut out = Vec::new();
         let mut conv = |key: &str, c: &Conv2d| {
             let w = c.weight.val();
@@ -462,9 +396,33 @@ impl ResNet {
             None => x,
         }
     }
+}
 
-    /// `[batch, 3, H, W]` normalised images → pooled features and logits.
-    pub fn forward(&self, x: Tensor<4>) -> Forward {
+impl Architecture for ResNet {
+    fn family() -> &'static str {
+        "a torchvision ResNet"
+    }
+
+    fn recognises(file: &WeightFile) -> bool {
+        file.header.contains_key("layer1.0.conv1.weight")
+    }
+
+    fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError> {
+        let (net, shape) = Self::from_file(file, device)?;
+        // A name the file gives (e.g. "resnet-tiny" from `fixres train`) beats one guessed from
+        // the block counts.
+        let arch = file.metadata.get("arch").cloned().unwrap_or_else(|| shape.name());
+        Ok((
+            net,
+            Description {
+                arch,
+                features: shape.features,
+                classes: shape.classes,
+            },
+        ))
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Forward {
         let x = self.stem(x);
         let x = [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
             .into_iter()
@@ -473,5 +431,44 @@ impl ResNet {
         let pooled: Tensor<2> = self.avgpool.forward(x).flatten(1, 3);
         let logits = self.fc.forward(pooled.clone());
         Forward { pooled, logits }
+    }
+
+    /// Everything up to the last block's last BatchNorm, plus the residual that block adds after
+    /// it. Panics if `layer4` is empty (no weights describe such a ResNet).
+    fn trunk(&self, x: Tensor<4>) -> TrunkOut {
+        let x = self.stem(x);
+        let (last, rest) = self.layer4.split_last().expect("layer4 has blocks");
+        let x = [&self.layer1, &self.layer2, &self.layer3]
+            .into_iter()
+            .flatten()
+            .chain(rest)
+            .fold(x, |x, block| block.forward(x));
+        let residual = match &last.downsample {
+            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            None => x.clone(),
+        };
+        let out = relu(last.bn1.forward(last.conv1.forward(x)));
+        let pre_bn = match &last.conv3 {
+            Some(conv3) => conv3.forward(relu(last.bn2.forward(last.conv2.forward(out)))),
+            None => last.conv2.forward(out),
+        };
+        TrunkOut {
+            pre_bn,
+            residual: Some(residual),
+        }
+    }
+
+    /// The last BatchNorm (`layer4[-1].bn2`, or `bn3` for Bottlenecks) and `fc`. Panics if
+    /// `layer4` is empty.
+    fn head(&self) -> Head {
+        let last = self.layer4.last().expect("layer4 has blocks");
+        let bn = last.bn3.as_ref().unwrap_or(&last.bn2);
+        let bn_key = format!(
+            "layer4.{}.{}",
+            self.layer4.len() - 1,
+            if last.bn3.is_some() { "bn3" } else { "bn2" }
+        );
+        // PyTorch's momentum (weight of the new batch) is 0.1 for torchvision models.
+        Head::from_modules(bn, &self.fc, 0.1, Activation::Relu, &bn_key, "fc")
     }
 }

@@ -109,6 +109,9 @@ pub struct WeightFile {
     pub header: Header,
     /// `__metadata__`.
     pub metadata: Metadata,
+    /// What a PyTorch checkpoint held besides tensors, left out (`non_tensor_entries`): one
+    /// message a key, for the user to see.
+    pub skipped: Vec<String>,
     bytes: Vec<u8>,
 }
 
@@ -122,18 +125,22 @@ impl WeightFile {
         // PyTorch writes zip archives ("PK\x03\x04"), or bare pickles (protocol 2+: 0x80); a
         // safetensors length's low byte may be 0x80 too, so safetensors is recognised first.
         let safetensors = looks_like_safetensors(&raw, raw.len() as u64);
-        let bytes = if !safetensors && (raw.starts_with(b"PK\x03\x04") || raw.first() == Some(&0x80)) {
+        if !safetensors && (raw.starts_with(b"PK\x03\x04") || raw.first() == Some(&0x80)) {
             let mut tensors = read_pytorch(path, None)?;
             strip_wrappers(&mut tensors);
             let views: Vec<Tensor<'_>> = tensors.iter().map(OwnedTensor::view).collect();
-            to_bytes(&views, &Metadata::new()).map_err(|e| WeightsError::Format {
+            let bytes = to_bytes(&views, &Metadata::new()).map_err(|e| WeightsError::Format {
                 path: path.to_owned(),
                 reason: e.to_string(),
-            })?
+            })?;
+            let skipped = non_tensor_entries(path, None)?;
+            Ok(Self {
+                skipped,
+                ..Self::from_bytes(path, bytes)?
+            })
         } else {
-            raw
-        };
-        Self::from_bytes(path, bytes)
+            Self::from_bytes(path, raw)
+        }
     }
 
     fn format_error(&self, reason: String) -> WeightsError {
@@ -246,6 +253,61 @@ pub fn read_pytorch(path: &Path, key: Option<&str>) -> Result<Vec<OwnedTensor>, 
             })
         })
         .collect()
+}
+
+/// The entries of a PyTorch checkpoint (the dict under `key`, or the whole file) that are not
+/// tensors, which `read_pytorch` leaves out: one message a key, naming it and what it holds,
+/// sorted. An object there is a call that `torch.load` would make (with `weights_only=False`,
+/// any code at all); it is read as data and never run, and this says so rather than dropping
+/// it unseen. PyTorch's own `_metadata` (module version numbers) is no news and not listed.
+pub fn non_tensor_entries(path: &Path, key: Option<&str>) -> Result<Vec<String>, WeightsError> {
+    use burn::store::pytorch_reader::{PickleValue, PytorchReader};
+    fn walk(value: &PickleValue, key: &mut Vec<String>, out: &mut Vec<String>) {
+        let what = match value {
+            PickleValue::Dict(entries) => {
+                for (name, v) in entries {
+                    if name != "_metadata" {
+                        key.push(name.clone());
+                        walk(v, key, out);
+                        key.pop();
+                    }
+                }
+                return;
+            }
+            // Indexed as `read_pytorch` names the tensors of a list (`weights.0`).
+            PickleValue::List(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    key.push(i.to_string());
+                    walk(v, key, out);
+                    key.pop();
+                }
+                return;
+            }
+            PickleValue::Unsupported(kind) if kind == "torch.Tensor" => return,
+            PickleValue::Unsupported(kind) => {
+                out.push(format!(
+                    "{} is a Python object ({kind}), not a tensor: left out, without running it",
+                    key.join(".")
+                ));
+                return;
+            }
+            PickleValue::None => "None",
+            PickleValue::Bool(_) => "a bool",
+            PickleValue::Int(_) => "an int",
+            PickleValue::Float(_) => "a float",
+            PickleValue::String(_) => "a string",
+            PickleValue::Bytes(_) => "bytes",
+        };
+        out.push(format!("{} is {what}, not a tensor: left out", key.join(".")));
+    }
+    let root = PytorchReader::read_pickle_data(path, key).map_err(|e| WeightsError::Format {
+        path: path.to_owned(),
+        reason: format!("not a readable PyTorch checkpoint: {e}"),
+    })?;
+    let mut out = Vec::new();
+    walk(&root, &mut Vec::new(), &mut out);
+    out.sort();
+    Ok(out)
 }
 
 /// Parses a safetensors header, checking that the data it describes is all there.
@@ -362,6 +424,7 @@ impl WeightFile {
             path: path.to_owned(),
             header,
             metadata,
+            skipped: Vec::new(),
             bytes,
         })
     }
@@ -576,5 +639,68 @@ mod tests {
         let mut t = named(&["model.fc.weight", "optimizer.step"]);
         strip_wrappers(&mut t);
         assert_eq!(names(&t), ["model.fc.weight", "optimizer.step"]);
+    }
+
+    /// A checkpoint in PyTorch's legacy format (`_use_new_zipfile_serialization=False`, protocol
+    /// 2), written opcode by opcode: a tensor `w` = [1.0], a call `torch.load` would make
+    /// (`os.system("echo pwned")`), an int, and PyTorch's own `_metadata`.
+    fn legacy_checkpoint() -> Vec<u8> {
+        fn text(s: &str) -> Vec<u8> {
+            let mut b = vec![b'X'];
+            b.extend((s.len() as u32).to_le_bytes());
+            b.extend(s.as_bytes());
+            b
+        }
+        let mut f = Vec::new();
+        // The magic number (LONG1), the protocol version 1001 and the system info.
+        f.extend(b"\x80\x02\x8a\x0a");
+        f.extend([0x6c, 0xfc, 0x9c, 0x46, 0xf9, 0x20, 0x6a, 0xa8, 0x50, 0x19]);
+        f.extend(b".\x80\x02M\xe9\x03.\x80\x02}");
+        f.extend(text("little_endian"));
+        f.extend(b"\x88s.");
+        // The state_dict.
+        f.extend(b"\x80\x02}");
+        f.extend(text("w"));
+        f.extend(b"ctorch._utils\n_rebuild_tensor_v2\n((");
+        f.extend(text("storage"));
+        f.extend(b"ctorch\nFloatStorage\n");
+        f.extend(text("0"));
+        f.extend(text("cpu"));
+        f.extend(b"K\x01tQK\x00K\x01\x85K\x01\x85\x89ccollections\nOrderedDict\n)RtRs");
+        f.extend(text("evil"));
+        f.extend(b"cos\nsystem\n");
+        f.extend(text("echo pwned"));
+        f.extend(b"\x85Rs");
+        f.extend(text("epoch"));
+        f.extend(b"K\x03s");
+        f.extend(text("_metadata"));
+        f.extend(b"}");
+        f.extend(text(""));
+        f.extend(b"}");
+        f.extend(text("version"));
+        f.extend(b"K\x01sss.");
+        // The storage keys, then each storage: its element count and its data.
+        f.extend(b"\x80\x02]");
+        f.extend(text("0"));
+        f.extend(b"a.");
+        f.extend(1u64.to_le_bytes());
+        f.extend(1f32.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn entries_that_are_not_tensors_are_named_not_dropped_silently() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("legacy.pth");
+        std::fs::write(&path, legacy_checkpoint()).unwrap();
+        let file = WeightFile::open(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(file.header.keys().collect::<Vec<_>>(), ["w"]);
+        assert_eq!(
+            file.skipped,
+            [
+                "epoch is an int, not a tensor: left out",
+                "evil is a Python object (os.system), not a tensor: left out, without running it",
+            ]
+        );
     }
 }

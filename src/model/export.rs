@@ -1,0 +1,33 @@
+//! Writing a model the tool made (trained, or fine-tuned): safetensors with torchvision key names
+//! that PyTorch's strict `load_state_dict` takes, the run's report in its metadata and beside it
+//! as JSON, both written atomically so that a stopped run never leaves half a file.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::weights::Metadata;
+use crate::fsutil::write_atomic;
+
+/// The metadata of an exported model: `format` "pt" (the safetensors convention for PyTorch
+/// weights), the architecture name `Model` reads back, the class names when known (JSON list),
+/// and the run's report (compact JSON) under `fixres`.
+pub fn metadata(arch: &str, class_names: Option<&[String]>, report: &impl Serialize) -> anyhow::Result<Metadata> {
+    let mut metadata = Metadata::new();
+    metadata.insert("format".into(), "pt".into());
+    metadata.insert("arch".into(), arch.to_owned());
+    metadata.insert("fixres".into(), serde_json::to_string(report)?);
+    if let Some(names) = class_names {
+        metadata.insert("classes".into(), serde_json::to_string(names)?);
+    }
+    Ok(metadata)
+}
+
+/// Writes the safetensors `bytes` to `out` and `report`, pretty JSON, to the sidecar `out` +
+/// `.json`; each atomically.
+pub fn write_with_sidecar(out: &Path, bytes: &[u8], report: &impl Serialize) -> anyhow::Result<()> {
+    write_atomic(out, bytes)?;
+    let mut sidecar = out.as_os_str().to_owned();
+    sidecar.push(".json");
+    write_atomic(Path::new(&sidecar), serde_json::to_string_pretty(report)?.as_bytes())
+}
