@@ -1,6 +1,7 @@
-//! Running a model over images at one or more test resolutions: top-1/top-5 and the statistics of
-//! the pooled activations. Each image is decoded once and resampled for every resolution; a
-//! decoding thread pool keeps the next batch ready while the model runs (bounded channel).
+//! Running a model over images at one or more test resolutions (`Sweep`): top-1/top-5 and the
+//! statistics of the pooled activations. Each image is decoded once and resampled for every
+//! resolution (`inputs`); a decoding thread pool keeps the next batch ready while the model runs
+//! (bounded channel).
 
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
@@ -8,184 +9,208 @@ use std::sync::mpsc::sync_channel;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::data::{DecodeError, DecodeLimits, RgbImage, SeededRng, TestTransform, decode_file};
-use crate::gpu::{GpuError, GpuImage};
-use crate::model::{Model, Recipe, input_batch, rows};
-use crate::size::{Quantile, quantile};
+use crate::backend::Backend;
+use crate::data::{DecodeError, DecodeLimits, SeededRng, TestTransform, decode_file};
+use crate::gpu::GpuError;
+use crate::inputs::{InputPath, WithPath};
+use crate::model::{Model, Recipe, rows};
+use crate::stats::{Quantile, Tally, quantiles};
 
-/// One decoded batch: the indices (into the input list) that decoded, their inputs, and the
-/// files that failed.
-struct Batch {
+/// A run of a model over files at one or more test resolutions.
+#[derive(Clone, Copy)]
+pub struct Sweep<'a> {
+    /// The model.
+    pub model: &'a Model,
+    /// Where it runs, and where its inputs are made (`Backend::inputs`).
+    pub backend: &'a Backend,
+    /// Test transform and normalisation (the model's own, or the user's).
+    pub recipe: Recipe,
+    /// The images.
+    pub files: &'a [PathBuf],
+    /// Test resolutions.
+    pub resolutions: &'a [usize],
+    /// Images per forward pass.
+    pub batch_size: usize,
+}
+
+/// One batch's results at one resolution.
+pub struct BatchOutput<'a> {
+    /// Index into `Sweep::resolutions`.
+    pub res_index: usize,
+    /// Indices into `Sweep::files` of the images that decoded, in order.
+    pub indices: &'a [usize],
+    /// Their pooled features, one row per image.
+    pub pooled: Vec<Vec<f32>>,
+    /// Their logits, one row per image.
+    pub logits: Vec<Vec<f32>>,
+}
+
+impl<'a> Sweep<'a> {
+    /// A sweep with the model's own recipe.
+    #[must_use]
+    pub fn new(
+        model: &'a Model,
+        backend: &'a Backend,
+        files: &'a [PathBuf],
+        resolutions: &'a [usize],
+        batch_size: usize,
+    ) -> Self {
+        Self {
+            model,
+            backend,
+            recipe: model.recipe,
+            files,
+            resolutions,
+            batch_size,
+        }
+    }
+
+    /// The test transforms of the sweep's resolutions.
+    #[must_use]
+    pub fn transforms(&self) -> Vec<TestTransform> {
+        self.resolutions
+            .iter()
+            .map(|&res| TestTransform {
+                res,
+                crop_ratio: self.recipe.crop_ratio,
+                interpolation: self.recipe.interpolation,
+            })
+            .collect()
+    }
+
+    /// Runs the sweep, calling `on_output` per batch and resolution and `progress(done, total)`
+    /// as batches finish; `progress` returning false stops the run early (cancellation). Each
+    /// image is decoded once (a decoding thread pool keeps the next batch ready while the model
+    /// runs, through a bounded channel) and its inputs made on the backend's input path. Returns
+    /// the files that could not be decoded.
+    pub fn run(
+        &self,
+        on_output: impl FnMut(BatchOutput<'_>),
+        progress: impl FnMut(usize, usize) -> bool,
+    ) -> anyhow::Result<Vec<DecodeError>> {
+        self.backend.inputs().with_path(Run {
+            sweep: self,
+            on_output,
+            progress,
+        })
+    }
+}
+
+/// `Sweep::run` on one input path.
+struct Run<'s, 'a, O, P> {
+    sweep: &'s Sweep<'a>,
+    on_output: O,
+    progress: P,
+}
+
+/// One decoded batch: the indices (into the file list) that decoded, their prepared inputs, and
+/// the files that failed.
+struct Batch<T> {
     indices: Vec<usize>,
-    inputs: Inputs,
+    prepared: Vec<T>,
     failed: Vec<DecodeError>,
-    /// The GPU failed (e.g. the device was lost): the run stops with this.
+    /// The GPU the model runs on was lost: the run stops with this.
     gpu_error: Option<GpuError>,
 }
 
-/// One image, prepared on the decoding thread.
-enum Prepared {
-    Crops(Vec<RgbImage>),
-    Uploaded(RgbImage, Option<GpuImage>),
-}
+impl<O, F> WithPath for Run<'_, '_, O, F>
+where
+    O: FnMut(BatchOutput<'_>),
+    F: FnMut(usize, usize) -> bool,
+{
+    type Output = anyhow::Result<Vec<DecodeError>>;
 
-/// A batch's images, ready for the model.
-enum Inputs {
-    /// The test crops, per resolution (resampled on the CPU, or on the GPU and read back).
-    Crops(Vec<Vec<RgbImage>>),
-    /// Decoded and uploaded to the GPU Burn runs on (None: the GPU could not take it; its slot is
-    /// the CPU's): resampled per resolution straight into the model's input tensor.
-    Uploaded(Vec<(RgbImage, Option<GpuImage>)>),
-}
-
-/// Runs `model` over `files` at each of `resolutions` (test transform and normalisation from `recipe`), calling `on_output(res_index, indices,
-/// pooled rows, logit rows)` per batch and `progress(done, total)` as batches finish; `progress`
-/// returning false stops the run early (cancellation). Returns the files that could not be decoded.
-#[allow(clippy::too_many_arguments)] // what to run, on what, and two callbacks: a struct would only rename them
-pub fn run_model(
-    model: &Model,
-    recipe: Recipe,
-    device: &burn::tensor::Device,
-    files: &[PathBuf],
-    resolutions: &[usize],
-    batch_size: usize,
-    mut on_output: impl FnMut(usize, &[usize], Vec<Vec<f32>>, Vec<Vec<f32>>),
-    mut progress: impl FnMut(usize, usize) -> bool,
-) -> anyhow::Result<Vec<DecodeError>> {
-    let transforms: Vec<TestTransform> = resolutions
-        .iter()
-        .map(|&res| TestTransform {
-            res,
-            crop_ratio: recipe.crop_ratio,
-            interpolation: recipe.interpolation,
-        })
-        .collect();
-    let transforms = &transforms[..]; // shared by the decoding thread and the model loop
-    let gpu = crate::gpu::for_sweeps();
-    let gpu = gpu.as_deref();
-    // On the device Burn runs on, the inputs are written straight into Burn's tensors.
-    let into_burn = gpu.is_some_and(|g| g.shares_burn_device(device));
-    let (tx, rx) = sync_channel::<Batch>(2);
-    let mut failures = Vec::new();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        // `move`: the sender must drop when decoding ends, or the loop below never finishes.
-        std::thread::Builder::new()
-            .name("eval-decode".into())
-            .spawn_scoped(scope, move || {
-                for (chunk_index, chunk) in files.chunks(batch_size.max(1)).enumerate() {
-                    let first = chunk_index * batch_size.max(1);
-                    let decoded: Vec<_> = chunk
-                        .par_iter()
-                        .map(|p| {
-                            decode_file(p, DecodeLimits::default()).map(|img| {
-                                let cpu = |img: &RgbImage| transforms.iter().map(|t| t.apply(img)).collect();
-                                // Decoded once, uploaded once, resampled on the GPU per resolution.
-                                // A lost device under the model stops the run; any other GPU
-                                // failure (an image too large for it, out of memory) leaves this
-                                // image to the CPU.
-                                match gpu {
-                                    Some(gpu) if into_burn => match gpu.upload(&img) {
-                                        Ok(up) => Ok(Prepared::Uploaded(img, Some(up))),
-                                        Err(e @ GpuError::Lost(_)) => Err(e),
-                                        Err(e) => {
-                                            eprintln!("warning: {}: resampled on the CPU: {e}", p.display());
-                                            Ok(Prepared::Uploaded(img, None))
-                                        }
-                                    },
-                                    // The model does not run on this GPU: even its loss only
-                                    // moves the resampling to the CPU.
-                                    Some(gpu) => match crate::gpu::sweep_crops(gpu, &img, transforms) {
-                                        Ok(crops) => Ok(Prepared::Crops(crops)),
-                                        Err(e) => {
-                                            eprintln!("warning: {}: resampled on the CPU: {e}", p.display());
-                                            Ok(Prepared::Crops(cpu(&img)))
-                                        }
-                                    },
-                                    None => Ok(Prepared::Crops(cpu(&img))),
-                                }
+    fn run<P: InputPath>(mut self, path: &P) -> Self::Output {
+        let sweep = self.sweep;
+        let (files, batch_size) = (sweep.files, sweep.batch_size.max(1));
+        let transforms = sweep.transforms();
+        let transforms = &transforms[..]; // shared by the decoding thread and the model loop
+        let device = &sweep.backend.device;
+        let (tx, rx) = sync_channel::<Batch<P::Prepared>>(2);
+        let mut failures = Vec::new();
+        std::thread::scope(|scope| -> anyhow::Result<()> {
+            // `move`: the sender must drop when decoding ends, or the loop below never finishes.
+            std::thread::Builder::new()
+                .name("eval-decode".into())
+                .spawn_scoped(scope, move || {
+                    for (chunk_index, chunk) in files.chunks(batch_size).enumerate() {
+                        let decoded: Vec<_> = chunk
+                            .par_iter()
+                            .map(|p| {
+                                decode_file(p, DecodeLimits::default()).map(|img| path.prepare(p, img, transforms))
                             })
-                        })
-                        .collect();
-                    let mut batch = Batch {
-                        indices: Vec::new(),
-                        inputs: if into_burn {
-                            Inputs::Uploaded(Vec::new())
-                        } else {
-                            Inputs::Crops(vec![Vec::new(); transforms.len()])
-                        },
-                        failed: Vec::new(),
-                        gpu_error: None,
-                    };
-                    for (i, result) in decoded.into_iter().enumerate() {
-                        match (result, &mut batch.inputs) {
-                            (Ok(Ok(Prepared::Crops(per_res))), Inputs::Crops(slots)) => {
-                                batch.indices.push(first + i);
-                                for (slot, img) in slots.iter_mut().zip(per_res) {
-                                    slot.push(img);
+                            .collect();
+                        let mut batch = Batch {
+                            indices: Vec::new(),
+                            prepared: Vec::new(),
+                            failed: Vec::new(),
+                            gpu_error: None,
+                        };
+                        for (i, result) in decoded.into_iter().enumerate() {
+                            match result {
+                                Ok(Ok(prepared)) => {
+                                    batch.indices.push(chunk_index * batch_size + i);
+                                    batch.prepared.push(prepared);
                                 }
+                                Ok(Err(e)) => batch.gpu_error = Some(e),
+                                Err(e) => batch.failed.push(e),
                             }
-                            (Ok(Ok(Prepared::Uploaded(img, up))), Inputs::Uploaded(list)) => {
-                                batch.indices.push(first + i);
-                                list.push((img, up));
-                            }
-                            (Ok(Err(e)), _) => batch.gpu_error = Some(e),
-                            (Ok(Ok(_)), _) => unreachable!("every image of a run is prepared the same way"),
-                            (Err(e), _) => batch.failed.push(e),
+                        }
+                        if tx.send(batch).is_err() {
+                            return; // the consumer stopped
                         }
                     }
-                    if tx.send(batch).is_err() {
-                        return; // the consumer stopped
+                })?;
+            let mut done = 0;
+            for batch in rx {
+                if let Some(e) = batch.gpu_error {
+                    return Err(e.into());
+                }
+                done += batch.indices.len() + batch.failed.len();
+                failures.extend(batch.failed);
+                if !batch.indices.is_empty() {
+                    for (r, t) in transforms.iter().enumerate() {
+                        let input = path.batch(&batch.prepared, r, t, &sweep.recipe, device)?;
+                        let out = sweep.model.net.forward(input);
+                        let read = rows(&out.pooled).and_then(|pooled| Ok((pooled, rows(&out.logits)?)));
+                        let (pooled, logits) = match read {
+                            // Burn failed to read its result: on a GPU that is lost?
+                            Err(e) if sweep.backend.probe_lost() => {
+                                return Err(GpuError::Lost(format!("{e:#}")).into());
+                            }
+                            read => read?,
+                        };
+                        (self.on_output)(BatchOutput {
+                            res_index: r,
+                            indices: &batch.indices,
+                            pooled,
+                            logits,
+                        });
                     }
                 }
-            })?;
-        let mut done = 0;
-        for batch in rx {
-            if let Some(e) = batch.gpu_error {
-                return Err(e.into());
-            }
-            done += batch.indices.len() + batch.failed.len();
-            failures.extend(batch.failed);
-            if !batch.indices.is_empty() {
-                for (r, t) in transforms.iter().enumerate() {
-                    let input = match (&batch.inputs, gpu) {
-                        (Inputs::Crops(crops), _) => input_batch(&crops[r], recipe.mean, recipe.std, device),
-                        (Inputs::Uploaded(list), Some(gpu)) => {
-                            let refs: Vec<_> = list.iter().map(|(img, up)| (img, up.as_ref())).collect();
-                            match gpu.batch_input(&refs, t, recipe.mean, recipe.std) {
-                                Ok(Some(input)) => input,
-                                Err(e @ GpuError::Lost(_)) => return Err(e.into()),
-                                // Over one storage buffer, or the GPU failed otherwise: the CPU
-                                // path's input.
-                                failed => {
-                                    if let Err(e) = failed {
-                                        eprintln!("warning: a batch's input made on the CPU: {e}");
-                                    }
-                                    let crops: Vec<_> = list.iter().map(|(img, _)| t.apply(img)).collect();
-                                    input_batch(&crops, recipe.mean, recipe.std, device)
-                                }
-                            }
-                        }
-                        (Inputs::Uploaded(_), None) => unreachable!("uploads need the GPU"),
-                    };
-                    let out = model.net.forward(input);
-                    let read = rows(&out.pooled).and_then(|pooled| Ok((pooled, rows(&out.logits)?)));
-                    let (pooled, logits) = match read {
-                        // Burn failed to read its result: on a GPU that is lost?
-                        Err(e) if crate::gpu::burn_device_lost(device) => {
-                            return Err(GpuError::Lost(format!("{e:#}")).into());
-                        }
-                        read => read?,
-                    };
-                    on_output(r, &batch.indices, pooled, logits);
+                if !(self.progress)(done, files.len()) {
+                    break; // dropping the receiver stops the decoding thread at its next send
                 }
             }
-            if !progress(done, files.len()) {
-                break; // dropping the receiver stops the decoding thread at its next send
+            Ok(())
+        })?;
+        Ok(failures)
+    }
+}
+
+/// Top-1 of a sweep at each of its resolutions, `targets[i]` being the model output of
+/// `files[i]`'s class; images that do not decode are not scored.
+pub fn top1_per_resolution(sweep: &Sweep<'_>, targets: &[usize]) -> anyhow::Result<Vec<f64>> {
+    let mut tallies = vec![Tally::default(); sweep.resolutions.len()];
+    sweep.run(
+        |out| {
+            for (&i, l) in out.indices.iter().zip(&out.logits) {
+                tallies[out.res_index].add(l, targets[i]);
             }
-        }
-        Ok(())
-    })?;
-    Ok(failures)
+        },
+        |_, _| true,
+    )?;
+    Ok(tallies.iter().map(Tally::top1_share).collect())
 }
 
 /// Histogram of pooled activations.
@@ -297,25 +322,10 @@ impl StatsAccumulator {
             zero_share: self.zeros as f64 / n,
             min: if self.n > 0 { self.min } else { 0.0 },
             max: if self.n > 0 { self.max } else { 0.0 },
-            quantiles: POOLED_QUANTILES
-                .iter()
-                .map(|&q| Quantile {
-                    q,
-                    value: quantile(&sorted, q),
-                })
-                .collect(),
+            quantiles: quantiles(&sorted, &POOLED_QUANTILES),
             histogram: Histogram { edges, counts },
         }
     }
-}
-
-/// Indices of the `k` largest values, largest first.
-#[must_use]
-pub fn top_k(values: &[f32], k: usize) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..values.len()).collect();
-    idx.sort_by(|&a, &b| values[b].total_cmp(&values[a]));
-    idx.truncate(k);
-    idx
 }
 
 /// For each dataset class, the model output it corresponds to: by name when the model has class
@@ -352,11 +362,6 @@ pub fn class_map(dataset_classes: &[String], model: &Model) -> Result<Vec<usize>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn top_k_orders_largest_first() {
-        assert_eq!(top_k(&[0.1, 3.0, -1.0, 2.0], 2), vec![1, 3]);
-    }
 
     #[test]
     fn stats_are_exact_on_small_inputs() {

@@ -9,10 +9,13 @@ use std::sync::Arc;
 use eframe::egui;
 use egui_plot::{Line, LineStyle, Plot, VLine};
 
-use super::size_plot::{export_buttons, legend, set_png_rect};
+use super::messages::count;
+use super::panel::{Panel, Place};
+use super::plot_widgets::{export_buttons, legend, set_png_rect};
 use super::{Command, LoadedModel, Shared};
 use crate::data::Interpolation;
-use crate::eval::{class_map, run_model, top_k};
+use crate::eval::{Sweep, class_map};
+use crate::stats::Tally;
 use crate::jobs::Latest;
 
 /// Images per model batch.
@@ -78,15 +81,6 @@ pub struct AccuracyView {
 }
 
 impl AccuracyView {
-    /// The running job, for the status bar.
-    pub fn jobs(&self) -> Vec<String> {
-        match (self.job.running(), self.job_key.and_then(|k| self.curves.get(&k))) {
-            (Some(_), Some(c)) => vec![format!("accuracy sweep {}/{} images", c.done, c.total)],
-            (Some(_), None) => vec!["accuracy sweep".to_owned()],
-            _ => Vec::new(),
-        }
-    }
-
     fn drain(&mut self) {
         let Some(key) = self.job_key else {
             return;
@@ -117,15 +111,13 @@ impl AccuracyView {
     }
 
     /// Starts the sweep for the open model and dataset.
-    fn start(&mut self, shared: &Shared<'_>, model: &Arc<LoadedModel>) {
-        let Some(dataset) = shared.dataset else {
-            return;
-        };
+    fn start(&mut self, shared: &Shared<'_>, model: &Arc<LoadedModel>) -> Option<Command> {
+        let dataset = shared.dataset?;
         let labels = match class_map(&dataset.folder.classes, &model.model) {
             Ok(l) => l,
             Err(why) => {
                 self.error = Some(format!("cannot score this dataset with this model: {why}"));
-                return;
+                return None;
             }
         };
         self.error = None;
@@ -163,26 +155,22 @@ impl AccuracyView {
         self.job_key = Some(key);
         let recipe = shared.settings.recipe_for(&model.model.recipe);
         let model = Arc::clone(model);
-        let _ = self.job.start("accuracy-sweep", shared.wake.clone(), move |r| {
-            let result = run_model(
-                &model.model,
+        let started = self.job.start("accuracy-sweep", shared.wake.clone(), move |r| {
+            let sweep = Sweep {
                 recipe,
-                &model.backend.device,
-                &files,
-                &resolutions,
-                BATCH,
-                |res_index, indices, _, logits| {
-                    let (mut top1, mut top5) = (0, 0);
-                    for (&i, l) in indices.iter().zip(&logits) {
-                        let best = top_k(l, 5);
-                        top1 += usize::from(best.first() == Some(&targets[i]));
-                        top5 += usize::from(best.contains(&targets[i]));
+                ..Sweep::new(&model.model, &model.backend, &files, &resolutions, BATCH)
+            };
+            let result = sweep.run(
+                |out| {
+                    let mut tally = Tally::default();
+                    for (&i, l) in out.indices.iter().zip(&out.logits) {
+                        tally.add(l, targets[i]);
                     }
                     r.send(Event::Batch {
-                        res_index,
-                        top1,
-                        top5,
-                        scored: indices.len(),
+                        res_index: out.res_index,
+                        top1: tally.top1,
+                        top5: tally.top5,
+                        scored: tally.scored,
                     });
                 },
                 |done, _| r.send(Event::Progress { done }),
@@ -192,10 +180,33 @@ impl AccuracyView {
                 Err(e) => drop(r.send(Event::Failed(format!("accuracy sweep: {e:#}")))),
             }
         });
+        // Not started: no curve waits for it.
+        let e = started.err()?;
+        self.curves.remove(&key);
+        self.job_key = None;
+        Some(Command::not_started("the accuracy sweep", &e))
+    }
+}
+
+impl Panel for AccuracyView {
+    fn place(&self) -> Place {
+        Place::Column
+    }
+
+    fn jobs(&self) -> Vec<String> {
+        match (self.job.running(), self.job_key.and_then(|k| self.curves.get(&k))) {
+            (Some(_), Some(c)) => vec![format!(
+                "accuracy sweep {}/{}",
+                c.done,
+                count(c.total, "image", "images")
+            )],
+            (Some(_), None) => vec!["accuracy sweep".to_owned()],
+            _ => Vec::new(),
+        }
     }
 
     /// Draws the controls, plot and table.
-    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
         self.drain();
         let mut out = Vec::new();
         let Some(dataset) = shared.dataset else {
@@ -222,13 +233,13 @@ impl AccuracyView {
                 && ui
                     .add_enabled(!running, egui::Button::new("Run sweep"))
                     .on_hover_text(format!(
-                        "{} images × {} resolutions",
-                        dataset.folder.samples.len(),
-                        shared.settings.sweep_resolutions().len()
+                        "{} × {}",
+                        count(dataset.folder.samples.len(), "image", "images"),
+                        count(shared.settings.sweep_resolutions().len(), "resolution", "resolutions")
                     ))
                     .clicked()
             {
-                self.start(shared, model);
+                out.extend(self.start(shared, model));
             }
             if running && ui.button("Cancel").clicked() {
                 self.job.cancel();
@@ -271,12 +282,12 @@ impl AccuracyView {
                     if self.job.running().is_some() {
                         ui.spinner();
                     }
-                    ui.label(format!("{}/{} images", c.done, c.total));
+                    ui.label(format!("{}/{}", c.done, count(c.total, "image", "images")));
                 });
             } else if c.failed > 0 {
                 ui.colored_label(
                     ui.visuals().warn_fg_color,
-                    format!("{} images could not be decoded", c.failed),
+                    format!("{} could not be decoded", count(c.failed, "image", "images")),
                 );
             }
             egui::ScrollArea::vertical()

@@ -11,12 +11,14 @@ use std::sync::Arc;
 use eframe::egui;
 use egui_plot::{Line, Plot};
 
-use super::size_plot::{export_buttons, legend, set_png_rect};
+use super::messages::count;
+use super::panel::{Panel, Place};
+use super::plot_widgets::{export_buttons, legend, set_png_rect};
 use super::{Command, LoadedModel, Shared};
 use crate::data::{Interpolation, SeededRng};
-use crate::eval::{PooledStats, StatsAccumulator, run_model};
+use crate::eval::{PooledStats, StatsAccumulator, Sweep};
 use crate::jobs::Latest;
-use crate::size::quantile;
+use crate::stats::quantile;
 
 /// Histogram bins.
 const BINS: usize = 40;
@@ -81,6 +83,9 @@ pub struct ActivationView {
     binned: HashMap<Key, Binned>,
     /// The binning job.
     binning: Latest<(Key, Binned)>,
+    /// The stale entries and range of a binning job that did not start: not asked for again
+    /// (every frame) until they change.
+    bin_not_started: Option<(Vec<(Key, usize)>, f64)>,
 }
 
 /// An entry's histogram density over [0, top], for `values` values.
@@ -91,18 +96,6 @@ struct Binned {
 }
 
 impl ActivationView {
-    /// The running job, for the status bar.
-    pub fn jobs(&self) -> Vec<String> {
-        let Some(key) = self.job_keys.first() else {
-            return Vec::new();
-        };
-        match (self.job.running(), self.entries.get(key)) {
-            (Some(_), Some(e)) => vec![format!("activations {}/{} images", e.images, e.total)],
-            (Some(_), None) => vec!["activations".to_owned()],
-            _ => Vec::new(),
-        }
-    }
-
     /// Resolutions with finished statistics, sorted.
     pub fn complete_resolutions(&self) -> Vec<usize> {
         let mut out: Vec<usize> = self
@@ -133,17 +126,6 @@ impl ActivationView {
         missing
     }
 
-    /// Whether the plot is still waiting for the current settings' activations.
-    pub fn pending(&self, shared: &Shared<'_>) -> bool {
-        let Some(keys) = self.keys(shared) else {
-            return false;
-        };
-        let missing = self.missing(&keys);
-        (!missing.is_empty() && self.failed.as_ref() != Some(&missing))
-            || self.binning.running().is_some()
-            || !self.stale(&keys, self.top(&keys)).is_empty()
-    }
-
     /// The keys of the K_test and K_train activations the settings ask for.
     fn keys(&self, shared: &Shared<'_>) -> Option<[Key; 2]> {
         let (model, dataset) = (shared.model?, shared.dataset?);
@@ -159,7 +141,8 @@ impl ActivationView {
         Some([key(s.test_res), key(s.train_res)])
     }
 
-    fn update(&mut self, ctx: &egui::Context, shared: &Shared<'_>) {
+    /// Takes in the job's results and starts the run the settings ask for once they settle.
+    fn update(&mut self, ctx: &egui::Context, shared: &Shared<'_>) -> Option<Command> {
         for event in self.job.drain() {
             match event {
                 Event::Partial {
@@ -175,7 +158,8 @@ impl ActivationView {
                     if let Some(e) = self.entries.get_mut(&key) {
                         e.complete = true;
                     }
-                    self.note = (failed > 0).then(|| format!("{failed} images could not be decoded"));
+                    self.note =
+                        (failed > 0).then(|| format!("{} could not be decoded", count(failed, "image", "images")));
                 }
                 Event::Failed(e) => {
                     self.note = Some(e);
@@ -183,9 +167,7 @@ impl ActivationView {
                 }
             }
         }
-        let Some(keys) = self.keys(shared) else {
-            return;
-        };
+        let keys = self.keys(shared)?;
         let missing = self.missing(&keys);
         // Partial results of abandoned runs go; finished ones stay, up to `KEEP`.
         self.entries.retain(|k, e| e.complete || keys.contains(k));
@@ -199,25 +181,23 @@ impl ActivationView {
             || (self.job.running().is_some() && self.job_keys == missing)
             || self.failed.as_ref() == Some(&missing)
         {
-            return;
+            return None;
         }
-        let (Some(model), Some(dataset)) = (shared.model, shared.dataset) else {
-            return;
-        };
+        let (model, dataset) = (shared.model?, shared.dataset?);
         // Debounce: while a slider moves, the keys change every frame; start when they settle.
         match &self.wanted {
             Some((keys, since)) if *keys == missing => {
                 let waited = since.elapsed();
                 if waited < SETTLE {
                     ctx.request_repaint_after(SETTLE - waited);
-                    return;
+                    return None;
                 }
             }
             _ => {
                 self.job.cancel(); // latest wins: the old run's results are no longer wanted
                 self.wanted = Some((missing, std::time::Instant::now()));
                 ctx.request_repaint_after(SETTLE);
-                return;
+                return None;
             }
         }
         let mut order: Vec<usize> = (0..dataset.folder.samples.len()).collect();
@@ -240,20 +220,19 @@ impl ActivationView {
         self.failed = None;
         let recipe = shared.settings.recipe_for(&model.model.recipe);
         let model: Arc<LoadedModel> = Arc::clone(model);
-        let _ = self.job.start("activations", shared.wake.clone(), move |r| {
+        let started = self.job.start("activations", shared.wake.clone(), move |r| {
             let resolutions: Vec<usize> = missing.iter().map(|k| k.res).collect();
             let mut values: Vec<Vec<f32>> = vec![Vec::new(); missing.len()];
             let mut images = vec![0usize; missing.len()];
-            let result = run_model(
-                &model.model,
+            let sweep = Sweep {
                 recipe,
-                &model.backend.device,
-                &files,
-                &resolutions,
-                BATCH,
-                |ri, indices, pooled, _| {
-                    values[ri].extend(pooled.into_iter().flatten());
-                    images[ri] += indices.len();
+                ..Sweep::new(&model.model, &model.backend, &files, &resolutions, BATCH)
+            };
+            let result = sweep.run(
+                |out| {
+                    let ri = out.res_index;
+                    values[ri].extend(out.pooled.into_iter().flatten());
+                    images[ri] += out.indices.len();
                     let mut acc = StatsAccumulator::default();
                     acc.extend(&values[ri]);
                     let mut sorted: Vec<f64> = values[ri].iter().map(|&v| f64::from(v)).collect();
@@ -280,6 +259,10 @@ impl ActivationView {
                 Err(e) => drop(r.send(Event::Failed(format!("activations: {e:#}")))),
             }
         });
+        // Not started: marked failed like a run that failed, so it is not retried every frame.
+        let e = started.err()?;
+        self.failed = Some(self.job_keys.clone());
+        Some(Command::not_started("the activations run", &e))
     }
 
     /// The plots' common range: the largest 99.5 % quantile of the entries of `keys`.
@@ -305,7 +288,7 @@ impl ActivationView {
 
     /// Takes in finished histograms and starts binning the stale ones, in the background: on the
     /// GPU the sweeps use, if one is up (it may be Burn's, busy with a run: the UI does not wait).
-    fn bin(&mut self, keys: &[Key; 2], top: f64, shared: &Shared<'_>) {
+    fn bin(&mut self, keys: &[Key; 2], top: f64, shared: &Shared<'_>) -> Option<Command> {
         for (key, binned) in self.binning.drain() {
             self.binned.insert(key, binned);
         }
@@ -313,17 +296,23 @@ impl ActivationView {
         let stale = self.stale(keys, top);
         // A running job is never cancelled: its result is valid for its own values and range, and
         // on a GPU busy with a run, restarting at every batch could starve it.
-        if stale.is_empty() || self.binning.running().is_some() {
-            return;
+        if stale.is_empty()
+            || self.binning.running().is_some()
+            || self
+                .bin_not_started
+                .as_ref()
+                .is_some_and(|(s, t)| *s == stale && *t == top)
+        {
+            return None;
         }
         let inputs: Vec<(Key, usize, Vec<f64>)> = stale
             .iter()
             .map(|&(key, n)| (key, n, nonzero(&self.entries[&key].sorted).to_vec()))
             .collect();
-        let _ = self
+        let gpu = shared.model.and_then(|m| m.backend.inputs_if_up().gpu().cloned());
+        let started = self
             .binning
             .start("activation-histogram", shared.wake.clone(), move |r| {
-                let gpu = crate::gpu::for_sweeps_if_up();
                 for (key, n, values) in inputs {
                     if r.cancelled() {
                         return;
@@ -339,19 +328,55 @@ impl ActivationView {
                     ));
                 }
             });
+        let e = started.err()?;
+        self.bin_not_started = Some((stale, top));
+        Some(Command::not_started("binning the activation histogram", &e))
+    }
+}
+
+impl Panel for ActivationView {
+    fn place(&self) -> Place {
+        Place::Column
+    }
+
+    fn jobs(&self) -> Vec<String> {
+        let Some(key) = self.job_keys.first() else {
+            return Vec::new();
+        };
+        match (self.job.running(), self.entries.get(key)) {
+            (Some(_), Some(e)) => vec![format!(
+                "activations {}/{}",
+                e.images,
+                count(e.total, "image", "images")
+            )],
+            (Some(_), None) => vec!["activations".to_owned()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the plot is still waiting for the current settings' activations.
+    fn pending(&self, shared: &Shared<'_>) -> bool {
+        let Some(keys) = self.keys(shared) else {
+            return false;
+        };
+        let missing = self.missing(&keys);
+        let top = self.top(&keys);
+        let stale = self.stale(&keys, top);
+        (!missing.is_empty() && self.failed.as_ref() != Some(&missing))
+            || self.binning.running().is_some()
+            || (!stale.is_empty() && self.bin_not_started != Some((stale, top)))
     }
 
     /// Draws histogram, CDF and table.
-    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
-        self.update(ui.ctx(), shared);
-        let mut out = Vec::new();
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
+        let mut out: Vec<Command> = self.update(ui.ctx(), shared).into_iter().collect();
         let Some([test_key, train_key]) = self.keys(shared) else {
             ui.strong("Pooled activations");
             ui.label("Needs a dataset and a model.");
             return out;
         };
         let top = self.top(&[test_key, train_key]);
-        self.bin(&[test_key, train_key], top, shared);
+        out.extend(self.bin(&[test_key, train_key], top, shared));
         let series: Vec<Series<'_>> = [("K_test", test_key, TEST_COLOR), ("K_train", train_key, TRAIN_COLOR)]
             .into_iter()
             .filter_map(|(name, key, color)| {
@@ -373,11 +398,14 @@ impl ActivationView {
             Some(e) if !e.complete => {
                 ui.horizontal(|ui| {
                     ui.spinner();
-                    ui.label(format!("{}/{} images at K_test", e.images, e.total));
+                    ui.label(format!("{}/{} at K_test", e.images, count(e.total, "image", "images")));
                 });
             }
             _ => {
-                ui.label(format!("{} images of the dataset (seeded sample)", test_key.images));
+                ui.label(format!(
+                    "{} of the dataset (seeded sample)",
+                    count(test_key.images, "image", "images")
+                ));
             }
         }
         if let Some(note) = &self.note {

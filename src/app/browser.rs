@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use eframe::egui;
 use rayon::prelude::*;
 
+use super::messages::count;
+use super::panel::{Panel, Place};
 use super::{Command, Shared};
 use crate::data::{DecodeLimits, Interpolation, RgbImage, Sample, decode_file, resize};
 use crate::jobs::Latest;
@@ -40,11 +42,18 @@ pub struct Browser {
     job: Latest<(usize, Result<egui::ColorImage, String>)>,
     /// The selection the list last showed, to scroll to a new one.
     shown_selection: Option<usize>,
+    /// The thumbnails whose job did not start: not asked for again (every frame) until the
+    /// rows in view change.
+    not_started: Vec<usize>,
 }
 
-impl Browser {
-    /// The running job, for the status bar.
-    pub fn jobs(&self) -> Vec<String> {
+impl Panel for Browser {
+    fn place(&self) -> Place {
+        // A fixed width: long file names are cut (their full path is on hover).
+        Place::Left("browser", 240.0)
+    }
+
+    fn jobs(&self) -> Vec<String> {
         self.job
             .running()
             .map(|_| "thumbnails".to_owned())
@@ -53,7 +62,7 @@ impl Browser {
     }
 
     /// Draws the list.
-    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
         let mut out = Vec::new();
         let Some(dataset) = shared.dataset else {
             ui.label("Open an ImageFolder: File > Open dataset folder…, or drop a folder here.");
@@ -73,7 +82,7 @@ impl Browser {
             };
             self.thumbs.insert(index, thumb);
         }
-        ui.heading(format!("{} images", dataset.folder.samples.len()));
+        ui.heading(count(dataset.folder.samples.len(), "image", "images"));
         let samples = &dataset.folder.samples;
         let mut scroll = egui::ScrollArea::vertical().auto_shrink(false);
         if self.shown_selection != Some(shared.selected) {
@@ -134,13 +143,15 @@ impl Browser {
                 }
             }
         });
-        self.request(&visible, samples, shared);
+        out.extend(self.request(&visible, samples, shared));
         out
     }
+}
 
+impl Browser {
     /// Starts decoding the visible thumbnails not cached yet, when no batch is running; evicts
     /// the farthest thumbnails beyond the cache size.
-    fn request(&mut self, visible: &[usize], samples: &[Sample], shared: &Shared<'_>) {
+    fn request(&mut self, visible: &[usize], samples: &[Sample], shared: &Shared<'_>) -> Option<Command> {
         if self.thumbs.len() > CACHE
             && let (Some(&lo), Some(&hi)) = (visible.first(), visible.last())
         {
@@ -151,23 +162,34 @@ impl Browser {
             }
         }
         if self.job.running().is_some() {
-            return;
+            return None;
         }
         let wanted: Vec<(usize, PathBuf)> = visible
             .iter()
             .filter(|i| !self.thumbs.contains_key(i))
             .map(|&i| (i, samples[i].path.clone()))
             .collect();
-        if wanted.is_empty() {
-            return;
+        let indices: Vec<usize> = wanted.iter().map(|(i, _)| *i).collect();
+        if wanted.is_empty() || indices == self.not_started {
+            return None;
         }
-        let _ = self.job.start("thumbnails", shared.wake.clone(), move |r| {
+        let started = self.job.start("thumbnails", shared.wake.clone(), move |r| {
             wanted.par_iter().for_each(|(i, path)| {
                 if !r.cancelled() {
                     r.send((*i, thumbnail(path)));
                 }
             });
         });
+        match started {
+            Ok(_) => {
+                self.not_started.clear();
+                None
+            }
+            Err(e) => {
+                self.not_started = indices;
+                Some(Command::not_started("decoding the thumbnails", &e))
+            }
+        }
     }
 }
 

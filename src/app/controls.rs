@@ -2,15 +2,35 @@
 
 use eframe::egui;
 
-use super::{Command, Settings};
+use super::panel::{Panel, Place};
+use super::{Command, Settings, Shared};
 use crate::data::Interpolation;
 use crate::size::analytic;
 
 /// Resolution range of the sliders.
 pub const RES_RANGE: std::ops::RangeInclusive<usize> = 8..=640;
 
+/// The controls (no state of their own: they edit a copy of the settings).
+#[derive(Default)]
+pub struct Controls;
+
+impl Panel for Controls {
+    fn place(&self) -> Place {
+        Place::Right("controls", 290.0)
+    }
+
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
+        let mut settings = shared.settings.clone();
+        let mut out = edit(ui, &mut settings);
+        if settings != *shared.settings {
+            out.insert(0, Command::SetSettings(Box::new(settings)));
+        }
+        out
+    }
+}
+
 /// Draws the controls, changing `settings` in place.
-pub fn ui(ui: &mut egui::Ui, settings: &mut Settings) -> Vec<Command> {
+fn edit(ui: &mut egui::Ui, settings: &mut Settings) -> Vec<Command> {
     let mut out = Vec::new();
     ui.heading("Resolutions");
     let (old_train, old_test) = (settings.train_res, settings.test_res);

@@ -9,13 +9,14 @@ use std::sync::Arc;
 use eframe::egui;
 
 use super::browser::fit;
+use super::panel::{Panel, Place};
 use super::{Command, Shared};
 use crate::data::transforms::{resized_size, test_resize_size};
 use crate::data::{
     CropBox, DecodeLimits, RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform, decode_file,
 };
 use crate::jobs::Latest;
-use crate::size::quantile;
+use crate::stats::quantile;
 
 /// Longest side of the preview texture of the original image.
 const PREVIEW: usize = 1024;
@@ -95,18 +96,6 @@ fn color_image(img: &RgbImage) -> egui::ColorImage {
 }
 
 impl CropsView {
-    /// The running jobs, for the status bar.
-    pub fn jobs(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if self.decode.running().is_some() {
-            out.push("decoding the image".to_owned());
-        }
-        if self.render.running().is_some() {
-            out.push("resampling crops".to_owned());
-        }
-        out
-    }
-
     /// Side of the test crop shown.
     pub fn test_crop_side(&self) -> Option<usize> {
         self.shown.as_ref().map(|s| s.test.size()[0])
@@ -117,26 +106,21 @@ impl CropsView {
         self.shown.as_ref().and_then(|s| s.train.first()).map(|t| t.size()[0])
     }
 
-    /// Whether the crops shown are not yet those of the current settings.
-    pub fn pending(&self) -> bool {
-        self.decode.running().is_some()
-            || self.render.running().is_some()
-            || self.requested_key.as_ref() != self.shown.as_ref().map(|s| &s.key)
-    }
-
-    /// Starts the decode of a newly selected image and the resampling of new crops.
-    fn update(&mut self, ctx: &egui::Context, shared: &Shared<'_>) {
+    /// Starts the decode of a newly selected image and the resampling of new crops. A job that
+    /// does not start is not retried until the image or the settings change.
+    fn update(&mut self, ctx: &egui::Context, shared: &Shared<'_>) -> Vec<Command> {
+        let mut out = Vec::new();
         let Some(dataset) = shared.dataset else {
-            return;
+            return out;
         };
         let Some(sample) = dataset.folder.samples.get(shared.selected) else {
-            return;
+            return out;
         };
         if self.requested_path.as_ref() != Some(&sample.path) {
             self.requested_path = Some(sample.path.clone());
             self.decode_error = None;
             let path = sample.path.clone();
-            let _ = self.decode.start("decode", shared.wake.clone(), move |r| {
+            let started = self.decode.start("decode", shared.wake.clone(), move |r| {
                 let result = decode_file(&path, DecodeLimits::default())
                     .map(|img| Decoded {
                         preview: color_image(&fit(&img, PREVIEW)),
@@ -146,6 +130,9 @@ impl CropsView {
                     .map_err(|e| e.to_string());
                 r.send(result);
             });
+            if let Err(e) = started {
+                out.push(Command::not_started("decoding the image", &e));
+            }
         }
         for result in self.decode.drain() {
             match result {
@@ -173,7 +160,7 @@ impl CropsView {
             });
         }
         let Some((path, image, _)) = &self.decoded else {
-            return;
+            return out;
         };
         let s = shared.settings;
         let train = s.train_transform();
@@ -186,7 +173,7 @@ impl CropsView {
         if self.requested_key.as_ref() != Some(&key) {
             self.requested_key = Some(key.clone());
             let image = image.clone();
-            let _ = self.render.start("crops", shared.wake.clone(), move |r| {
+            let started = self.render.start("crops", shared.wake.clone(), move |r| {
                 let train = key
                     .params
                     .iter()
@@ -195,13 +182,40 @@ impl CropsView {
                 let test = color_image(&key.test.apply(&image));
                 r.send(Rendered { key, train, test });
             });
+            if let Err(e) = started {
+                out.push(Command::not_started("resampling the crops", &e));
+            }
         }
+        out
+    }
+}
+
+impl Panel for CropsView {
+    fn place(&self) -> Place {
+        Place::Centre
+    }
+
+    fn jobs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.decode.running().is_some() {
+            out.push("decoding the image".to_owned());
+        }
+        if self.render.running().is_some() {
+            out.push("resampling crops".to_owned());
+        }
+        out
+    }
+
+    /// Whether the crops shown are not yet those of the current settings.
+    fn pending(&self, _shared: &Shared<'_>) -> bool {
+        self.decode.running().is_some()
+            || self.render.running().is_some()
+            || self.requested_key.as_ref() != self.shown.as_ref().map(|s| &s.key)
     }
 
     /// Draws the view.
-    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
-        self.update(ui.ctx(), shared);
-        let out = Vec::new();
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
+        let out = self.update(ui.ctx(), shared);
         if let Some(e) = &self.decode_error {
             ui.colored_label(ui.visuals().error_fg_color, format!("cannot show this image: {e}"));
             return out;
@@ -280,7 +294,9 @@ impl CropsView {
         });
         out
     }
+}
 
+impl CropsView {
     /// Drag on the image: the object box, in source pixels. A click clears it.
     fn measure(&mut self, response: &egui::Response, rect: egui::Rect, scale: f32, w: usize, h: usize) {
         let to_source = |p: egui::Pos2| {

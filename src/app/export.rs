@@ -45,18 +45,24 @@ pub fn request_png(
     let in_flight = Arc::clone(in_flight);
     let pixels_per_point = ctx.pixels_per_point();
     ctx.request_screenshot(move |shot| {
+        // Reports the export's end. A full inbox (16 unread messages) or a closed app drops the
+        // note, never the file.
+        let finish = move |command: Command| {
+            let _ = outbox.try_send(command);
+            in_flight.fetch_sub(1, Ordering::SeqCst);
+            wake();
+        };
+        let finish = Arc::new(finish);
+        let finish_here = Arc::clone(&finish);
         // The callback runs on the UI thread: encode and write elsewhere.
         let spawned = std::thread::Builder::new()
             .name("fixres-export-png".into())
             .spawn(move || {
                 let result = save_region(&shot, rect * pixels_per_point, &dir, &name);
-                // Full inbox (16 unread messages) or closed app: the note is dropped, the file is not.
-                let _ = outbox.try_send(outcome(result));
-                in_flight.fetch_sub(1, Ordering::SeqCst);
-                wake();
+                finish(outcome(result));
             });
         if let Err(e) = spawned {
-            eprintln!("error: cannot start the PNG export: {e}");
+            finish_here(Command::not_started("the PNG export", &e));
         }
     });
 }

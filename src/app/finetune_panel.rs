@@ -8,11 +8,13 @@ use std::sync::Arc;
 use eframe::egui;
 use egui_plot::{Line, Plot, Points};
 
-use super::size_plot::legend;
+use super::messages::count;
+use super::panel::{Panel, Place};
+use super::plot_widgets::legend;
 use super::{Command, LoadedModel, Shared};
-use crate::finetune::run::{Augmentation, Config, Outcome, Progress, Schedule, export, finetune};
+use crate::finetune::run::{Augmentation, Config, CurvePoint, Outcome, Progress, Schedule, export, finetune};
 use crate::finetune::{Sgd, Trainable};
-use crate::jobs::Latest;
+use crate::jobs::{Latest, Wake};
 use crate::model::weights::WeightFile;
 
 /// Memory for cached trunk outputs before they spill to a temporary file.
@@ -80,43 +82,25 @@ pub struct FinetunePanel {
 }
 
 impl FinetunePanel {
-    /// The running jobs, for the status bar.
-    pub fn jobs(&self) -> Vec<String> {
-        let mut out = Vec::new();
-        if let (Some(_), Some(run)) = (self.job.running(), &self.run) {
-            let (done, total, _, eta) = run.progress;
-            out.push(if total > 0 {
-                format!("fine-tune {done}/{total} images, ETA {}", duration(eta))
-            } else {
-                format!("fine-tune: {}", run.stage)
-            });
-        }
-        if self.export.running().is_some() {
-            out.push("exporting".to_owned());
-        }
-        out
-    }
-
-    /// Writes the fine-tuned model to `path` (a job).
-    pub fn export_to(&mut self, path: PathBuf, shared: &Shared<'_>) {
-        let Some((model, outcome)) = self
+    /// Writes the fine-tuned model to `path` (a job); the error when its thread does not start.
+    #[must_use]
+    pub fn export_to(&mut self, path: PathBuf, wake: &Wake) -> Option<Command> {
+        let (model, outcome) = self
             .run
             .as_ref()
-            .and_then(|r| r.outcome.as_ref().map(|o| (Arc::clone(&r.model), Arc::clone(o))))
-        else {
-            return;
-        };
-        let _ = self.export.start("export", shared.wake.clone(), move |r| {
+            .and_then(|r| r.outcome.as_ref().map(|o| (Arc::clone(&r.model), Arc::clone(o))))?;
+        let started = self.export.start("export", wake.clone(), move |r| {
             let result = path
                 .parent()
                 .map_or(Ok(()), std::fs::create_dir_all)
                 .map_err(anyhow::Error::from)
                 .and_then(|()| WeightFile::open(&model.path).map_err(anyhow::Error::from))
                 .and_then(|file| export(&file, &outcome.head, &path, &outcome.summary, &model.model))
-                .map(|()| path.clone())
+                .map(|_| path.clone())
                 .map_err(|e| format!("{}: {e:#}", path.display()));
             r.send(result);
         });
+        started.err().map(|e| Command::not_started("the export", &e))
     }
 
     fn drain(&mut self) -> Vec<Command> {
@@ -167,10 +151,8 @@ impl FinetunePanel {
         out
     }
 
-    fn start(&mut self, shared: &Shared<'_>) {
-        let (Some(model), Some(dataset)) = (shared.model, shared.dataset) else {
-            return;
-        };
+    fn start(&mut self, shared: &Shared<'_>) -> Option<Command> {
+        let (model, dataset) = (shared.model?, shared.dataset?);
         let f = &self.form;
         let res = shared.settings.test_res;
         let config = Config {
@@ -204,21 +186,52 @@ impl FinetunePanel {
             error: None,
         });
         let model = Arc::clone(model);
-        let _ = self.job.start("finetune", shared.wake.clone(), move |r| {
+        let started = self.job.start("finetune", shared.wake.clone(), move |r| {
             let result = finetune(&model.model, &model.path, &model.backend, &config, &mut |p| {
                 r.send(Event::Progress(p))
             });
             if result.is_err() {
-                crate::gpu::burn_device_lost(&model.backend.device); // the app reopens the model on the CPU
+                model.backend.probe_lost(); // marks a lost GPU: the app reopens the model on the CPU
             }
             // A cancelled run still ends with its outcome (the best weights so far); the
             // owner asked to stop, so it is delivered past the cancel check.
             r.send_final(Event::Done(Box::new(result)));
         });
+        // Not started: no run waits on it.
+        let e = started.err()?;
+        self.run = None;
+        Some(Command::not_started("the fine-tune", &e))
+    }
+}
+
+impl Panel for FinetunePanel {
+    fn place(&self) -> Place {
+        Place::Window
+    }
+
+    fn jobs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let (Some(_), Some(run)) = (self.job.running(), &self.run) {
+            let (done, total, _, eta) = run.progress;
+            out.push(if total > 0 {
+                format!(
+                    "fine-tune {done}/{}, ETA {}",
+                    count(total, "image", "images"),
+                    duration(eta)
+                )
+            } else {
+                format!("fine-tune: {}", run.stage)
+            });
+        }
+        if self.export.running().is_some() {
+            out.push("exporting".to_owned());
+        }
+        out
     }
 
     /// Draws the window (when open).
-    pub fn ui(&mut self, ctx: &egui::Context, shared: &Shared<'_>) -> Vec<Command> {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
+        let ctx = ui.ctx();
         let mut out = self.drain();
         let mut open = self.open;
         egui::Window::new("FixRes fine-tune")
@@ -229,7 +242,9 @@ impl FinetunePanel {
         self.open = open;
         out
     }
+}
 
+impl FinetunePanel {
     fn window(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
         let mut out = Vec::new();
         let (Some(model), Some(dataset)) = (shared.model, shared.dataset) else {
@@ -292,7 +307,7 @@ impl FinetunePanel {
         });
         ui.horizontal(|ui| {
             if ui.add_enabled(!running, egui::Button::new("Start fine-tune")).clicked() {
-                self.start(shared);
+                out.extend(self.start(shared));
             }
             if running
                 && ui
@@ -312,7 +327,11 @@ impl FinetunePanel {
         let (done, total, per_s, eta) = run.progress;
         let fraction = if total > 0 { done as f32 / total as f32 } else { 0.0 };
         let text = if total > 0 {
-            format!("{done}/{total} images, {per_s:.1} images/s, ETA {}", duration(eta))
+            format!(
+                "{done}/{}, {per_s:.1} images/s, ETA {}",
+                count(total, "image", "images"),
+                duration(eta)
+            )
         } else {
             run.stage.clone()
         };
@@ -344,27 +363,24 @@ impl FinetunePanel {
             let (n_train, n_val) = o.images;
             if n_val == 0 {
                 ui.label(format!(
-                    "{n_train} training images; no validation images (too few per class to hold a fifth out)."
+                    "{}; no validation images (too few per class to hold a fifth out).",
+                    count(n_train, "training image", "training images")
                 ));
             } else {
                 ui.strong(format!(
-                    "Validation top-1 at {}: {:.1} % before, {:.1} % after ({n_train} training, {n_val} validation images)",
+                    "Validation top-1 at {}: {:.1} % before, {:.1} % after ({n_train} training, {})",
                     run.res,
                     100.0 * o.before,
-                    100.0 * o.after
+                    100.0 * o.after,
+                    count(n_val, "validation image", "validation images")
                 ));
             }
             if let Some(s) = &o.stopped {
                 ui.colored_label(ui.visuals().warn_fg_color, s);
             }
             if n_val > 0 {
-                let curve = |key: &str| -> Vec<[f64; 2]> {
-                    o.summary["curve"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|p| Some([p["res"].as_f64()?, p[key].as_f64()?]))
-                        .collect()
+                let curve = |top1: fn(&CurvePoint) -> f64| -> Vec<[f64; 2]> {
+                    o.summary.curve.iter().map(|p| [p.res as f64, top1(p)]).collect()
                 };
                 Plot::new("ft-curve")
                     .height(130.0)
@@ -374,8 +390,8 @@ impl FinetunePanel {
                     .include_y(1.0)
                     .allow_scroll(false)
                     .show(ui, |p| {
-                        p.line(Line::new("before", curve("before")));
-                        p.line(Line::new("after", curve("after")));
+                        p.line(Line::new("before", curve(|p| p.before)));
+                        p.line(Line::new("after", curve(|p| p.after)));
                     });
             }
             ui.horizontal(|ui| {

@@ -4,9 +4,12 @@
 //! sampling 20,000 crops takes about a millisecond, so it follows the slider every frame.
 
 use eframe::egui;
-use egui_plot::{Bar, BarChart, HLine, Legend, Line, Plot, Points, VLine};
+use egui_plot::{Bar, BarChart, HLine, Line, Plot, Points, VLine};
 
 use super::controls::RES_RANGE;
+use super::messages::count;
+use super::panel::{Panel, Place};
+use super::plot_widgets::{export_buttons, legend, set_png_rect};
 use super::{Command, Shared};
 use crate::data::transforms::test_resize_size;
 use crate::size::{MonteCarlo, SizeSetup, analytic, analytic_curve, monte_carlo};
@@ -43,9 +46,15 @@ impl SizeView {
             self.cached = Some((key, mc, hist));
         }
     }
+}
+
+impl Panel for SizeView {
+    fn place(&self) -> Place {
+        Place::Column
+    }
 
     /// Draws both plots.
-    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
         let mut out = Vec::new();
         let setup = shared.settings.size_setup();
         let a = analytic(&setup);
@@ -58,8 +67,10 @@ impl SizeView {
             out.extend(export_buttons(ui, "apparent-size", || csv(&setup, mc, hist)));
         });
         ui.label(format!(
-            "E[r_test/r_train]: {:.3} sampled over {} image sizes, {:.3} analytic (square images)",
-            mc.mean_ratio, mc.image_sizes, a.mean_ratio
+            "E[r_test/r_train]: {:.3} sampled over {}, {:.3} analytic (square images)",
+            mc.mean_ratio,
+            count(mc.image_sizes, "image size", "image sizes"),
+            a.mean_ratio
         ));
         let response = Plot::new("size-hist")
             .height(190.0)
@@ -136,7 +147,7 @@ fn histogram(ratios: &[f64]) -> Vec<(f64, f64, f64)> {
     }
     let mut sorted = ratios.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let top = (crate::size::quantile(&sorted, 0.99) * 1.1).max(1e-9);
+    let top = (crate::stats::quantile(&sorted, 0.99) * 1.1).max(1e-9);
     let mut counts = vec![0usize; BINS];
     for &r in ratios {
         counts[((r / top * BINS as f64) as usize).min(BINS - 1)] += 1;
@@ -164,49 +175,6 @@ fn csv(setup: &SizeSetup, mc: &MonteCarlo, hist: &[(f64, f64, f64)]) -> String {
         s += &format!("sampled_mean_ratio,,{k},{}\n", sampled_mean_at(setup, mc, k));
     }
     s
-}
-
-/// The legend every plot uses: small and see-through, so it hides little of the data.
-pub fn legend() -> Legend {
-    Legend::default()
-        .text_style(egui::TextStyle::Small)
-        .background_alpha(0.6)
-}
-
-/// Gives the PNG export among `commands` the screen rectangle of the plot, once it is drawn.
-pub fn set_png_rect(commands: &mut [Command], rect: egui::Rect) {
-    for c in commands {
-        if let Command::ExportPng { rect: r, .. } = c {
-            *r = rect;
-        }
-    }
-}
-
-/// "CSV" and "PNG" buttons; the PNG command's rectangle is filled in by `set_png_rect` once the
-/// plot is drawn.
-pub fn export_buttons(ui: &mut egui::Ui, name: &str, csv: impl FnOnce() -> String) -> Vec<Command> {
-    let mut out = Vec::new();
-    if ui
-        .small_button("CSV")
-        .on_hover_text("Export this plot's data")
-        .clicked()
-    {
-        out.push(Command::ExportCsv {
-            name: name.to_owned(),
-            csv: csv(),
-        });
-    }
-    if ui
-        .small_button("PNG")
-        .on_hover_text("Export this plot as an image")
-        .clicked()
-    {
-        out.push(Command::ExportPng {
-            name: name.to_owned(),
-            rect: egui::Rect::NOTHING,
-        });
-    }
-    out
 }
 
 #[cfg(test)]

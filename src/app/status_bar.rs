@@ -2,6 +2,8 @@
 
 use eframe::egui;
 
+use super::messages::count;
+use super::panel::{Panel, Place};
 use super::{Command, Shared};
 
 /// The status bar's own state.
@@ -10,18 +12,23 @@ pub struct StatusBar {
     show_skipped: bool,
 }
 
-impl StatusBar {
+impl Panel for StatusBar {
+    fn place(&self) -> Place {
+        Place::Bottom("status")
+    }
+
     /// Draws the bar (and the skipped-files window when open).
-    pub fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>, jobs: &[String]) -> Vec<Command> {
+    fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
+        let jobs = shared.jobs;
         ui.horizontal(|ui| {
             match shared.dataset {
                 Some(d) => {
                     let f = &d.folder;
                     ui.label(format!(
-                        "Dataset: {} — {} images, {} classes",
+                        "Dataset: {} — {}, {}",
                         d.name(),
-                        f.samples.len(),
-                        f.classes.len()
+                        count(f.samples.len(), "image", "images"),
+                        count(f.classes.len(), "class", "classes")
                     ))
                     .on_hover_text(f.root.display().to_string());
                     if !f.skipped.is_empty()
@@ -41,15 +48,15 @@ impl StatusBar {
             match shared.model {
                 Some(m) => {
                     ui.label(format!(
-                        "Model: {} ({}, {} classes)",
+                        "Model: {} ({}, {})",
                         m.name(),
                         m.model.arch,
-                        m.model.classes
+                        count(m.model.classes, "class", "classes")
                     ))
                     .on_hover_text(m.path.display().to_string());
                     ui.separator();
                     ui.label(format!("Backend: {}", m.backend.adapter));
-                    if let Some(gpu) = crate::gpu::for_sweeps_if_up() {
+                    if let Some(gpu) = m.backend.inputs_if_up().gpu() {
                         ui.separator();
                         ui.label("Sweeps resample on the GPU")
                             .on_hover_text(format!("shaders/resample.wgsl on {}", gpu.adapter));
@@ -74,7 +81,8 @@ impl StatusBar {
                 .show(ui.ctx(), |ui| {
                     egui::ScrollArea::vertical().show(ui, |ui| {
                         for skip in &d.folder.skipped {
-                            ui.label(format!("{}: {skip}", skip.path().display()));
+                            // Each skip names its own path.
+                            ui.label(skip.to_string());
                         }
                     });
                 });

@@ -1,7 +1,7 @@
 //! `fixres bench ...`: throughput figures, printed for comparison scripts to put beside their
 //! peers (benches/preprocess_vs_pillow.py runs Pillow + torchvision in the same run).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
@@ -13,9 +13,10 @@ use serde_json::json;
 use super::{parse_crop_ratio, parse_res, print_json};
 use crate::backend::{DeviceChoice, choose};
 use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
-use crate::data::{Check, DecodeLimits, ImageFolder, Interpolation, SeededRng, TestTransform, decode_file};
-use crate::model::{Model, input_batch};
-use burn::tensor::Tensor;
+use crate::data::{Check, DecodeLimits, ImageFolder, Interpolation, RgbImage, SeededRng, TestTransform, decode_file};
+use crate::inputs::{InputPath, Inputs, WithPath};
+use crate::model::{Model, Recipe, input_batch};
+use burn::tensor::{Device, Tensor};
 
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
@@ -227,6 +228,53 @@ fn forward(args: &ForwardBenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The crops per second of one input path: files decoded once per pass and prepared for every
+/// resolution, as the sweeps run them; and without the decoding, on images decoded beforehand.
+struct PathRates<'a> {
+    seconds: f64,
+    chunks: &'a [&'a [PathBuf]],
+    decoded: &'a [RgbImage],
+    transforms: &'a [TestTransform],
+    recipe: &'a Recipe,
+    device: &'a Device,
+}
+
+impl WithPath for PathRates<'_> {
+    type Output = anyhow::Result<(f64, f64)>;
+
+    fn run<P: InputPath>(self, path: &P) -> Self::Output {
+        let crops = self.chunks.iter().map(|c| c.len()).sum::<usize>() * self.transforms.len();
+        let finish = |input: Tensor<4>| std::hint::black_box(input.sum().into_scalar::<f32>());
+        let batches = |prepared: &[P::Prepared]| -> anyhow::Result<()> {
+            for (r, t) in self.transforms.iter().enumerate() {
+                finish(path.batch(prepared, r, t, self.recipe, self.device)?);
+            }
+            Ok(())
+        };
+        let once = crops_per_second(self.seconds, crops, || {
+            for chunk in self.chunks {
+                let prepared: Vec<_> = chunk
+                    .iter()
+                    .map(|f| anyhow::Ok(path.prepare(f, decode_file(f, DecodeLimits::default())?, self.transforms)?))
+                    .collect::<anyhow::Result<_>>()?;
+                batches(&prepared)?;
+            }
+            Ok(())
+        })?;
+        // Decoded beforehand: what is timed is each path's own work on an image, the resampling
+        // (and, on the GPU paths, the upload it needs) and the batch.
+        let resample = crops_per_second(self.seconds, self.decoded.len() * self.transforms.len(), || {
+            let prepared: Vec<_> = self
+                .decoded
+                .iter()
+                .map(|img| path.prepare(Path::new("(decoded)"), img.clone(), self.transforms))
+                .collect::<Result<_, _>>()?;
+            batches(&prepared)
+        })?;
+        Ok((once, resample))
+    }
+}
+
 /// Runs `pass` until `seconds` have passed (at least once); crops per second.
 fn crops_per_second(
     seconds: f64,
@@ -251,28 +299,20 @@ fn sweep(args: &SweepBenchArgs) -> anyhow::Result<ExitCode> {
     }
     let files: Vec<PathBuf> = folder.samples.iter().map(|s| s.path.clone()).collect();
     anyhow::ensure!(!files.is_empty(), "{}: no readable images", args.data.display());
+    // torchvision's ImageNet recipe, as the Python peer runs it.
+    let recipe = Recipe::default();
     let transforms: Vec<TestTransform> = args
         .res
         .iter()
         .map(|&res| TestTransform {
             res,
-            crop_ratio: 0.875,
-            interpolation: Interpolation::Bilinear,
+            crop_ratio: recipe.crop_ratio,
+            interpolation: recipe.interpolation,
         })
         .collect();
     let backend = choose(args.device)?;
     let device = &backend.device;
-    // The GPU path: Burn's own device when Burn runs on wgpu (inputs written into its tensors),
-    // else a device of its own (crops read back, then uploaded as the CPU path's are).
-    let gpu = match backend.kind {
-        "wgpu" => crate::gpu::share_with_burn(device).map_err(|e| anyhow::anyhow!(e)),
-        _ => crate::gpu::Gpu::new()
-            .map(std::sync::Arc::new)
-            .map_err(anyhow::Error::from),
-    };
-    let into_burn = gpu.as_ref().is_ok_and(|g| g.shares_burn_device(device));
     let crops = files.len() * transforms.len();
-    let (mean, std) = (IMAGENET_MEAN, IMAGENET_STD);
     // Every path ends as the sweeps do: a batch per resolution in a Burn tensor on Burn's device,
     // waited for (a one-value reduction read back).
     let finish = |input: Tensor<4>| std::hint::black_box(input.sum().into_scalar::<f32>());
@@ -280,6 +320,8 @@ fn sweep(args: &SweepBenchArgs) -> anyhow::Result<ExitCode> {
     // Files a batch at a time (as the sweeps: a folder need not fit in memory); one thread on
     // the CPU, all paths: the comparison is of the work, not of the core count.
     let chunks: Vec<&[PathBuf]> = files.chunks(16).collect();
+    // The peer: each resolution decodes the image again (what a loop over torchvision's
+    // transforms does).
     let per_res = crops_per_second(args.seconds, crops, || {
         for chunk in &chunks {
             for t in &transforms {
@@ -287,95 +329,32 @@ fn sweep(args: &SweepBenchArgs) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|f| Ok(t.apply(&decode(f)?)))
                     .collect::<anyhow::Result<_>>()?;
-                finish(input_batch(&crops, mean, std, device));
+                finish(input_batch(&crops, recipe.mean, recipe.std, device));
             }
         }
         Ok(())
     })?;
-    let once = crops_per_second(args.seconds, crops, || {
-        for chunk in &chunks {
-            let images: Vec<_> = chunk.iter().map(decode).collect::<Result<_, _>>()?;
-            for t in &transforms {
-                let crops: Vec<_> = images.iter().map(|img| t.apply(img)).collect();
-                finish(input_batch(&crops, mean, std, device));
-            }
-        }
-        Ok(())
-    })?;
-    // Pre-decoded (and pre-uploaded) images: the resampling alone.
+    // The sweeps' own input paths (`inputs`): decoded once, prepared and batched per resolution.
     let decoded: Vec<_> = files.iter().take(16).map(decode).collect::<Result<_, _>>()?;
-    let resample_crops = decoded.len() * transforms.len();
-    let cpu_resample = crops_per_second(args.seconds, resample_crops, || {
-        for t in &transforms {
-            let crops: Vec<_> = decoded.iter().map(|img| t.apply(img)).collect();
-            finish(input_batch(&crops, mean, std, device));
-        }
-        Ok(())
-    })?;
-    // One batch per resolution, on the GPU: into Burn's tensor, or read back and uploaded.
-    // An upload the device refuses (an image with a row over its buffer limit) is the CPU's.
-    let upload = |g: &crate::gpu::Gpu, img: &crate::data::RgbImage| match g.upload(img) {
-        Ok(up) => Ok(Some(up)),
-        Err(crate::gpu::GpuError::TooLarge { .. }) => Ok(None),
-        Err(e) => Err(e),
+    let measure = |inputs: &Inputs| {
+        inputs.with_path(PathRates {
+            seconds: args.seconds,
+            chunks: &chunks,
+            decoded: &decoded,
+            transforms: &transforms,
+            recipe: &recipe,
+            device,
+        })
     };
-    let gpu_batch =
-        |g: &crate::gpu::Gpu, images: &[(crate::data::RgbImage, Option<crate::gpu::GpuImage>)], t: &TestTransform| {
-            if into_burn {
-                let refs: Vec<_> = images.iter().map(|(img, up)| (img, up.as_ref())).collect();
-                if let Some(input) = g.batch_input(&refs, t, mean, std)? {
-                    return anyhow::Ok(input);
-                }
-            }
-            // Read back; crops the GPU does not do are the CPU's, as in the sweeps.
-            let crops: Vec<_> = images
-                .iter()
-                .map(|(img, up)| {
-                    let gpu_crop = match up {
-                        Some(up) => g.test_input(up, t, mean, std)?.map(|(crop, _)| crop),
-                        None => None,
-                    };
-                    anyhow::Ok(gpu_crop.unwrap_or_else(|| t.apply(img)))
-                })
-                .collect::<anyhow::Result<_>>()?;
-            Ok(input_batch(&crops, mean, std, device))
-        };
-    let (gpu_once, gpu_resample, adapter) = match &gpu {
-        Ok(g) => {
-            let once = crops_per_second(args.seconds, crops, || {
-                for chunk in &chunks {
-                    let images: Vec<_> = chunk
-                        .iter()
-                        .map(|f| {
-                            let img = decode(f)?;
-                            let up = upload(g, &img)?;
-                            anyhow::Ok((img, up))
-                        })
-                        .collect::<anyhow::Result<_>>()?;
-                    for t in &transforms {
-                        finish(gpu_batch(g, &images, t)?);
-                    }
-                }
-                Ok(())
-            })?;
-            let uploaded: Vec<_> = decoded
-                .iter()
-                .map(|img| anyhow::Ok((img.clone(), upload(g, img)?)))
-                .collect::<anyhow::Result<_>>()?;
-            let resample = crops_per_second(args.seconds, resample_crops, || {
-                for t in &transforms {
-                    finish(gpu_batch(g, &uploaded, t)?);
-                }
-                Ok(())
-            })?;
-            (Some(once), Some(resample), g.adapter.clone())
+    let (once, cpu_resample) = measure(&Inputs::Cpu)?;
+    let gpu = backend.gpu_inputs();
+    let (gpu_once, gpu_resample, adapter, gpu_path) = match &gpu {
+        Ok(inputs) => {
+            let (once, resample) = measure(inputs)?;
+            let adapter = inputs.gpu().map(|g| g.adapter.clone()).unwrap_or_default();
+            (Some(once), Some(resample), adapter, inputs.describe())
         }
-        Err(e) => (None, None, format!("none ({e})")),
-    };
-    let gpu_path = if into_burn {
-        "written into Burn's tensors on the device Burn shares"
-    } else {
-        "crops read back from a device of its own, then uploaded as the CPU's"
+        Err(e) => (None, None, format!("none ({e})"), "none"),
     };
     let summary = json!({
         "images": files.len(), "resolutions": args.res, "burn_device": backend, "gpu_adapter": adapter,

@@ -4,13 +4,15 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use serde::Serialize;
 use serde_json::json;
 
 use super::{RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
 use crate::data::{Check, DecodeLimits, ImageFolder, Skip};
-use crate::eval::{StatsAccumulator, class_map, run_model, top_k};
+use crate::eval::{PooledStats, StatsAccumulator, Sweep, class_map};
 use crate::model::Model;
+use crate::stats::Tally;
 
 /// Arguments of `fixres eval`.
 #[derive(Debug, Args)]
@@ -31,6 +33,17 @@ pub struct EvalArgs {
     pub json: bool,
 }
 
+/// One resolution's line of the report.
+#[derive(Serialize)]
+struct ResResult {
+    res: usize,
+    /// Images scored.
+    images: usize,
+    top1: f64,
+    top5: f64,
+    pooled: PooledStats,
+}
+
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let backend = choose(args.run.device)?;
     let model = warn(Model::load(&args.weights, &backend.device)?);
@@ -44,23 +57,15 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let files: Vec<PathBuf> = folder.samples.iter().map(|s| s.path.clone()).collect();
     let targets: Vec<usize> = folder.samples.iter().map(|s| labels[s.class]).collect();
     let n_res = args.res.len();
-    let (mut top1, mut top5, mut scored) = (vec![0usize; n_res], vec![0usize; n_res], vec![0usize; n_res]);
+    let mut tallies = vec![Tally::default(); n_res];
     let mut stats: Vec<StatsAccumulator> = (0..n_res).map(|_| StatsAccumulator::default()).collect();
     let bar = progress_bar(files.len() as u64, "eval");
-    let failed = run_model(
-        &model,
-        model.recipe,
-        &backend.device,
-        &files,
-        &args.res,
-        args.run.batch,
-        |r, indices, pooled, logits| {
-            for ((&i, p), l) in indices.iter().zip(&pooled).zip(&logits) {
-                stats[r].extend(p);
-                let best = top_k(l, 5);
-                top1[r] += usize::from(best.first() == Some(&targets[i]));
-                top5[r] += usize::from(best.contains(&targets[i]));
-                scored[r] += 1;
+    let sweep = Sweep::new(&model, &backend, &files, &args.res, args.run.batch);
+    let failed = sweep.run(
+        |out| {
+            for ((&i, p), l) in out.indices.iter().zip(&out.pooled).zip(&out.logits) {
+                stats[out.res_index].extend(p);
+                tallies[out.res_index].add(l, targets[i]);
             }
         },
         |done, _| {
@@ -70,7 +75,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     )?;
     bar.finish_and_clear();
     folder.skipped.extend(failed.into_iter().map(Skip::Image));
-    if scored.iter().all(|&n| n == 0) {
+    if tallies.iter().all(|t| t.scored == 0) {
         for skip in &folder.skipped {
             eprintln!("  {skip}");
         }
@@ -80,16 +85,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             folder.skipped.len()
         );
     }
-    let per_res: Vec<_> = (0..n_res)
-        .map(|r| {
-            let n = scored[r].max(1) as f64;
-            json!({
-                "res": args.res[r],
-                "images": scored[r],
-                "top1": top1[r] as f64 / n,
-                "top5": top5[r] as f64 / n,
-                "pooled": stats[r].finish(),
-            })
+    let per_res: Vec<ResResult> = (0..n_res)
+        .map(|r| ResResult {
+            res: args.res[r],
+            images: tallies[r].scored,
+            top1: tallies[r].top1_share(),
+            top5: tallies[r].top5_share(),
+            pooled: stats[r].finish(),
         })
         .collect();
     if args.json {
@@ -117,12 +119,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         for r in &per_res {
             println!(
                 "  K={:<4} top-1 {:6.2}%  top-5 {:6.2}%  pooled mean {:.4}  zeros {:.1}%  ({} images)",
-                r["res"],
-                100.0 * r["top1"].as_f64().unwrap_or(0.0),
-                100.0 * r["top5"].as_f64().unwrap_or(0.0),
-                r["pooled"]["mean"].as_f64().unwrap_or(0.0),
-                100.0 * r["pooled"]["zero_share"].as_f64().unwrap_or(0.0),
-                r["images"]
+                r.res,
+                100.0 * r.top1,
+                100.0 * r.top5,
+                r.pooled.mean,
+                100.0 * r.pooled.zero_share,
+                r.images
             );
         }
         for s in &folder.skipped {

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
 use crate::data::{Check, DecodeLimits, ImageFolder};
-use crate::eval::run_model;
+use crate::eval::Sweep;
 use crate::model::Model;
 use crate::tensorfile::{self, Tensor};
 
@@ -55,15 +55,9 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     let mut pooled: Vec<Option<Vec<f32>>> = vec![None; files.len()];
     let mut logits: Vec<Option<Vec<f32>>> = vec![None; files.len()];
     let bar = progress_bar(files.len() as u64, "features");
-    let failed = run_model(
-        &model,
-        model.recipe,
-        &backend.device,
-        &files,
-        &[args.res],
-        args.run.batch,
-        |_, indices, p, l| {
-            for ((&i, p), l) in indices.iter().zip(p).zip(l) {
+    let failed = Sweep::new(&model, &backend, &files, &[args.res], args.run.batch).run(
+        |out| {
+            for ((&i, p), l) in out.indices.iter().zip(out.pooled).zip(out.logits) {
                 pooled[i] = Some(p);
                 logits[i] = Some(l);
             }

@@ -6,7 +6,7 @@ mod convert;
 mod eval;
 mod features;
 mod finetune;
-pub(crate) mod grid;
+mod grid;
 mod preprocess;
 mod size;
 mod train;

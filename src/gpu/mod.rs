@@ -5,13 +5,14 @@
 //! When Burn runs on a wgpu GPU, `backend::choose` brings Burn's device up from a setup this
 //! module keeps (`share_with_burn`): the resampler then writes the network input straight into a
 //! Burn tensor's buffer on that one device (`Gpu::batch_input`), with no copy through the CPU.
+//! Which GPU a sweep resamples on is the `Backend`'s to say (`backend::Backend::inputs`).
 
 mod histogram;
 mod resample;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use cubecl::wgpu::{AutoGraphicsApi, RuntimeOptions, try_init_setup};
 
@@ -61,7 +62,7 @@ pub struct Gpu {
     histogram: wgpu::ComputePipeline,
     /// Burn's side of the device, when Burn runs on it (`share_with_burn`).
     burn: Option<cubecl::Device>,
-    /// Set once the device is lost: `for_sweeps` stops handing this GPU out.
+    /// Set once the device is lost: `Backend::inputs` stops handing this GPU out.
     lost: Arc<AtomicBool>,
     /// The most bytes one storage buffer may hold (bands of rows stay under it): the device's
     /// limit, or lower (`limit_buffers`).
@@ -273,19 +274,34 @@ impl Gpu {
     }
 }
 
+/// The devices Burn runs on that `share_with_burn` brought up, and their `Gpu`s. Process-wide
+/// because cubecl's runtime is: a Burn device is brought up once per process and stays what it
+/// was (lost, too) until the process ends, so its `Gpu` must be found again by whoever opens that
+/// device next.
+fn shared_devices() -> std::sync::MutexGuard<'static, Vec<(cubecl::Device, Arc<Gpu>)>> {
+    static SHARED: Mutex<Vec<(cubecl::Device, Arc<Gpu>)>> = Mutex::new(Vec::new());
+    SHARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether a device Burn ran on in this process was lost (`backend::choose` then stays on the
+/// CPU: cubecl cannot bring it up again).
+#[must_use]
+pub fn burn_device_lost_in_this_process() -> bool {
+    shared_devices().iter().any(|(_, gpu)| gpu.is_lost())
+}
+
 /// Brings Burn's wgpu device `device` up from a setup kept here, so that the sweeps' resampler and
 /// Burn share that one wgpu device and queue. Returns the shared `Gpu`, or why not (Burn then
 /// brings the device up by itself, and sweeps read their crops back). Call before Burn first uses
 /// `device`; asking again for the same device returns the same `Gpu`.
 pub fn share_with_burn(device: &burn::tensor::Device) -> Result<Arc<Gpu>, String> {
-    static SHARED: Mutex<Vec<(cubecl::Device, Arc<Gpu>)>> = Mutex::new(Vec::new());
     let burn::backend::DispatchDevice::Cube(cube) = device.as_dispatch() else {
         return Err("not a wgpu device".into());
     };
     let cubecl::Device::Wgpu(wgpu_device) = cube else {
         return Err("not a wgpu device".into());
     };
-    let mut shared = SHARED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut shared = shared_devices();
     if let Some((_, gpu)) = shared.iter().find(|(d, _)| d == cube) {
         return Ok(gpu.clone());
     }
@@ -303,86 +319,6 @@ pub fn share_with_burn(device: &burn::tensor::Device) -> Result<Arc<Gpu>, String
     );
     shared.push((cube.clone(), gpu.clone()));
     Ok(gpu)
-}
-
-/// The GPU the sweeps resample on, if they should: Burn's own device when `backend::choose` picked
-/// a hardware GPU; when `FIXRES_GPU_PREPROCESS=1` asks for it, Burn's wgpu device on a software
-/// adapter too, or, with Burn on the CPU, a device of its own on any adapter (for tests and
-/// benchmarks: on lavapipe the GPU path is slower than the CPU's), brought up on first use. None
-/// once that device is lost.
-#[must_use]
-pub fn for_sweeps() -> Option<Arc<Gpu>> {
-    sweeps_gpu(true)
-}
-
-/// `for_sweeps`, without bringing a device up (for the UI thread: that takes a while).
-#[must_use]
-pub fn for_sweeps_if_up() -> Option<Arc<Gpu>> {
-    sweeps_gpu(false)
-}
-
-fn sweeps_gpu(bring_up: bool) -> Option<Arc<Gpu>> {
-    static OWN: OnceLock<Option<Arc<Gpu>>> = OnceLock::new();
-    let asked = std::env::var("FIXRES_GPU_PREPROCESS").is_ok_and(|v| v == "1");
-    let burn = burn_gpu();
-    let own = || {
-        let up = || match Gpu::new() {
-            Ok(g) => Some(Arc::new(g)),
-            Err(e) => {
-                eprintln!("warning: GPU preprocessing unavailable, resampling on the CPU: {e}");
-                None
-            }
-        };
-        if bring_up {
-            OWN.get_or_init(up).clone()
-        } else {
-            OWN.get().cloned().flatten()
-        }
-    };
-    let gpu = match burn {
-        Some((gpu, hardware)) if hardware || asked => Some(gpu),
-        _ if asked => own(),
-        _ => None,
-    };
-    gpu.filter(|g| !g.is_lost())
-}
-
-/// The GPU Burn runs on, and whether it is a hardware one.
-static BURN_GPU: Mutex<Option<(Arc<Gpu>, bool)>> = Mutex::new(None);
-
-fn burn_gpu() -> Option<(Arc<Gpu>, bool)> {
-    BURN_GPU
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone()
-}
-
-/// After a failure of work on Burn's `device` (a read, a fine-tune, a panicking job): whether it
-/// is the GPU Burn shares with us and that GPU is lost, checked now (and marked, so `choose` and
-/// the app move to the CPU).
-pub fn burn_device_lost(device: &burn::tensor::Device) -> bool {
-    let burn = burn_gpu();
-    burn.is_some_and(|(gpu, _)| gpu.shares_burn_device(device) && gpu.probe_lost())
-}
-
-/// After a job panicked: checks the GPU Burn runs on, if any (a lost device can make Burn panic).
-pub fn probe_burn_gpu() {
-    let burn = burn_gpu();
-    if let Some((gpu, _)) = burn {
-        gpu.probe_lost();
-    }
-}
-
-/// Whether the GPU Burn runs on was lost (the model must be reloaded on the CPU).
-#[must_use]
-pub fn burn_gpu_lost() -> bool {
-    burn_gpu().is_some_and(|(gpu, _)| gpu.is_lost())
-}
-
-/// Burn runs on `gpu`'s device from now on (`backend::choose`); sweeps resample on it when it is
-/// a `hardware` GPU.
-pub fn register_burn_gpu(gpu: Arc<Gpu>, hardware: bool) {
-    *BURN_GPU.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((gpu, hardware));
 }
 
 /// `img` through every transform, on `gpu`: uploaded once, resampled per transform; crops that

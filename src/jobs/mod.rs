@@ -1,4 +1,4 @@
-//! The one background-job mechanism (DESIGN §1), for the GUI and the CLI alike: each job is a
+//! The one background-job mechanism (ARCHITECTURE.md, "Jobs"), for the GUI and the CLI alike: each job is a
 //! named thread that reports events through a bounded channel, can be cancelled, and wakes its
 //! owner when it reports (the GUI passes a repaint request). A `Latest` slot keeps only the newest
 //! job of a kind: starting another cancels the one before (slider-driven work, latest wins).
@@ -132,8 +132,6 @@ impl<E: Send + 'static> Job<E> {
                     .or_else(|| panic.downcast_ref::<String>().cloned())
                     .unwrap_or_default();
                 eprintln!("error: background job {thread_name} failed: {message}");
-                // Burn panics on some device errors: a lost GPU must be noticed (and left).
-                crate::gpu::probe_burn_gpu();
             }
             // The reporter is dropped now: the owner sees the channel close, and wakes to see it.
             wake();
