@@ -15,8 +15,8 @@ use super::plot_widgets::{export_buttons, legend, set_png_rect};
 use super::{Command, LoadedModel, Shared};
 use crate::data::Interpolation;
 use crate::eval::{Sweep, class_map};
-use crate::stats::Tally;
 use crate::jobs::Latest;
+use crate::stats::Tally;
 
 /// Images per model batch.
 const BATCH: usize = 16;

@@ -121,6 +121,9 @@ pub struct ExplorerApp {
     png_exports: Arc<std::sync::atomic::AtomicUsize>,
     /// The model was reopened on the CPU after a GPU loss (once: if that fails, it says so once).
     reopened_after_gpu_loss: bool,
+    /// Jobs running at the last frame: when one ends, the GPU under the model is asked whether it
+    /// is still there (a job that panicked may have met a lost device: Burn panics on some).
+    jobs_running: usize,
 }
 
 impl ExplorerApp {
@@ -150,6 +153,7 @@ impl ExplorerApp {
             outbox,
             png_exports: Arc::default(),
             reopened_after_gpu_loss: false,
+            jobs_running: 0,
             frame_log: window::FrameLog::from_env(),
         };
         app.run(Command::OpenDataset(startup.data.clone().unwrap_or_else(demo_photos)));

@@ -46,6 +46,15 @@ impl ExplorerApp {
         while let Ok(command) = self.inbox.try_recv() {
             self.run(command);
         }
+        // A job ended: if it panicked on a lost GPU, nobody else will have asked the device.
+        let running = self.running_jobs().len();
+        if running < self.jobs_running
+            && let Some(model) = &self.model
+            && model.backend.kind == BackendKind::Wgpu
+        {
+            model.backend.probe_lost();
+        }
+        self.jobs_running = running;
         // The GPU under the model was lost (its jobs failed with a message): reopen it on the CPU.
         if let Some(model) = &self.model
             && model.backend.kind == BackendKind::Wgpu
