@@ -2,7 +2,11 @@
 //! CI, destroyed as a driver reset would lose it). Its own test binary: the loss is for the whole
 //! process, so no other test may be using that device.
 
-use std::path::Path;
+// Of the helpers in `tests/util/` only the paths, and only two of them: the rest are the main
+// test binary's (`tests/tests.rs`).
+#[allow(dead_code)]
+#[path = "util/fixtures.rs"]
+mod fixtures;
 
 use fixres::backend::{DeviceChoice, choose};
 use fixres::data::{Check, DecodeLimits, ImageFolder};
@@ -10,20 +14,14 @@ use fixres::model::Model;
 
 #[test]
 fn a_gpu_lost_mid_sweep_fails_the_run_and_everything_after_runs_on_the_cpu() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     // Burn on wgpu, brought up from the setup the resampler shares.
     let backend = choose(DeviceChoice::Gpu).expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
     let gpu = fixres::gpu::share_with_burn(&backend.device).expect("Burn's device, shared");
     // Sweeps use it as they would on a hardware GPU (on lavapipe they would not by default).
     fixres::gpu::register_burn_gpu(gpu.clone(), true);
-    let weights = root.join("assets/demo/fashion/grid/models/resnet-tiny_k20.safetensors");
+    let weights = fixtures::fashion_model();
     let model = Model::load(&weights, &backend.device).unwrap();
-    let folder = ImageFolder::scan(
-        &root.join("assets/demo/fashion/val"),
-        Check::List,
-        DecodeLimits::default(),
-    )
-    .unwrap();
+    let folder = ImageFolder::scan(&fixtures::fashion_val(), Check::List, DecodeLimits::default()).unwrap();
     let files: Vec<_> = folder.samples.iter().take(48).map(|s| s.path.clone()).collect();
     let run = |model: &Model, device: &burn::tensor::Device, lose: bool| {
         let mut rows = 0;

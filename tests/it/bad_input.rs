@@ -1,14 +1,16 @@
 //! Bad files and folders: each gives a typed error naming its path; a scan skips, lists and
 //! counts them, and never panics.
 
-mod util;
-
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
 use fixres::data::decode::probe_file;
 use fixres::data::{Check, DecodeError, DecodeLimits, ImageFolder, ScanError, Skip, decode_file};
-use util::{photo, png_chunk};
+
+use crate::util::cmd::{fixres_err, fixres_ok};
+use crate::util::fixtures::photo;
+use crate::util::folders::Folder;
+use crate::util::images::png_chunk;
 
 fn decode(path: &Path) -> DecodeError {
     let err = decode_file(path, DecodeLimits::default()).expect_err("must be refused");
@@ -136,9 +138,9 @@ fn missing_root_folder() {
 #[test]
 fn empty_class_folder_is_kept_as_a_class_and_listed() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("a_cat")).unwrap();
-    std::fs::create_dir_all(dir.path().join("b_empty")).unwrap();
-    std::fs::copy(photo("chelsea.png"), dir.path().join("a_cat/chelsea.png")).unwrap();
+    Folder::new(dir.path())
+        .classes(["b_empty"])
+        .photo("a_cat", "chelsea.png");
     let f = ImageFolder::scan(dir.path(), Check::Header, DecodeLimits::default()).unwrap();
     assert_eq!(f.classes, ["a_cat", "b_empty"]);
     assert_eq!(f.samples.len(), 1);
@@ -148,9 +150,8 @@ fn empty_class_folder_is_kept_as_a_class_and_listed() {
 #[test]
 fn symlink_loop_is_not_followed_forever() {
     let dir = tempfile::tempdir().unwrap();
+    Folder::new(dir.path()).photo_as("cls", "chelsea.png", "sub/chelsea.png");
     let class = dir.path().join("cls");
-    std::fs::create_dir_all(class.join("sub")).unwrap();
-    std::fs::copy(photo("chelsea.png"), class.join("sub/chelsea.png")).unwrap();
     std::os::unix::fs::symlink(&class, class.join("sub/back_up")).unwrap();
     let f = ImageFolder::scan(dir.path(), Check::List, DecodeLimits::default()).unwrap();
     assert_eq!(f.samples.len(), 1);
@@ -161,24 +162,22 @@ fn symlink_loop_is_not_followed_forever() {
 fn a_scan_of_a_messy_folder_keeps_the_good_images_and_lists_every_bad_one() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    let good = root.join("good");
+    Folder::new(root)
+        .classes(["empty"])
+        .photo("good", "rocket.jpg")
+        .photo("good", "chelsea.png")
+        .photo("good", "camera_grey.jpg")
+        .file("bad", "empty.jpg", b"")
+        .file("bad", "cut.jpg", &half_of("rocket.jpg"))
+        .file("bad", "cut.png", &half_of("chelsea.png"))
+        .file("bad", "text.JPG", b"hello")
+        .file("bad", "bomb.png", &png_header_only(30_000, 30_000))
+        .file(
+            "bad",
+            "readme.txt",
+            b"not an image extension: ignored, as torchvision ignores it",
+        );
     let bad = root.join("bad");
-    std::fs::create_dir_all(&good).unwrap();
-    std::fs::create_dir_all(&bad).unwrap();
-    std::fs::create_dir_all(root.join("empty")).unwrap();
-    for name in ["rocket.jpg", "chelsea.png", "camera_grey.jpg"] {
-        std::fs::copy(photo(name), good.join(name)).unwrap();
-    }
-    write(&bad, "empty.jpg", b"");
-    write(&bad, "cut.jpg", &half_of("rocket.jpg"));
-    write(&bad, "cut.png", &half_of("chelsea.png"));
-    write(&bad, "text.JPG", b"hello");
-    write(&bad, "bomb.png", &png_header_only(30_000, 30_000));
-    write(
-        &bad,
-        "readme.txt",
-        b"not an image extension: ignored, as torchvision ignores it",
-    );
     std::os::unix::fs::symlink(root.join("nowhere.png"), bad.join("dangling.png")).unwrap();
     std::os::unix::fs::symlink(root, bad.join("loop")).unwrap();
 
@@ -224,7 +223,7 @@ fn outputs_never_replace_a_fifo_and_write_through_a_symlink() {
     assert!(made.success());
     let image = photo("chelsea.png");
     let preprocess = |out: &Path| {
-        util::fixres(&[
+        [
             "preprocess",
             "--image",
             image.to_str().unwrap(),
@@ -232,18 +231,18 @@ fn outputs_never_replace_a_fifo_and_write_through_a_symlink() {
             "32",
             "--out",
             out.to_str().unwrap(),
-        ])
+        ]
+        .map(str::to_owned)
     };
-    let (status, _, stderr) = preprocess(&fifo);
-    assert!(!status.success() && stderr.contains("not a regular file"), "{stderr}");
+    let stderr = fixres_err(&preprocess(&fifo)).stderr;
+    assert!(stderr.contains("not a regular file"), "{stderr}");
     assert!(std::fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
 
     let target = dir.path().join("target.safetensors");
     std::fs::write(&target, b"old").unwrap();
     let link = dir.path().join("link.safetensors");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let (status, _, stderr) = preprocess(&link);
-    assert!(status.success(), "{stderr}");
+    fixres_ok(&preprocess(&link));
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
     assert!(
         std::fs::read(&target).unwrap().len() > 1000,
@@ -255,9 +254,8 @@ fn outputs_never_replace_a_fifo_and_write_through_a_symlink() {
 #[test]
 fn a_fifo_in_a_class_folder_is_skipped() {
     let dir = tempfile::tempdir().unwrap();
+    Folder::new(dir.path()).photo("tabby", "chelsea.png");
     let class = dir.path().join("tabby");
-    std::fs::create_dir(&class).unwrap();
-    std::fs::copy(photo("chelsea.png"), class.join("chelsea.png")).unwrap();
     let made = std::process::Command::new("mkfifo")
         .arg(class.join("pipe.png"))
         .status()

@@ -1,9 +1,8 @@
 //! The explorer window, driven by egui_kittest on wgpu (lavapipe without a GPU): snapshots of
 //! the main view on the demo, the K_test slider moving the crops and plots, and opening data and
 //! weights through the same commands the dialogs and drag-and-drop send.
-//! Refresh the snapshots with `UPDATE_SNAPSHOTS=true cargo test --release --test gui`.
-
-mod util;
+//! Refresh the snapshots (`tests/snapshots/`, egui_kittest's default folder, relative to the crate's
+//! root where `cargo test` runs) with `UPDATE_SNAPSHOTS=true cargo test --release --test tests gui::`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,6 +13,9 @@ use eframe::egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use fixres::app::{Command, ExplorerApp, Startup};
+
+use crate::util::fixtures::resnet18_narrow;
+use crate::util::folders::Folder;
 
 /// Window size of every test: fixed, so snapshots compare.
 const SIZE: [f32; 2] = [1440.0, 900.0];
@@ -127,15 +129,11 @@ fn keyboard_steps_through_the_images_and_resamples() {
 /// An ImageFolder of two classes made of demo photos, with one broken file.
 fn small_folder(root: &Path) -> PathBuf {
     let data = root.join("data");
-    for (class, photo) in [
-        ("cat", "chelsea.png"),
-        ("cup", "coffee_palette.png"),
-        ("cup", "rocket.jpg"),
-    ] {
-        std::fs::create_dir_all(data.join(class)).unwrap();
-        std::fs::copy(util::photo(photo), data.join(class).join(photo)).unwrap();
-    }
-    std::fs::write(data.join("cat").join("broken.jpg"), b"not a jpeg").unwrap();
+    Folder::new(&data)
+        .photo("cat", "chelsea.png")
+        .photo("cup", "coffee_palette.png")
+        .photo("cup", "rocket.jpg")
+        .file("cat", "broken.jpg", b"not a jpeg");
     data
 }
 
@@ -145,8 +143,7 @@ fn opening_a_folder_and_weights_by_command_as_the_dialogs_do() {
     let data = small_folder(tmp.path());
     let mut h = harness(Startup::default());
     h.state_mut().run(Command::OpenDataset(data.clone()));
-    let weights = util::fixtures().join("models/resnet18_narrow.safetensors");
-    h.state_mut().run(Command::OpenWeights(weights));
+    h.state_mut().run(Command::OpenWeights(resnet18_narrow()));
     settle(&mut h);
     let app = h.state();
     let (dataset, model) = app.opened();
@@ -239,14 +236,14 @@ fn plots_export_their_data_as_csv_and_their_pixels_as_png() {
 /// test photos), so a fifth of each class is held out for validation.
 fn imagenet_folder(root: &Path) -> PathBuf {
     let data = root.join("fine-tune");
+    let folder = Folder::new(&data);
     for (class, photos) in [
         ("tabby", ["chelsea.png", "astronaut_rgba.png"]),
         ("espresso", ["coffee_palette.png", "coffee_cmyk.jpg"]),
     ] {
-        std::fs::create_dir_all(data.join(class)).unwrap();
         for i in 0..5 {
             let photo = photos[i % 2];
-            std::fs::copy(util::photo(photo), data.join(class).join(format!("{i}_{photo}"))).unwrap();
+            folder.photo_as(class, photo, &format!("{i}_{photo}"));
         }
     }
     data

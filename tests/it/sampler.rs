@@ -1,13 +1,13 @@
 //! RandomResizedCrop against torchvision's own `get_params` (statistics over 200k draws each,
 //! from tests/fixtures/make_reference.py).
 
-mod util;
-
 use fixres::data::{RandomResizedCrop, SeededRng};
+
+use crate::util::fixtures::reference;
 
 #[test]
 fn random_resized_crop_matches_torchvision_statistics() {
-    let r = util::reference();
+    let r = reference();
     let rrc = RandomResizedCrop::default();
     for case in r["random_resized_crop"].as_array().unwrap() {
         let (w, h) = (

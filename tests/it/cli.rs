@@ -1,14 +1,14 @@
-//! The CLI contract (DESIGN §2): what scripts and checks call.
+//! The CLI contract: what scripts and checks call.
 
-mod util;
-
-use util::{fixres, fixtures, load, photo};
+use crate::util::cmd::{fixres_err, fixres_ok};
+use crate::util::fixtures::{fixtures, photo};
+use crate::util::folders::Folder;
+use crate::util::images::load;
+use crate::util::tensors::{self, named};
 
 #[test]
 fn size_json_gives_the_paper_numbers() {
-    let (status, out, err) = fixres(&["size", "--train-res", "224", "--test-res", "224", "--json"]);
-    assert!(status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).expect("one JSON object");
+    let v = fixres_ok(&["size", "--train-res", "224", "--test-res", "224", "--json"]).json();
     let a = &v["analytic"];
     assert_eq!(format!("{:.3}", a["mean_sqrt_sigma"].as_f64().unwrap()), "0.708");
     assert_eq!(format!("{:.3}", a["mean_ratio"].as_f64().unwrap()), "0.809");
@@ -21,10 +21,8 @@ fn size_json_gives_the_paper_numbers() {
 
 #[test]
 fn size_over_a_non_square_image_uses_the_real_sampler() {
-    let (status, out, err) = fixres(&["size", "--image-size", "500x375", "--json"]);
-    assert!(status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    // DESIGN §3: on 500×375 the mean sqrt(w·h/(W·H)) is about 0.636 (torchvision: 0.6357).
+    let v = fixres_ok(&["size", "--image-size", "500x375", "--json"]).json();
+    // On 500×375 the mean sqrt(w·h/(W·H)) is about 0.636 (torchvision: 0.6357).
     let share = v["monte_carlo"]["mean_sqrt_area_share"].as_f64().unwrap();
     assert!((share - 0.6357).abs() < 0.004, "{share}");
 }
@@ -32,22 +30,20 @@ fn size_over_a_non_square_image_uses_the_real_sampler() {
 #[test]
 fn size_over_a_dataset_reads_real_image_sizes() {
     let dir = tempfile::tempdir().unwrap();
-    let class = dir.path().join("photos");
-    std::fs::create_dir(&class).unwrap();
-    for name in ["rocket.jpg", "grace_hopper.jpg", "chelsea.png"] {
-        std::fs::copy(photo(name), class.join(name)).unwrap();
-    }
-    std::fs::write(class.join("notes.jpg"), b"not an image").unwrap();
-    let (status, out, err) = fixres(&[
+    Folder::new(dir.path())
+        .photo("photos", "rocket.jpg")
+        .photo("photos", "grace_hopper.jpg")
+        .photo("photos", "chelsea.png")
+        .file("photos", "notes.jpg", b"not an image");
+    let v = fixres_ok(&[
         "size",
         "--data",
         dir.path().to_str().unwrap(),
         "--json",
         "--samples",
         "30000",
-    ]);
-    assert!(status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    ])
+    .json();
     assert_eq!(v["images"].as_u64(), Some(3));
     assert_eq!(v["monte_carlo"]["image_sizes"].as_u64(), Some(3));
     let skipped = v["skipped"].as_array().unwrap();
@@ -59,7 +55,7 @@ fn size_over_a_dataset_reads_real_image_sizes() {
 fn preprocess_writes_torchvision_exact_inputs() {
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("x.safetensors");
-    let (status, out, err) = fixres(&[
+    let meta = fixres_ok(&[
         "preprocess",
         "--image",
         photo("grace_hopper.jpg").to_str().unwrap(),
@@ -70,23 +66,21 @@ fn preprocess_writes_torchvision_exact_inputs() {
         "--out",
         out_path.to_str().unwrap(),
         "--json",
-    ]);
-    assert!(status.success(), "{err}");
-    let meta: serde_json::Value = serde_json::from_str(&out).unwrap();
+    ])
+    .json();
     assert_eq!(meta["transform"], "test");
-    let bytes = std::fs::read(&out_path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let u8t = st.tensor("u8").unwrap();
-    assert_eq!(u8t.shape(), &[3, 224, 224]);
-    assert_eq!(st.tensor("input").unwrap().shape(), &[3, 224, 224]);
-    assert_eq!(st.tensor("input").unwrap().dtype(), safetensors::Dtype::F32);
+    let stored = tensors::read(&out_path);
+    let (u8t, input) = (named(&stored, "u8"), named(&stored, "input"));
+    assert_eq!(u8t.shape, [3, 224, 224]);
+    assert_eq!(input.shape, [3, 224, 224]);
+    assert_eq!(input.dtype, safetensors::Dtype::F32);
     // CHW bytes against torchvision's HWC reference.
     let reference = load(&fixtures().join("resize").join("grace_hopper__bicubic__224.png"));
     let plane = 224 * 224;
     let mut off = 0usize;
     for (i, px) in reference.as_raw().chunks_exact(3).enumerate() {
         for (c, &v) in px.iter().enumerate() {
-            off = off.max(u8t.data()[c * plane + i].abs_diff(v) as usize);
+            off = off.max(u8t.data[c * plane + i].abs_diff(v) as usize);
         }
     }
     assert!(off <= 1, "largest difference {off}");
@@ -97,7 +91,7 @@ fn preprocess_train_is_reproducible_by_seed() {
     let dir = tempfile::tempdir().unwrap();
     let run = |seed: &str, name: &str| {
         let p = dir.path().join(name);
-        let (status, out, err) = fixres(&[
+        let meta = fixres_ok(&[
             "preprocess",
             "--image",
             photo("rocket.jpg").to_str().unwrap(),
@@ -109,9 +103,8 @@ fn preprocess_train_is_reproducible_by_seed() {
             "--out",
             p.to_str().unwrap(),
             "--json",
-        ]);
-        assert!(status.success(), "{err}");
-        let meta: serde_json::Value = serde_json::from_str(&out).unwrap();
+        ])
+        .json();
         (std::fs::read(p).unwrap(), meta["crop"].clone())
     };
     let (a, crop_a) = run("5", "a.safetensors");
@@ -124,10 +117,9 @@ fn preprocess_train_is_reproducible_by_seed() {
 
 #[test]
 fn bad_arguments_are_refused_with_a_reason() {
-    let (status, _, err) = fixres(&["size", "--scale", "1,0.1"]);
-    assert!(!status.success());
+    let err = fixres_err(&["size", "--scale", "1,0.1"]).stderr;
     assert!(err.contains("min <= max"), "{err}");
-    let (status, _, err) = fixres(&[
+    let err = fixres_err(&[
         "preprocess",
         "--image",
         "/nonexistent.jpg",
@@ -135,7 +127,7 @@ fn bad_arguments_are_refused_with_a_reason() {
         "224",
         "--out",
         "/tmp/x.st",
-    ]);
-    assert!(!status.success());
+    ])
+    .stderr;
     assert!(err.contains("/nonexistent.jpg"), "{err}");
 }

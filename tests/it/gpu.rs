@@ -2,11 +2,7 @@
 //! wgpu adapter the machine has (Mesa's lavapipe in CI): the uint8 test crops and the normalised
 //! network inputs, for real photos, several resolutions, bilinear and bicubic, one upload each;
 //! the inputs written straight into Burn's tensors on the device Burn shares; images uploaded in
-//! bands. A lost device: `tests/gpu_loss.rs`.
-
-mod util;
-
-use std::path::Path;
+//! bands. A lost device: `tests/gpu_loss.rs`, a binary of its own.
 
 use burn::tensor::{Device, DeviceKind};
 use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
@@ -14,20 +10,24 @@ use fixres::data::{Interpolation, TestTransform};
 use fixres::gpu::{Gpu, GpuError};
 use fixres::model::{Model, input_batch};
 
+use crate::util::cmd;
+use crate::util::fixtures::{fashion_model, fashion_val, photo};
+use crate::util::images::{diff, load};
+
 #[test]
 fn gpu_test_crops_match_the_cpu_path() {
     let gpu = Gpu::new().expect("a wgpu adapter (lavapipe: apt-get install mesa-vulkan-drivers)");
     eprintln!("adapter: {}", gpu.adapter);
     let (mut pixels, mut within_one, mut exact, mut max_input_diff) = (0usize, 0usize, 0usize, 0f32);
     let mut cases = 0;
-    for photo in [
+    for name in [
         "grace_hopper.jpg",
         "chelsea.png",
         "hubble_tall.jpg",
         "rocket.jpg",
         "camera_grey.jpg",
     ] {
-        let img = util::load(&util::photo(photo));
+        let img = load(&photo(name));
         let uploaded = gpu.upload(&img).unwrap();
         for interpolation in [Interpolation::Bilinear, Interpolation::Bicubic] {
             for res in [64, 128, 224, 288, 320] {
@@ -42,7 +42,7 @@ fn gpu_test_crops_match_the_cpu_path() {
                     .expect("with crop ratio 0.875 every crop is inside the resized image");
                 cases += 1;
                 let cpu = t.apply(&img);
-                let d = util::diff(&crop, &cpu);
+                let d = diff(&crop, &cpu);
                 let n = cpu.as_raw().len();
                 pixels += n;
                 within_one += (d.within_one * n as f64).round() as usize;
@@ -72,29 +72,28 @@ fn gpu_test_crops_match_the_cpu_path() {
 /// the CPU: each image decoded once, uploaded once, resampled per resolution.
 #[test]
 fn an_eval_sweep_on_the_gpu_path_scores_as_the_cpu_path() {
-    let weights = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("assets/demo/fashion/grid/models/resnet-tiny_k20.safetensors");
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/fashion/val");
+    let (weights, data) = (fashion_model(), fashion_val());
     let run = |gpu: bool| {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fixres"))
-            .args([
+        let out = cmd::ok(
+            cmd::command(&[
                 "eval",
                 "--weights",
                 weights.to_str().unwrap(),
                 "--data",
                 data.to_str().unwrap(),
+                "--res",
+                "16,20,28,36",
+                "--device",
+                "cpu",
+                "--json",
             ])
-            .args(["--res", "16,20,28,36", "--device", "cpu", "--json"])
-            .env("FIXRES_GPU_PREPROCESS", if gpu { "1" } else { "0" })
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
+            .env("FIXRES_GPU_PREPROCESS", if gpu { "1" } else { "0" }),
+        );
+        let stderr = &out.stderr;
         // Else the "GPU" run would quietly be a second CPU run, in whole or in part.
         assert!(!stderr.contains("GPU preprocessing unavailable"), "{stderr}");
         assert!(!stderr.contains("on the CPU"), "{stderr}");
-        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-        v["results"].clone()
+        out.json()["results"].clone()
     };
     let (cpu, gpu) = (run(false), run(true));
     assert_eq!(cpu.as_array().map(Vec::len), Some(4));
@@ -161,7 +160,7 @@ fn gpu_inputs_written_into_burns_buffer_match_the_cpu_path() {
     let gpu = fixres::gpu::share_with_burn(&device).expect("Burn on lavapipe, shared");
     assert!(gpu.shares_burn_device(&device));
     assert!(!gpu.shares_burn_device(&Device::flex()));
-    let images: Vec<_> = PHOTOS.iter().map(|p| util::load(&util::photo(p))).collect();
+    let images: Vec<_> = PHOTOS.iter().map(|p| load(&photo(p))).collect();
     let uploads: Vec<_> = images.iter().map(|img| gpu.upload(img).unwrap()).collect();
     // The third image goes without an upload: its slot is the CPU's.
     let batch: Vec<_> = images
@@ -215,7 +214,8 @@ fn gpu_inputs_written_into_burns_buffer_match_the_cpu_path() {
             .unwrap()
             .is_some()
     );
-    // (For the rest of this process: no other test of this binary uses Burn's device.)
+    // (For the rest of this process: no other test of this binary shares Burn's wgpu device with
+    // the resampler; `tests/gpu_loss.rs`, which does, runs in its own.)
     gpu.limit_buffers((5 * 3 * 96 * 96 * 4 - 4) as u64);
     assert!(
         gpu.batch_input(&batch, &t, IMAGENET_MEAN, IMAGENET_STD)
@@ -223,11 +223,7 @@ fn gpu_inputs_written_into_burns_buffer_match_the_cpu_path() {
             .is_none()
     );
     // A real forward pass on the written tensor (the Fashion model: small, so quick on lavapipe).
-    let model = Model::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/fashion/grid/models/resnet-tiny_k20.safetensors"),
-        &device,
-    )
-    .unwrap();
+    let model = Model::load(&fashion_model(), &device).unwrap();
     let t = TestTransform {
         res: 28,
         crop_ratio: 1.0,
@@ -249,8 +245,8 @@ fn gpu_inputs_written_into_burns_buffer_match_the_cpu_path() {
 #[test]
 fn an_image_uploaded_in_bands_resamples_as_the_cpu_path() {
     let gpu = Gpu::new().expect("a wgpu adapter");
-    for photo in ["grace_hopper.jpg", "hubble_tall.jpg"] {
-        let img = util::load(&util::photo(photo));
+    for name in ["grace_hopper.jpg", "hubble_tall.jpg"] {
+        let img = load(&photo(name));
         let banded = gpu.upload_in_bands(&img, 64 * 1024).unwrap();
         assert!(banded.bands() > 5, "{} bands", banded.bands());
         for (res, interpolation) in [
@@ -268,12 +264,12 @@ fn an_image_uploaded_in_bands_resamples_as_the_cpu_path() {
                 .unwrap()
                 .unwrap();
             let cpu = t.apply(&img);
-            assert!(crop == cpu, "{photo} at {res}: banded crop differs from the CPU's");
+            assert!(crop == cpu, "{name} at {res}: banded crop differs from the CPU's");
             assert!(input == to_tensor_normalized(&cpu, IMAGENET_MEAN, IMAGENET_STD));
         }
     }
     // Not one row fits: refused by name, for the caller to resample on the CPU.
-    let img = util::load(&util::photo("rocket.jpg"));
+    let img = load(&photo("rocket.jpg"));
     assert!(matches!(gpu.upload_in_bands(&img, 64), Err(GpuError::TooLarge { .. })));
     let t = TestTransform {
         res: 64,

@@ -2,23 +2,20 @@
 //! exported with every torchvision key, loads back, and scores in `fixres eval` exactly what the
 //! training reported; the grid writes its table and resumes without redoing finished stages.
 
-mod util;
-
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use fixres::model::Model;
-use util::fixres;
 
-fn fashion() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/fashion")
-}
+use crate::util::cmd::{fixres_err, fixres_ok};
+use crate::util::fixtures::{fashion, fashion_model};
+use crate::util::tensors;
 
 #[test]
 fn a_model_trained_from_scratch_exports_loads_and_scores_what_it_reported() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("tiny16.safetensors");
     let data = fashion();
-    let (status, stdout, stderr) = fixres(&[
+    let summary = fixres_ok(&[
         "train",
         "--data",
         data.to_str().unwrap(),
@@ -31,18 +28,17 @@ fn a_model_trained_from_scratch_exports_loads_and_scores_what_it_reported() {
         "--out",
         out.to_str().unwrap(),
         "--json",
-    ]);
-    assert!(status.success(), "{stderr}");
-    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    ])
+    .json();
     assert_eq!(summary["train_images"], 3000);
     assert_eq!(summary["val_images"], 1000);
     let trained_top1 = summary["val_top1"].as_f64().unwrap();
     // Ten classes: chance is 10 %; one epoch of SGD is far above it.
     assert!(trained_top1 > 0.3, "val top-1 after one epoch: {trained_top1}");
 
-    let bytes = std::fs::read(&out).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let names: Vec<String> = st.names().into_iter().map(str::to_owned).collect();
+    let stored = tensors::read(&out);
+    let names: Vec<&str> = stored.iter().map(|t| t.name.as_str()).collect();
+    let shape = |key: &str| &tensors::named(&stored, key).shape;
     for key in [
         "conv1.weight",
         "bn1.num_batches_tracked",
@@ -52,19 +48,15 @@ fn a_model_trained_from_scratch_exports_loads_and_scores_what_it_reported() {
         "fc.weight",
         "fc.bias",
     ] {
-        assert!(names.iter().any(|n| n == key), "missing {key}");
+        assert!(names.contains(&key), "missing {key}");
     }
-    assert_eq!(st.tensor("conv1.weight").unwrap().shape(), &[8, 3, 3, 3]);
-    assert_eq!(
-        st.tensor("fc.weight").unwrap().shape(),
-        &[10, 64],
-        "PyTorch's [out, in]"
-    );
+    assert_eq!(shape("conv1.weight"), &[8, 3, 3, 3]);
+    assert_eq!(shape("fc.weight"), &[10, 64], "PyTorch's [out, in]");
 
     let model = Model::load(&out, &burn::tensor::Device::flex()).unwrap();
     assert_eq!(model.arch, "resnet-tiny");
     assert_eq!(model.class_names.as_ref().map(Vec::len), Some(10));
-    let (status, stdout, stderr) = fixres(&[
+    let eval = fixres_ok(&[
         "eval",
         "--weights",
         out.to_str().unwrap(),
@@ -75,9 +67,8 @@ fn a_model_trained_from_scratch_exports_loads_and_scores_what_it_reported() {
         "--device",
         "cpu",
         "--json",
-    ]);
-    assert!(status.success(), "{stderr}");
-    let eval: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    ])
+    .json();
     let eval_top1 = eval["results"][0]["top1"].as_f64().unwrap();
     assert_eq!(eval_top1, trained_top1, "the exported weights are the trained ones");
 }
@@ -88,7 +79,7 @@ fn the_same_seed_trains_the_same_weights() {
     let data = fashion();
     let train = |name: &str, seed: &str| {
         let out = tmp.path().join(name);
-        let (status, _, stderr) = fixres(&[
+        fixres_ok(&[
             "train",
             "--data",
             data.to_str().unwrap(),
@@ -103,16 +94,7 @@ fn the_same_seed_trains_the_same_weights() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        assert!(status.success(), "{stderr}");
-        let bytes = std::fs::read(&out).unwrap();
-        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let mut tensors: Vec<(String, Vec<u8>)> = st
-            .tensors()
-            .into_iter()
-            .map(|(name, view)| (name, view.data().to_vec()))
-            .collect();
-        tensors.sort();
-        tensors
+        tensors::read(&out)
     };
     let first = train("a.safetensors", "3");
     assert_eq!(first, train("b.safetensors", "3"), "seed 3 twice");
@@ -143,10 +125,10 @@ fn the_grid_writes_its_table_and_resumes() {
         out.to_str().unwrap(),
         "--json",
     ];
-    let (status, stdout, stderr) = fixres(&args);
-    assert!(status.success(), "{stderr}");
+    let first = fixres_ok(&args);
+    let stderr = &first.stderr;
     assert!(stderr.contains("train at 16:"), "each stage prints its time: {stderr}");
-    let grid: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let grid = first.json();
     let cells = grid["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 2);
     for c in cells {
@@ -163,84 +145,100 @@ fn the_grid_writes_its_table_and_resumes() {
     );
 
     // Again: everything is reused, nothing is redone, the same table comes out.
-    let (status, stdout2, stderr) = fixres(&args);
-    assert!(status.success(), "{stderr}");
+    let again = fixres_ok(&args);
+    let stderr = &again.stderr;
     assert!(
         !stderr.contains("train at") && !stderr.contains("fine-tune the"),
         "{stderr}"
     );
-    let grid2: serde_json::Value = serde_json::from_str(&stdout2).unwrap();
+    let grid2 = again.json();
     assert_eq!(grid2["cells"], grid["cells"]);
 
     // Other settings into the same folder would mix two grids: refused, naming the folder.
     let other: Vec<&str> = args.iter().map(|a| if *a == "1" { "2" } else { a }).collect();
-    let (status, _, stderr) = fixres(&other);
-    assert!(!status.success());
+    let stderr = fixres_err(&other).stderr;
     assert!(
         stderr.contains("other settings") && stderr.contains(out.to_str().unwrap()),
         "{stderr}"
     );
 }
 
-/// A learning rate that blows the weights up fails the run and writes nothing (it used to print
-/// an accuracy and export NaN weights); a batch of one cannot train; evaluating a split dataset
-/// scores its `val/`; a folder with no readable image has no accuracy to report.
-#[test]
-fn runs_that_cannot_give_a_result_say_so() {
-    let tmp = tempfile::tempdir().unwrap();
+/// `fixres train` on the Fashion demo at K = 8 for one epoch, into `out`.
+fn train_args(out: &Path, lr: &str, batch: &str) -> Vec<String> {
     let data = fashion();
+    [
+        "train",
+        "--data",
+        data.to_str().unwrap(),
+        "--res",
+        "8",
+        "--epochs",
+        "1",
+        "--lr",
+        lr,
+        "--batch",
+        batch,
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]
+    .map(str::to_owned)
+    .into()
+}
+
+/// `fixres eval` of the Fashion demo's K = 20 model on `data` at K = 20.
+fn eval_args(data: &Path) -> Vec<String> {
+    let weights = fashion_model();
+    [
+        "eval",
+        "--weights",
+        weights.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--res",
+        "20",
+        "--device",
+        "cpu",
+        "--json",
+    ]
+    .map(str::to_owned)
+    .into()
+}
+
+/// Regression: a learning rate that blows the weights up printed an accuracy and exported NaN
+/// weights; the run fails and writes nothing.
+#[test]
+fn a_training_that_diverges_fails_and_exports_no_nan_weights() {
+    let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("diverged.safetensors");
-    let train = |lr: &str, batch: &str| {
-        fixres(&[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--res",
-            "8",
-            "--epochs",
-            "1",
-            "--lr",
-            lr,
-            "--batch",
-            batch,
-            "--device",
-            "cpu",
-            "--out",
-            out.to_str().unwrap(),
-        ])
-    };
-    let (status, _, stderr) = train("1e30", "256");
-    assert!(!status.success() && stderr.contains("diverged"), "{stderr}");
+    let stderr = fixres_err(&train_args(&out, "1e30", "256")).stderr;
+    assert!(stderr.contains("diverged"), "{stderr}");
     assert!(!out.exists(), "nothing written");
-    let (status, _, stderr) = train("0.1", "1");
-    assert!(!status.success() && stderr.contains("at least 2"), "{stderr}");
+}
 
-    let weights = data.join("grid/models/resnet-tiny_k20.safetensors");
-    let eval = |dir: &Path| {
-        fixres(&[
-            "eval",
-            "--weights",
-            weights.to_str().unwrap(),
-            "--data",
-            dir.to_str().unwrap(),
-            "--res",
-            "20",
-            "--device",
-            "cpu",
-            "--json",
-        ])
-    };
-    let (status, stdout, stderr) = eval(&data);
-    assert!(status.success(), "{stderr}");
-    let scored: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+/// A batch of one cannot train.
+#[test]
+fn a_batch_of_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let stderr = fixres_err(&train_args(&tmp.path().join("one.safetensors"), "0.1", "1")).stderr;
+    assert!(stderr.contains("at least 2"), "{stderr}");
+}
+
+/// Evaluating a split dataset scores its `val/`.
+#[test]
+fn eval_of_a_split_dataset_scores_its_val_split() {
+    let scored = fixres_ok(&eval_args(&fashion())).json();
     assert_eq!(scored["results"][0]["images"], 1000, "val/ only");
+}
 
+/// A folder with no readable image has no accuracy to report.
+#[test]
+fn eval_of_a_folder_without_a_readable_image_fails() {
+    let tmp = tempfile::tempdir().unwrap();
     let broken = tmp.path().join("broken");
     std::fs::create_dir_all(broken.join("Bag")).unwrap();
     std::fs::write(broken.join("Bag/a.png"), b"not a png").unwrap();
-    let (status, _, stderr) = eval(&broken);
-    assert!(
-        !status.success() && stderr.contains("no image could be scored"),
-        "{stderr}"
-    );
+    let stderr = fixres_err(&eval_args(&broken)).stderr;
+    assert!(stderr.contains("no image could be scored"), "{stderr}");
 }

@@ -1,19 +1,19 @@
 //! `fixres features` and `fixres eval` against PyTorch's outputs for the same photos.
 
-mod util;
+use std::path::PathBuf;
 
-use util::{f32_tensor, fixres, fixtures, photo, relative_error};
+use crate::util::cmd::{fixres_err, fixres_ok};
+use crate::util::fixtures::{demo_photos, efficientnet_lite0, model, photo, resnet18_narrow, resnet18_narrow_pth};
+use crate::util::folders::Folder;
+use crate::util::tensors::{self, f32_tensor, relative_error};
 
 fn weights() -> String {
-    fixtures()
-        .join("models")
-        .join("resnet18_narrow.safetensors")
-        .display()
-        .to_string()
+    resnet18_narrow().display().to_string()
 }
 
-fn reference() -> Vec<u8> {
-    std::fs::read(fixtures().join("models").join("resnet18_narrow__reference.safetensors")).unwrap()
+/// PyTorch's pooled features and logits of the narrow ResNet-18 (make_model_reference.py).
+fn reference() -> PathBuf {
+    model("resnet18_narrow__reference.safetensors")
 }
 
 #[test]
@@ -41,16 +41,10 @@ fn features_match_pytorch() {
     for p in &photos {
         args.extend(["--image", p.as_str()]);
     }
-    let (status, stdout, err) = fixres(&args);
-    assert!(status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let v = fixres_ok(&args).json();
     assert_eq!(v["images"], 3);
-    let ours = std::fs::read(&out).unwrap();
-    let ours = safetensors::SafeTensors::deserialize(&ours).unwrap();
-    let refs = reference();
-    let theirs = safetensors::SafeTensors::deserialize(&refs).unwrap();
     for (key, ref_key) in [("pooled", "pooled_160"), ("logits", "logits_160")] {
-        let (a, b) = (f32_tensor(&ours, key).1, f32_tensor(&theirs, ref_key).1);
+        let (a, b) = (f32_tensor(&out, key).1, f32_tensor(&reference(), ref_key).1);
         let err = relative_error(&a, &b);
         assert!(err <= 1e-4, "{key}: relative error {err}");
     }
@@ -62,13 +56,12 @@ fn eval_scores_a_dataset_as_pytorch_would() {
     // PyTorch's logits for the same photos.
     let dir = tempfile::tempdir().unwrap();
     let placed = [("rocket.jpg", 0usize), ("grace_hopper.jpg", 3), ("chelsea.png", 5)];
-    for c in 0..10 {
-        std::fs::create_dir(dir.path().join(format!("c{c}"))).unwrap();
-    }
+    let folder = Folder::new(dir.path());
+    folder.classes((0..10).map(|c| format!("c{c}")));
     for (p, c) in placed {
-        std::fs::copy(photo(p), dir.path().join(format!("c{c}")).join(p)).unwrap();
+        folder.photo(&format!("c{c}"), p);
     }
-    let (status, stdout, err) = fixres(&[
+    let v = fixres_ok(&[
         "eval",
         "--weights",
         &weights(),
@@ -79,15 +72,12 @@ fn eval_scores_a_dataset_as_pytorch_would() {
         "--device",
         "cpu",
         "--json",
-    ]);
-    assert!(status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let refs = reference();
-    let theirs = safetensors::SafeTensors::deserialize(&refs).unwrap();
+    ])
+    .json();
     // The reference holds the photos in the order rocket, grace_hopper, chelsea; ImageFolder
     // orders them by class: c0 rocket, c3 grace_hopper, c5 chelsea — the same order.
     for (r, k) in [160, 224].iter().enumerate() {
-        let logits = f32_tensor(&theirs, &format!("logits_{k}")).1;
+        let logits = f32_tensor(&reference(), &format!("logits_{k}")).1;
         let (mut top1, mut top5) = (0, 0);
         for (i, (_, target)) in placed.iter().enumerate() {
             let row = &logits[i * 10..(i + 1) * 10];
@@ -113,9 +103,8 @@ fn eval_scores_a_dataset_as_pytorch_would() {
 #[test]
 fn eval_explains_a_class_mismatch() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("only")).unwrap();
-    std::fs::copy(photo("rocket.jpg"), dir.path().join("only/rocket.jpg")).unwrap();
-    let (status, _, err) = fixres(&[
+    Folder::new(dir.path()).photo("only", "rocket.jpg");
+    let err = fixres_err(&[
         "eval",
         "--weights",
         &weights(),
@@ -123,8 +112,8 @@ fn eval_explains_a_class_mismatch() {
         dir.path().to_str().unwrap(),
         "--device",
         "cpu",
-    ]);
-    assert!(!status.success());
+    ])
+    .stderr;
     assert!(err.contains("1 classes") && err.contains("10 outputs"), "{err}");
 }
 
@@ -132,31 +121,14 @@ fn eval_explains_a_class_mismatch() {
 fn convert_pth_gives_the_same_tensors_as_safetensors_from_pytorch() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r18.safetensors");
-    let pth = fixtures()
-        .join("models")
-        .join("resnet18_narrow.pth")
-        .display()
-        .to_string();
-    let (status, stdout, err) = fixres(&["convert", "--in", &pth, "--out", out.to_str().unwrap(), "--json"]);
-    assert!(status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let pth = resnet18_narrow_pth().display().to_string();
+    let v = fixres_ok(&["convert", "--in", &pth, "--out", out.to_str().unwrap(), "--json"]).json();
     assert_eq!(v["tensors"], 122);
-    let ours = std::fs::read(&out).unwrap();
-    let ours = safetensors::SafeTensors::deserialize(&ours).unwrap();
-    let theirs = std::fs::read(weights()).unwrap();
-    let theirs = safetensors::SafeTensors::deserialize(&theirs).unwrap();
-    let mut names = ours.names();
-    names.sort();
-    let mut expect = theirs.names();
-    expect.sort();
-    assert_eq!(names, expect);
-    for name in names {
-        let (a, b) = (ours.tensor(name).unwrap(), theirs.tensor(name).unwrap());
-        assert_eq!(
-            (a.dtype(), a.shape(), a.data()),
-            (b.dtype(), b.shape(), b.data()),
-            "{name}"
-        );
+    let (ours, theirs) = (tensors::read(&out), tensors::read(&resnet18_narrow()));
+    let names = |t: &[tensors::Stored]| t.iter().map(|t| t.name.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&ours), names(&theirs));
+    for (a, b) in ours.iter().zip(&theirs) {
+        assert_eq!((a.dtype, &a.shape, &a.data), (b.dtype, &b.shape, &b.data), "{}", a.name);
     }
 }
 
@@ -164,12 +136,8 @@ fn convert_pth_gives_the_same_tensors_as_safetensors_from_pytorch() {
 fn f16_conversion_halves_the_file_and_still_matches_pytorch_closely() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("r18h.safetensors");
-    let pth = fixtures()
-        .join("models")
-        .join("resnet18_narrow.pth")
-        .display()
-        .to_string();
-    let (status, _, err) = fixres(&[
+    let pth = resnet18_narrow_pth().display().to_string();
+    fixres_ok(&[
         "convert",
         "--in",
         &pth,
@@ -178,10 +146,9 @@ fn f16_conversion_halves_the_file_and_still_matches_pytorch_closely() {
         "--dtype",
         "f16",
     ]);
-    assert!(status.success(), "{err}");
     assert!(std::fs::metadata(&out).unwrap().len() < std::fs::metadata(weights()).unwrap().len() * 6 / 10);
     let feats = dir.path().join("f.safetensors");
-    let (status, _, err) = fixres(&[
+    fixres_ok(&[
         "features",
         "--weights",
         out.to_str().unwrap(),
@@ -194,12 +161,7 @@ fn f16_conversion_halves_the_file_and_still_matches_pytorch_closely() {
         "--image",
         photo("rocket.jpg").to_str().unwrap(),
     ]);
-    assert!(status.success(), "{err}");
-    let ours = std::fs::read(&feats).unwrap();
-    let ours = safetensors::SafeTensors::deserialize(&ours).unwrap();
-    let refs = reference();
-    let theirs = safetensors::SafeTensors::deserialize(&refs).unwrap();
-    let (a, b) = (f32_tensor(&ours, "logits").1, f32_tensor(&theirs, "logits_160").1);
+    let (a, b) = (f32_tensor(&feats, "logits").1, f32_tensor(&reference(), "logits_160").1);
     let err = relative_error(&a, &b[..10]);
     assert!(err <= 1e-2, "f16 weights: relative error {err}");
 }
@@ -209,23 +171,21 @@ fn convert_refuses_a_file_that_is_not_a_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("model.pth");
     std::fs::write(&bad, b"PK\x03\x04 this is not really a zip").unwrap();
-    let (status, _, err) = fixres(&[
+    let err = fixres_err(&[
         "convert",
         "--in",
         bad.to_str().unwrap(),
         "--out",
         dir.path().join("o.safetensors").to_str().unwrap(),
-    ]);
-    assert!(!status.success());
+    ])
+    .stderr;
     assert!(err.contains("model.pth") && !err.contains("panicked"), "{err}");
 }
 
 #[test]
 fn the_embedded_model_scores_the_demo_photos_matching_folders_to_class_names() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let weights = root.join("assets/models/efficientnet_lite0.safetensors");
-    let demo = root.join("assets/demo/photos");
-    let (status, stdout, err) = fixres(&[
+    let (weights, demo) = (efficientnet_lite0(), demo_photos());
+    let v = fixres_ok(&[
         "eval",
         "--weights",
         weights.to_str().unwrap(),
@@ -236,9 +196,8 @@ fn the_embedded_model_scores_the_demo_photos_matching_folders_to_class_names() {
         "--device",
         "cpu",
         "--json",
-    ]);
-    assert!(status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    ])
+    .json();
     assert_eq!(v["arch"], "efficientnet-lite0");
     assert!(v["skipped"].as_array().unwrap().is_empty());
     for r in v["results"].as_array().unwrap() {

@@ -1,14 +1,19 @@
 //! The FixRes fine-tune step against PyTorch: 3 SGD steps (tests/fixtures/make_finetune_reference.py).
 
-mod util;
+use std::path::Path;
 
 use burn::tensor::{Device, Tensor};
 use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
 use fixres::data::{Interpolation, TestTransform};
 use fixres::finetune::{Sgd, Trainable};
-use fixres::model::input_batch;
 use fixres::model::resnet::ResNet;
-use util::{f32_tensor, fixtures, load, photo, relative_error};
+use fixres::model::{Architecture, input_batch};
+
+use crate::util::cmd::fixres_ok;
+use crate::util::fixtures::{efficientnet_lite0, model, photo, resnet18_narrow};
+use crate::util::folders::Folder;
+use crate::util::images::load;
+use crate::util::tensors::{self, Stored, f32_tensor, metadata, relative_error};
 
 fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
     t.to_data().try_to_vec::<f32>().unwrap()
@@ -16,17 +21,15 @@ fn values<const D: usize>(t: &Tensor<D>) -> Vec<f32> {
 
 #[test]
 fn three_sgd_steps_match_pytorch() {
-    let bytes = std::fs::read(fixtures().join("models/resnet18_narrow__finetune.safetensors")).unwrap();
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
-    let meta = meta.metadata().clone().unwrap();
+    let file = model("resnet18_narrow__finetune.safetensors");
+    let meta = metadata(&file);
     let photos: Vec<String> = serde_json::from_str(&meta["photos"]).unwrap();
     let labels: Vec<usize> = serde_json::from_str(&meta["labels"]).unwrap();
     let res: usize = meta["res"].parse().unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let reference = |key: &str| f32_tensor(&st, key).1;
+    let reference = |key: &str| f32_tensor(&file, key).1;
 
     let device = Device::flex();
-    let (net, _) = ResNet::load(&fixtures().join("models/resnet18_narrow.safetensors"), &device).unwrap();
+    let (net, _) = ResNet::load(&resnet18_narrow(), &device).unwrap();
     let t = TestTransform {
         res,
         crop_ratio: 0.875,
@@ -79,17 +82,13 @@ fn three_sgd_steps_match_pytorch() {
 #[test]
 fn trunk_then_head_is_the_whole_network() {
     let device = Device::flex();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let img = TestTransform {
         res: 96,
         crop_ratio: 0.875,
         interpolation: Interpolation::Bilinear,
     }
     .apply(&load(&photo("grace_hopper.jpg")));
-    for weights in [
-        fixtures().join("models/resnet50_narrow.safetensors"),
-        root.join("assets/models/efficientnet_lite0.safetensors"),
-    ] {
+    for weights in [model("resnet50_narrow.safetensors"), efficientnet_lite0()] {
         let model = fixres::model::Model::load(&weights, &device).unwrap();
         let x = || input_batch(std::slice::from_ref(&img), IMAGENET_MEAN, IMAGENET_STD, &device);
         let whole = values(&model.net.forward(x()).logits);
@@ -101,7 +100,7 @@ fn trunk_then_head_is_the_whole_network() {
 
 /// A 10-class folder of fixture photos (three classes used, three copies each) for the narrow
 /// ResNet-18.
-fn small_dataset(dir: &std::path::Path) {
+fn small_dataset(dir: &Path) {
     let photos = [
         "rocket.jpg",
         "grace_hopper.jpg",
@@ -110,42 +109,25 @@ fn small_dataset(dir: &std::path::Path) {
         "coffee_cmyk.jpg",
         "camera_grey.jpg",
     ];
-    for c in 0..10 {
-        std::fs::create_dir_all(dir.join(format!("c{c}"))).unwrap();
-    }
+    let folder = Folder::new(dir);
+    folder.classes((0..10).map(|c| format!("c{c}")));
     for (i, p) in photos.iter().enumerate() {
         for copy in 0..3 {
-            std::fs::copy(photo(p), dir.join(format!("c{}", i % 3)).join(format!("{copy}-{p}"))).unwrap();
+            folder.photo_as(&format!("c{}", i % 3), p, &format!("{copy}-{p}"));
         }
     }
 }
 
-type Tensors = Vec<(String, Vec<usize>, Vec<u8>)>;
-
-fn tensors(path: &std::path::Path) -> Tensors {
-    let bytes = std::fs::read(path).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut out: Vec<_> = st
-        .tensors()
-        .into_iter()
-        .map(|(n, t)| (n, t.shape().to_vec(), t.data().to_vec()))
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
-}
-
-fn resnet18() -> std::path::PathBuf {
-    fixtures().join("models/resnet18_narrow.safetensors")
-}
+type Tensors = Vec<Stored>;
 
 /// `fixres finetune` of the narrow ResNet-18 on `small_dataset` (made in `dir` on first use) at
 /// K = 96, batch 8, with `extra` arguments: the JSON summary and the exported tensors.
-fn finetune(dir: &std::path::Path, name: &str, extra: &[&str]) -> (serde_json::Value, Tensors) {
+fn finetune(dir: &Path, name: &str, extra: &[&str]) -> (serde_json::Value, Tensors) {
     let data = dir.join("data");
     if !data.exists() {
         small_dataset(&data);
     }
-    let (weights, out) = (resnet18(), dir.join(name));
+    let (weights, out) = (resnet18_narrow(), dir.join(name));
     let mut args = vec![
         "finetune",
         "--weights",
@@ -165,9 +147,7 @@ fn finetune(dir: &std::path::Path, name: &str, extra: &[&str]) -> (serde_json::V
         out.to_str().unwrap(),
     ];
     args.extend(extra);
-    let (status, stdout, err) = util::fixres(&args);
-    assert!(status.success(), "{err}");
-    (serde_json::from_str(&stdout).unwrap(), tensors(&out))
+    (fixres_ok(&args).json(), tensors::read(&out))
 }
 
 #[test]
@@ -184,16 +164,17 @@ fn finetune_exports_every_tensor_with_only_the_head_changed() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("ft.safetensors.json")).unwrap()).unwrap();
     assert_eq!(sidecar["val_top1_after"], summary["val_top1_after"]);
 
-    let before = tensors(&resnet18());
+    let before = tensors::read(&resnet18_narrow());
     assert_eq!(
-        before.iter().map(|t| &t.0).collect::<Vec<_>>(),
-        after.iter().map(|t| &t.0).collect::<Vec<_>>()
+        before.iter().map(|t| &t.name).collect::<Vec<_>>(),
+        after.iter().map(|t| &t.name).collect::<Vec<_>>()
     );
-    for ((name, shape_b, data_b), (_, shape_a, data_a)) in before.iter().zip(&after) {
-        assert_eq!(shape_b, shape_a, "{name}");
+    for (b, a) in before.iter().zip(&after) {
+        let name = &b.name;
+        assert_eq!(b.shape, a.shape, "{name}");
         let head =
             name.starts_with("layer4.1.bn2.") && !name.ends_with("num_batches_tracked") || name.starts_with("fc.");
-        assert_eq!(data_b != data_a, head, "{name}: only the head may change");
+        assert_eq!(b.data != a.data, head, "{name}: only the head may change");
     }
     let model = fixres::model::Model::load(&dir.path().join("ft.safetensors"), &Device::flex())
         .unwrap_or_else(|e| panic!("{e}"));
@@ -246,9 +227,9 @@ fn a_cache_spilled_to_disk_gives_the_same_model() {
 #[test]
 fn ablation_switches_train_only_what_they_name() {
     let dir = tempfile::tempdir().unwrap();
-    let original = tensors(&resnet18());
+    let original = tensors::read(&resnet18_narrow());
     let changed = |after: &Tensors, key: &str| {
-        let find = |t: &Tensors| t.iter().find(|x| x.0 == key).unwrap().2.clone();
+        let find = |t: &Tensors| tensors::named(t, key).data.clone();
         find(after) != find(&original)
     };
     let (_, fc_only) = finetune(dir.path(), "fc.safetensors", &["--epochs", "2", "--train-classifier"]);

@@ -1,34 +1,32 @@
 //! Weight files that must be refused, each with a message naming the file and the key.
 
-mod util;
-
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
+use fixres::model::Architecture;
 use fixres::model::resnet::ResNet;
 use fixres::model::weights::WeightsError;
 use fixres::tensorfile::{self, Tensor};
-use util::fixtures;
 
-fn resnet18() -> PathBuf {
-    fixtures().join("models").join("resnet18_narrow.safetensors")
-}
+use crate::util::fixtures::{photo, resnet18_narrow, resnet18_narrow_pth};
+use crate::util::images::load;
+use crate::util::parity;
+use crate::util::tensors::{F32Tensor, read_f32};
 
 /// The fixture's tensors as (name, shape, f32 values); `num_batches_tracked` (int64) left out.
-fn tensors() -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let bytes = std::fs::read(resnet18()).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let mut out: Vec<_> = st
-        .tensors()
-        .into_iter()
-        .filter(|(_, t)| t.dtype() == safetensors::Dtype::F32)
-        .map(|(name, t)| (name, t.shape().to_vec(), util::le_f32s(t.data())))
-        .collect();
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    out
+fn tensors() -> Vec<F32Tensor> {
+    read_f32(&resnet18_narrow())
 }
 
-fn write(dir: &Path, name: &str, tensors: &[(String, Vec<usize>, Vec<f32>)]) -> PathBuf {
+/// Loads `path` as a ResNet, which must succeed, and checks it is the fixture's network: its
+/// pooled features and logits are PyTorch's for the reference photos.
+fn loads_as_the_fixture(path: &Path) {
+    let device = Device::flex();
+    let (net, _) = ResNet::load(path, &device).unwrap_or_else(|e| panic!("{e}"));
+    parity::compare("resnet18_narrow", |x| net.forward(x), &device);
+}
+
+fn write(dir: &Path, name: &str, tensors: &[F32Tensor]) -> PathBuf {
     let p = dir.join(name);
     let views: Vec<Tensor<'_>> = tensors.iter().map(|(n, s, v)| Tensor::f32(n, s, v)).collect();
     tensorfile::write(&p, &views, &Default::default()).unwrap();
@@ -45,7 +43,7 @@ fn refuse(path: &Path) -> WeightsError {
 fn the_fixture_loads_without_num_batches_tracked_too() {
     let dir = tempfile::tempdir().unwrap();
     let p = write(dir.path(), "no_nbt.safetensors", &tensors());
-    ResNet::load(&p, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+    loads_as_the_fixture(&p);
 }
 
 #[test]
@@ -75,7 +73,7 @@ fn unexpected_key_is_named() {
 }
 
 /// The fixture's tensors with the 1-D tensor `key` one element longer.
-fn lengthened(key: &str) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+fn lengthened(key: &str) -> Vec<F32Tensor> {
     tensors()
         .into_iter()
         .map(|(n, s, v)| {
@@ -111,7 +109,7 @@ fn shape_mismatch_names_the_key_and_both_shapes() {
 #[test]
 fn truncated_file() {
     let dir = tempfile::tempdir().unwrap();
-    let bytes = std::fs::read(resnet18()).unwrap();
+    let bytes = std::fs::read(resnet18_narrow()).unwrap();
     let p = dir.path().join("cut.safetensors");
     std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
     assert!(matches!(refuse(&p), WeightsError::Format { .. }));
@@ -154,7 +152,7 @@ fn nan_weights_load_with_a_warning_naming_the_key() {
     let model = fixres::model::Model::load(&p, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(model.warnings.len(), 1, "{:?}", model.warnings);
     assert!(model.warnings[0].contains("layer3.0.conv2.weight") && model.warnings[0].contains("2 NaN"));
-    let clean = fixres::model::Model::load(&resnet18(), &Device::flex()).unwrap();
+    let clean = fixres::model::Model::load(&resnet18_narrow(), &Device::flex()).unwrap();
     assert!(clean.warnings.is_empty());
 }
 
@@ -164,16 +162,15 @@ fn a_pytorch_checkpoint_loads_directly_and_gives_the_same_network() {
     use fixres::data::{Interpolation, TestTransform};
     use fixres::model::{Model, input_batch, rows};
     let device = Device::flex();
-    let from_pth =
-        Model::load(&fixtures().join("models").join("resnet18_narrow.pth"), &device).unwrap_or_else(|e| panic!("{e}"));
-    let from_st = Model::load(&resnet18(), &device).unwrap();
+    let from_pth = Model::load(&resnet18_narrow_pth(), &device).unwrap_or_else(|e| panic!("{e}"));
+    let from_st = Model::load(&resnet18_narrow(), &device).unwrap();
     assert_eq!(from_pth.arch, "resnet18");
     let img = TestTransform {
         res: 64,
         crop_ratio: 0.875,
         interpolation: Interpolation::Bilinear,
     }
-    .apply(&util::load(&util::photo("rocket.jpg")));
+    .apply(&load(&photo("rocket.jpg")));
     let x = || input_batch(std::slice::from_ref(&img), IMAGENET_MEAN, IMAGENET_STD, &device);
     assert_eq!(
         rows(&from_pth.net.forward(x()).logits).unwrap(),
@@ -198,7 +195,7 @@ fn safetensors_whose_header_length_starts_with_0x80_loads() {
         .expect("some padding gives a header length ending in 0x80");
     let p = dir.path().join("x80.safetensors");
     std::fs::write(&p, bytes).unwrap();
-    ResNet::load(&p, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+    loads_as_the_fixture(&p);
 }
 
 /// Every weight of the fixture, one at a time, with one more input channel, output channel or

@@ -1,10 +1,11 @@
 //! Pixels against torchvision on PIL (references from tests/fixtures/make_reference.py).
 
-mod util;
-
 use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
 use fixres::data::{Interpolation, TestTransform};
-use util::{diff, fixtures, load, photo, reference};
+
+use crate::util::fixtures::{fixtures, photo, reference};
+use crate::util::images::{crc32, diff, load};
+use crate::util::tensors::f32_tensor;
 
 #[test]
 fn decoding_matches_pil_convert_rgb_byte_for_byte() {
@@ -19,7 +20,7 @@ fn decoding_matches_pil_convert_rgb_byte_for_byte() {
             "{name}: size"
         );
         assert_eq!(
-            u64::from(util::crc32(img.as_raw())),
+            u64::from(crc32(img.as_raw())),
             expect["crc32"].as_u64().unwrap(),
             "{name}: decoded pixels differ from PIL's"
         );
@@ -86,9 +87,7 @@ fn resize_and_center_crop_match_torchvision_on_pil() {
 
 #[test]
 fn to_tensor_normalize_matches_torchvision() {
-    let bytes = std::fs::read(fixtures().join("normalize.safetensors")).unwrap();
-    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-    let (_, expect) = util::f32_tensor(&st, "input");
+    let (_, expect) = f32_tensor(&fixtures().join("normalize.safetensors"), "input");
     let crop = TestTransform {
         res: 128,
         crop_ratio: 0.875,
