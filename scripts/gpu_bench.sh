@@ -15,4 +15,4 @@ python3 benches/finetune_vs_pytorch.py --device gpu --res 224 --epochs 5 --copie
 # resampling alone, GPU vs CPU.
 "$bin" bench sweep --data assets/demo/photos --res 128,160,192,224,256,288,320,384
 # The shader parity tests on this GPU (bytes and Burn inputs identical to the CPU path's).
-cargo test --release --test gpu
+cargo test --release --test tests gpu::

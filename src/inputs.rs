@@ -2,7 +2,7 @@
 //! accuracy and activation sweeps, `fixres eval`/`features`, the grid and `fixres bench sweep`):
 //! each image is decoded once and resampled per test resolution on the CPU, on a GPU of its own
 //! (crops read back), or on the GPU Burn runs on, straight into Burn's input tensor. Every path
-//! gives the same bytes (tests/gpu.rs); which one runs is the `Backend`'s choice
+//! gives the same bytes (tests/it/gpu.rs); which one runs is the `Backend`'s choice
 //! (`Backend::inputs`).
 
 use std::path::Path;
