@@ -70,12 +70,15 @@ pub struct Description {
     pub classes: usize,
 }
 
+/// A network of any family, and what its loader read off the weights.
+type Loaded = (Box<dyn Architecture>, Description);
+
 /// One entry of `FAMILIES`: a family's loader side as plain functions, so that families of
 /// different types sit in one list.
 struct Family {
     name: fn() -> &'static str,
     recognises: fn(&WeightFile) -> bool,
-    load: fn(&WeightFile, &Device) -> Result<(Box<dyn Architecture>, Description), WeightsError>,
+    load: fn(&WeightFile, &Device) -> Result<Loaded, WeightsError>,
 }
 
 impl Family {
@@ -88,10 +91,7 @@ impl Family {
     }
 }
 
-fn load_boxed<A: Architecture + 'static>(
-    file: &WeightFile,
-    device: &Device,
-) -> Result<(Box<dyn Architecture>, Description), WeightsError> {
+fn load_boxed<A: Architecture + 'static>(file: &WeightFile, device: &Device) -> Result<Loaded, WeightsError> {
     let (net, description) = A::from_weights(file, device)?;
     Ok((Box::new(net), description))
 }
