@@ -93,7 +93,7 @@ impl<E> Reporter<E> {
         self.cancel.is_cancelled()
     }
 
-    /// The flag itself, for code that polls it (e.g. `eval::run_model`).
+    /// The flag itself, for code that polls it.
     #[must_use]
     pub fn cancel_flag(&self) -> &Cancel {
         &self.cancel

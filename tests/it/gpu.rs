@@ -203,7 +203,7 @@ fn gpu_inputs_written_into_burns_buffer_match_the_cpu_path() {
         );
     }
     // A batch over one storage buffer (the limit lowered here) is refused, for the caller to
-    // build on the CPU (`eval::run_model` does).
+    // build on the CPU (`inputs::IntoBurn` does).
     let t = TestTransform {
         res: 96,
         crop_ratio: 0.875,
