@@ -328,40 +328,338 @@ impl StatsAccumulator {
     }
 }
 
-/// For each dataset class, the model output it corresponds to: by name when the model has class
-/// names, else by position when the counts agree (torchvision's ImageFolder convention).
-pub fn class_map(dataset_classes: &[String], model: &Model) -> Result<Vec<usize>, String> {
-    match &model.class_names {
-        Some(names) => {
-            let mut out = Vec::new();
-            let mut unknown = Vec::new();
-            for c in dataset_classes {
-                match names.iter().position(|n| n.eq_ignore_ascii_case(c)) {
-                    Some(i) => out.push(i),
-                    None => unknown.push(c.clone()),
-                }
-            }
-            if unknown.is_empty() {
-                Ok(out)
-            } else {
-                Err(format!(
-                    "dataset classes not among the model's class names: {}",
-                    unknown.join(", ")
-                ))
-            }
+/// How a dataset's class folders name a model's outputs (`match_classes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassRule {
+    /// By the model's class names, in any case (`tabby/`).
+    Name,
+    /// By ImageNet-1k WordNet id (`n02123045/`, ImageNet's own folders and Imagenette's), for a
+    /// model of 1000 outputs.
+    WordnetId,
+    /// By output index (`281/`, ImageNet-V2's folders `0/` … `999/`).
+    Index,
+    /// By position: a model without class names and as many outputs as the dataset has classes
+    /// (torchvision's ImageFolder convention, the sorted folders in output order).
+    Position,
+}
+
+impl ClassRule {
+    /// How the messages name the rule ("by WordNet id").
+    #[must_use]
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::Name => "by name",
+            Self::WordnetId => "by WordNet id",
+            Self::Index => "by index",
+            Self::Position => "by position",
         }
-        None if dataset_classes.len() == model.classes => Ok((0..model.classes).collect()),
-        None => Err(format!(
-            "the dataset has {} classes, the model {} outputs and no class names to match them by",
-            dataset_classes.len(),
-            model.classes
-        )),
     }
+}
+
+/// A dataset's classes matched to a model's outputs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClassMatch {
+    /// The rule that matched every class.
+    pub rule: ClassRule,
+    /// The output of each dataset class, in the dataset's order.
+    pub outputs: Vec<usize>,
+}
+
+/// A rule `match_classes` tried that left dataset classes unmatched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TriedRule {
+    /// The rule.
+    pub rule: ClassRule,
+    /// The dataset classes it did not match, in the dataset's order.
+    pub unmatched: Vec<String>,
+    /// The model's side under the rule, for the message: its first two names or ids, or the
+    /// range of indices.
+    pub model_side: String,
+}
+
+/// No rule matches every dataset class to a model output.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub struct ClassMismatch {
+    /// Classes of the dataset.
+    pub dataset_classes: usize,
+    /// Outputs of the model.
+    pub outputs: usize,
+    /// Whether the model has class names (without them, matching by position is the fallback).
+    pub has_names: bool,
+    /// The rules tried, in order.
+    pub tried: Vec<TriedRule>,
+}
+
+impl std::fmt::Display for ClassMismatch {
+    /// "dataset classes match none of the model's 1000 classes: by name (e.g. 'animals', 'fruit'
+    /// vs 'tench', 'goldfish'), by WordNet id (vs 'n01440764', 'n01443537'), by index (vs
+    /// 0..999)": per rule, how many classes it left unmatched when not all, two of them (unless
+    /// they are the ones the rule before showed) and the model's side.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let none = self.tried.iter().all(|t| t.unmatched.len() == self.dataset_classes);
+        let verb = if none { "match none of" } else { "do not all match" };
+        write!(f, "dataset classes {verb} the model's {} classes", self.outputs)?;
+        let mut shown: Option<&[String]> = None;
+        for (i, t) in self.tried.iter().enumerate() {
+            let examples = &t.unmatched[..t.unmatched.len().min(2)];
+            let mut inside = Vec::new();
+            if t.unmatched.len() < self.dataset_classes {
+                inside.push(format!("{} of {} unmatched,", t.unmatched.len(), self.dataset_classes));
+            }
+            if shown != Some(examples) {
+                let quoted: Vec<String> = examples.iter().map(|c| format!("'{c}'")).collect();
+                inside.push(format!("e.g. {}", quoted.join(", ")));
+                shown = Some(examples);
+            }
+            inside.push(format!("vs {}", t.model_side));
+            let sep = if i == 0 { ": " } else { ", " };
+            write!(f, "{sep}{} ({})", t.rule.text(), inside.join(" "))?;
+        }
+        if !self.has_names {
+            write!(
+                f,
+                "; the model has no class names, and by position its {} outputs need as many dataset classes (this one has {})",
+                self.outputs, self.dataset_classes
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// The model output a folder named `class` stands for under `rule`, for a model with `names`
+/// (if known) and `outputs` outputs.
+fn output_of(rule: ClassRule, class: &str, names: Option<&[String]>, outputs: usize) -> Option<usize> {
+    match rule {
+        ClassRule::Name => names?.iter().position(|n| n.eq_ignore_ascii_case(class)),
+        ClassRule::WordnetId => crate::model::imagenet::wnid_index(class),
+        ClassRule::Index => {
+            let digits = !class.is_empty() && class.bytes().all(|b| b.is_ascii_digit());
+            digits
+                .then(|| class.parse::<usize>().ok())
+                .flatten()
+                .filter(|&i| i < outputs)
+        }
+        ClassRule::Position => None, // not per folder
+    }
+}
+
+/// For each dataset class, the model output it stands for, by the first rule that matches every
+/// class: by name when the model has class names, by ImageNet-1k WordNet id when it has 1000
+/// outputs, by index when every class is a number below `outputs`; a subset of the model's
+/// classes is fine. A model without class names whose outputs are as many as the classes maps
+/// them by position. Without a match, the error names each rule tried, with examples.
+pub fn match_classes(
+    dataset_classes: &[String],
+    names: Option<&[String]>,
+    outputs: usize,
+) -> Result<ClassMatch, ClassMismatch> {
+    let mut rules = Vec::new();
+    if names.is_some() {
+        rules.push(ClassRule::Name);
+    }
+    if outputs == crate::model::imagenet::CLASSES {
+        rules.push(ClassRule::WordnetId);
+    }
+    rules.push(ClassRule::Index);
+    let mut tried = Vec::new();
+    for rule in rules {
+        let found: Vec<Option<usize>> = dataset_classes
+            .iter()
+            .map(|c| output_of(rule, c, names, outputs))
+            .collect();
+        if let Some(outputs) = found.iter().copied().collect::<Option<Vec<usize>>>() {
+            return Ok(ClassMatch { rule, outputs });
+        }
+        let first_two = |side: &dyn Fn(usize) -> Option<String>| {
+            let two: Vec<String> = (0..outputs.min(2)).filter_map(side).map(|s| format!("'{s}'")).collect();
+            two.join(", ")
+        };
+        let model_side = match rule {
+            ClassRule::Name => first_two(&|i| names.and_then(|n| n.get(i)).cloned()),
+            ClassRule::WordnetId => first_two(&|i| crate::model::imagenet::wnid(i).map(str::to_owned)),
+            _ => format!("0..{}", outputs.saturating_sub(1)),
+        };
+        tried.push(TriedRule {
+            rule,
+            unmatched: dataset_classes
+                .iter()
+                .zip(&found)
+                .filter(|(_, o)| o.is_none())
+                .map(|(c, _)| c.clone())
+                .collect(),
+            model_side,
+        });
+    }
+    if names.is_none() && dataset_classes.len() == outputs {
+        return Ok(ClassMatch {
+            rule: ClassRule::Position,
+            outputs: (0..outputs).collect(),
+        });
+    }
+    Err(ClassMismatch {
+        dataset_classes: dataset_classes.len(),
+        outputs,
+        has_names: names.is_some(),
+        tried,
+    })
+}
+
+/// For each dataset class, the model output it stands for (`match_classes` with the model's
+/// class names and outputs).
+pub fn class_map(dataset_classes: &[String], model: &Model) -> Result<Vec<usize>, ClassMismatch> {
+    match_classes(dataset_classes, model.class_names.as_deref(), model.classes).map(|m| m.outputs)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// torchvision's 1000 ImageNet-1k names, as the embedded model carries them.
+    fn imagenet_names() -> Vec<String> {
+        include_str!("../assets/models/imagenet_classes.txt")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn strings(s: &[&str]) -> Vec<String> {
+        s.iter().map(|&c| c.to_owned()).collect()
+    }
+
+    #[test]
+    fn folders_match_by_name_in_any_case_and_a_subset_is_fine() {
+        let names = imagenet_names();
+        let m = match_classes(&strings(&["Tabby", "espresso"]), Some(&names), 1000).unwrap();
+        assert_eq!(
+            m,
+            ClassMatch {
+                rule: ClassRule::Name,
+                outputs: vec![281, 967]
+            }
+        );
+    }
+
+    #[test]
+    fn imagenet_val_and_imagenette_folders_named_by_wordnet_id_map_into_the_1000_classes() {
+        // Imagenette's ten folders: they named no class of the embedded model.
+        let imagenette = [
+            ("n01440764", "tench"),
+            ("n02102040", "English springer"),
+            ("n02979186", "cassette player"),
+            ("n03000684", "chain saw"),
+            ("n03028079", "church"),
+            ("n03394916", "French horn"),
+            ("n03417042", "garbage truck"),
+            ("n03425413", "gas pump"),
+            ("n03445777", "golf ball"),
+            ("n03888257", "parachute"),
+        ];
+        let names = imagenet_names();
+        let folders: Vec<String> = imagenette.iter().map(|(id, _)| (*id).to_owned()).collect();
+        for model_names in [Some(&names[..]), None] {
+            let m = match_classes(&folders, model_names, 1000).unwrap();
+            assert_eq!(m.rule, ClassRule::WordnetId);
+            let named: Vec<&str> = m.outputs.iter().map(|&o| names[o].as_str()).collect();
+            let expected: Vec<&str> = imagenette.iter().map(|(_, n)| *n).collect();
+            assert_eq!(named, expected);
+        }
+        // Not a rule for a model of another size.
+        assert!(match_classes(&folders[..2], None, 10).is_err());
+    }
+
+    #[test]
+    fn imagenet_v2_folders_named_by_index_map_by_number_not_by_sorted_position() {
+        // ImageFolder sorts "0", "1", "10", "100", …: by position "10" would be output 2.
+        let mut folders: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        folders.sort();
+        let expected: Vec<usize> = folders.iter().map(|f| f.parse().unwrap()).collect();
+        for names in [Some(imagenet_names()), None] {
+            let m = match_classes(&folders, names.as_deref(), 1000).unwrap();
+            assert_eq!(
+                m,
+                ClassMatch {
+                    rule: ClassRule::Index,
+                    outputs: expected.clone()
+                }
+            );
+        }
+        // A subset, and leading zeros.
+        let m = match_classes(&strings(&["007", "281"]), None, 1000).unwrap();
+        assert_eq!(m.outputs, vec![7, 281]);
+        for not_an_index in ["1000", "-1", "+1", " 1", "1.0", ""] {
+            let e = match_classes(&strings(&[not_an_index]), None, 1000).unwrap_err();
+            assert_eq!(e.tried.last().unwrap().unmatched, strings(&[not_an_index]));
+        }
+    }
+
+    #[test]
+    fn a_model_without_class_names_maps_as_many_classes_by_position() {
+        let folders: Vec<String> = (0..10).map(|c| format!("c{c}")).collect();
+        let m = match_classes(&folders, None, 10).unwrap();
+        assert_eq!(
+            m,
+            ClassMatch {
+                rule: ClassRule::Position,
+                outputs: (0..10).collect()
+            }
+        );
+        // With class names that differ, position is no rule (the names say what the outputs are).
+        let names = strings(&["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"]);
+        assert!(match_classes(&folders, Some(&names), 10).is_err());
+    }
+
+    #[test]
+    fn the_model_names_come_before_numbers() {
+        // A model whose class names are numbers, not in output order: "0" is output 1.
+        let names = strings(&["2", "0", "1"]);
+        let m = match_classes(&strings(&["0", "2"]), Some(&names), 3).unwrap();
+        assert_eq!(
+            m,
+            ClassMatch {
+                rule: ClassRule::Name,
+                outputs: vec![1, 0]
+            }
+        );
+    }
+
+    #[test]
+    fn own_classes_are_refused_naming_each_rule_tried_with_two_examples_a_side() {
+        let e = match_classes(&strings(&["animals", "fruit", "scenes"]), Some(&imagenet_names()), 1000).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dataset classes match none of the model's 1000 classes: by name (e.g. 'animals', 'fruit' vs \
+             'tench', 'goldfish'), by WordNet id (vs 'n01440764', 'n01443537'), by index (vs 0..999)"
+        );
+        assert_eq!(
+            e.tried.iter().map(|t| t.rule).collect::<Vec<_>>(),
+            [ClassRule::Name, ClassRule::WordnetId, ClassRule::Index]
+        );
+        assert_eq!(e.tried[0].unmatched, strings(&["animals", "fruit", "scenes"]));
+    }
+
+    #[test]
+    fn a_partial_match_is_counted_and_each_rule_shows_its_own_unmatched() {
+        let folders = strings(&["fruit", "n01440764", "tabby"]);
+        let e = match_classes(&folders, Some(&imagenet_names()), 1000).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dataset classes do not all match the model's 1000 classes: by name (2 of 3 unmatched, e.g. \
+             'fruit', 'n01440764' vs 'tench', 'goldfish'), by WordNet id (2 of 3 unmatched, e.g. 'fruit', \
+             'tabby' vs 'n01440764', 'n01443537'), by index (e.g. 'fruit', 'n01440764' vs 0..999)"
+        );
+    }
+
+    #[test]
+    fn a_model_without_class_names_says_so_and_what_position_needs() {
+        let e = match_classes(&strings(&["cat", "dog", "fox"]), None, 10).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "dataset classes match none of the model's 10 classes: by index (e.g. 'cat', 'dog' vs 0..9); \
+             the model has no class names, and by position its 10 outputs need as many dataset classes (this one \
+             has 3)"
+        );
+    }
 
     #[test]
     fn stats_are_exact_on_small_inputs() {

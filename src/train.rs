@@ -179,7 +179,8 @@ pub struct Trained {
     pub summary: Summary,
 }
 
-/// Validation top-1 of `net` at `res` with the test transform and normalisation of `recipe`.
+/// Validation top-1 of `net` at `res` with the test transform and normalisation of `recipe`
+/// (NaN without images: `training::val_top1`).
 pub fn accuracy(
     net: &dyn Architecture,
     recipe: &Recipe,
@@ -199,7 +200,7 @@ pub fn accuracy(
         let out = net.forward(input_batch(&inputs, recipe.mean, recipe.std, device));
         tally.add_rows(&rows(&out.logits)?, chunk_labels);
     }
-    Ok(tally.top1_share())
+    Ok(crate::training::val_top1(&tally))
 }
 
 /// torchvision's ResNet initialisation drawn from `seed`, so that the same seed trains the same

@@ -60,6 +60,29 @@ impl EpochRecord {
     }
 }
 
+/// A validation top-1 from its tally: NaN when there was no validation image, never a 0 % that
+/// reads like a result. The JSON reports write it as null (serde_json's NaN), `val_text` as "no
+/// validation images"; it wins no best-so-far comparison.
+#[must_use]
+pub fn val_top1(tally: &crate::stats::Tally) -> f64 {
+    if tally.scored == 0 {
+        f64::NAN
+    } else {
+        tally.top1_share()
+    }
+}
+
+/// A validation top-1 for people: "val top-1 12.34%", or "no validation images" (`val_top1`'s
+/// NaN).
+#[must_use]
+pub fn val_text(top1: f64) -> String {
+    if top1.is_nan() {
+        "no validation images".to_owned()
+    } else {
+        format!("val top-1 {:.2}%", 100.0 * top1)
+    }
+}
+
 /// The device a run used, as its report names it: `Backend`'s own JSON, without holding the
 /// device (a report outlives the run, and may outlive a lost GPU).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -9,6 +9,7 @@ mod util;
 mod it {
     mod bad_input;
     mod cli;
+    mod datasets;
     mod fidelity;
     mod finetune;
     mod gpu;

@@ -123,13 +123,17 @@ impl FinetunePanel {
                     run.progress = (images_done, images_total, images_per_s, eta_s);
                     run.stage = "training".into();
                 }
-                Event::Progress(Progress::Epoch { epoch, val_top1, .. }) => {
+                // NaN: no validation images, nothing to plot.
+                Event::Progress(Progress::Epoch { epoch, val_top1, .. }) if !val_top1.is_nan() => {
                     run.val.push([epoch as f64 + 1.0, val_top1]);
                 }
+                Event::Progress(Progress::Epoch { .. }) => {}
                 Event::Done(result) => match *result {
                     Ok(outcome) => {
                         run.stage = "done".into();
-                        run.val.insert(0, [0.0, outcome.before]);
+                        if !outcome.before.is_nan() {
+                            run.val.insert(0, [0.0, outcome.before]);
+                        }
                         run.outcome = Some(Arc::new(outcome));
                     }
                     Err(e) => {
@@ -363,7 +367,7 @@ impl FinetunePanel {
             let (n_train, n_val) = o.images;
             if n_val == 0 {
                 ui.label(format!(
-                    "{}; no validation images (too few per class to hold a fifth out).",
+                    "{}; no validation images (a class gives one to validation when it has two or more).",
                     count(n_train, "training image", "training images")
                 ));
             } else {

@@ -10,7 +10,7 @@ use serde_json::json;
 use super::{RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
 use crate::data::{Check, DecodeLimits, ImageFolder, Skip};
-use crate::eval::{PooledStats, StatsAccumulator, Sweep, class_map};
+use crate::eval::{PooledStats, StatsAccumulator, Sweep, match_classes};
 use crate::model::Model;
 use crate::stats::Tally;
 
@@ -52,8 +52,9 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         eprintln!("{}: has train/ and val/; scoring val/", args.data.display());
     }
     let mut folder = ImageFolder::scan(&root, Check::List, DecodeLimits::default())?;
-    let labels = class_map(&folder.classes, &model)
+    let matched = match_classes(&folder.classes, model.class_names.as_deref(), model.classes)
         .map_err(|why| anyhow::anyhow!("{}: cannot score this dataset: {why}", args.data.display()))?;
+    let labels = &matched.outputs;
     let files: Vec<PathBuf> = folder.samples.iter().map(|s| s.path.clone()).collect();
     let targets: Vec<usize> = folder.samples.iter().map(|s| labels[s.class]).collect();
     let n_res = args.res.len();
@@ -101,6 +102,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             "classes": model.classes,
             "data": crate::fsutil::path_text(&args.data),
             "dataset_classes": folder.classes,
+            "classes_matched": matched.rule,
             "recipe": model.recipe,
             "device": backend,
             "warnings": model.warnings,
@@ -109,10 +111,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         }))?;
     } else {
         println!(
-            "{} ({} classes) on {} [{}: {}]",
+            "{} ({} classes) on {} (classes matched {}) [{}: {}]",
             model.arch,
             model.classes,
             args.data.display(),
+            matched.rule.text(),
             backend.kind,
             backend.adapter
         );

@@ -137,14 +137,21 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&serde_json::to_value(&summary)?)?;
     } else {
+        let val = if outcome.images.1 == 0 {
+            "no validation images".to_owned()
+        } else {
+            format!(
+                "val top-1 {:.2}% -> {:.2}% ({} val images)",
+                100.0 * outcome.before,
+                100.0 * outcome.after,
+                outcome.images.1
+            )
+        };
         println!(
-            "{} fine-tuned at {} on {} images: val top-1 {:.2}% -> {:.2}% ({} val images), wrote {}",
+            "{} fine-tuned at {} on {} images: {val}, wrote {}",
             model.arch,
             args.res,
             outcome.images.0,
-            100.0 * outcome.before,
-            100.0 * outcome.after,
-            outcome.images.1,
             args.out.display()
         );
         if let Some(s) = &outcome.stopped {

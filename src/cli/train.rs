@@ -83,9 +83,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
             }
             Event::Progress(Progress::Epoch { epoch, loss, val_top1 }) => {
                 bar.println(format!(
-                    "epoch {}: loss {loss:.4}, val top-1 {:.2}%",
+                    "epoch {}: loss {loss:.4}, {}",
                     epoch + 1,
-                    100.0 * val_top1
+                    crate::training::val_text(val_top1)
                 ));
             }
             Event::Done(result) => trained = Some((*result)?),
@@ -98,11 +98,11 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<ExitCode> {
         print_json(&serde_json::to_value(&summary)?)?;
     } else {
         println!(
-            "{} trained at {} on {} images: val top-1 {:.2}% ({:.0} s), wrote {}",
+            "{} trained at {} on {} images: {} ({:.0} s), wrote {}",
             args.arch.name(),
             args.res,
             summary.train_images,
-            100.0 * summary.val_top1,
+            crate::training::val_text(summary.val_top1),
             summary.seconds,
             args.out.display()
         );

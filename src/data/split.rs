@@ -1,5 +1,6 @@
 //! A labelled ImageFolder's training and validation images, decoded: `train/` and `val/` when
-//! the folder has both, else a seeded fifth of each class held out for validation.
+//! the folder has both, else a seeded fifth of each class held out for validation (at least one
+//! image of a class that has two).
 
 use std::path::Path;
 
@@ -40,7 +41,8 @@ fn decode(folder: &ImageFolder, pick: &[usize]) -> (Labelled, usize) {
 }
 
 /// Train / validation indices into `folder.samples`: every fifth image of each class, in a
-/// seeded order, is held out (so classes of fewer than five images have no validation image).
+/// seeded order, is held out; a class of two to four images gives its last one (so that a tiny
+/// folder still has a validation image per class), a class of one image none.
 #[must_use]
 pub fn seeded_split(folder: &ImageFolder, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let (mut train, mut val) = (Vec::new(), Vec::new());
@@ -49,8 +51,10 @@ pub fn seeded_split(folder: &ImageFolder, seed: u64) -> (Vec<usize>, Vec<usize>)
             .filter(|&i| folder.samples[i].class == class)
             .collect();
         SeededRng::for_item(seed, class as u64).shuffle(&mut idx);
+        let n = idx.len();
         for (j, i) in idx.into_iter().enumerate() {
-            if j % 5 == 4 { val.push(i) } else { train.push(i) }
+            let held_out = if n >= 5 { j % 5 == 4 } else { n >= 2 && j == n - 1 };
+            if held_out { val.push(i) } else { train.push(i) }
         }
     }
     (train, val)
@@ -101,4 +105,63 @@ pub fn load_splits(data: &Path, seed: u64) -> anyhow::Result<Splits> {
         classes,
         unreadable,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::data::Sample;
+
+    /// A folder of classes with `sizes[c]` images each (nothing on disk: the split reads no file).
+    fn folder(sizes: &[usize]) -> ImageFolder {
+        let samples = sizes
+            .iter()
+            .enumerate()
+            .flat_map(|(class, &n)| {
+                (0..n).map(move |i| Sample {
+                    path: PathBuf::from(format!("c{class}/{i}.png")),
+                    class,
+                    size: None,
+                })
+            })
+            .collect();
+        ImageFolder {
+            root: PathBuf::from("data"),
+            classes: (0..sizes.len()).map(|c| format!("c{c}")).collect(),
+            samples,
+            skipped: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn tiny_classes_of_two_to_four_images_give_one_to_validation() {
+        // The 3-photo demo (one photo a class) and classes of 2–4 gave no validation image.
+        let sizes = [1, 2, 3, 4, 5, 9, 10, 12];
+        let f = folder(&sizes);
+        let (train, val) = seeded_split(&f, 0);
+        let per_class = |pick: &[usize], c: usize| pick.iter().filter(|&&i| f.samples[i].class == c).count();
+        let held: Vec<usize> = (0..sizes.len()).map(|c| per_class(&val, c)).collect();
+        assert_eq!(held, [0, 1, 1, 1, 1, 1, 2, 2]);
+        assert_eq!(train.len() + val.len(), f.samples.len());
+        let mut all: Vec<usize> = train.iter().chain(&val).copied().collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..f.samples.len()).collect::<Vec<_>>(), "each image once");
+    }
+
+    #[test]
+    fn classes_of_five_or_more_split_as_before() {
+        // Seeded results made before the tiny-class rule stay the same.
+        let f = folder(&[5, 7, 23]);
+        for seed in [0, 1, 42] {
+            let mut before = Vec::new();
+            for class in 0..f.classes.len() {
+                let mut idx: Vec<usize> = (0..f.samples.len()).filter(|&i| f.samples[i].class == class).collect();
+                SeededRng::for_item(seed, class as u64).shuffle(&mut idx);
+                before.extend(idx.into_iter().enumerate().filter(|(j, _)| j % 5 == 4).map(|(_, i)| i));
+            }
+            assert_eq!(seeded_split(&f, seed).1, before);
+        }
+    }
 }

@@ -208,14 +208,15 @@ fn shuffled(split: Labelled, seed: u64) -> Labelled {
     }
 }
 
-/// Validation top-1 of `head` over trunk outputs (batches of `labels`, in order).
+/// Validation top-1 of `head` over trunk outputs (batches of `labels`, in order); NaN without
+/// validation images (`training::val_top1`).
 fn top1(head: &Head, trunks: &[TrunkOut], labels: &[usize]) -> anyhow::Result<f64> {
     let mut tally = Tally::default();
     for t in trunks {
         let logits = rows(&head.infer(t))?;
         tally.add_rows(&logits, &labels[tally.scored..]);
     }
-    Ok(tally.top1_share())
+    Ok(crate::training::val_top1(&tally))
 }
 
 /// Runs the fine-tune of `model` (loaded from `weights`) on `backend`, reporting through
@@ -371,13 +372,13 @@ pub fn finetune(
         if best.0 > now {
             head = best.1;
             stopped = Some(format!(
-                "cancelled; kept the best weights so far (validation top-1 {:.2}%)",
-                100.0 * best.0
+                "cancelled; kept the best weights so far ({})",
+                crate::training::val_text(best.0)
             ));
         } else {
             stopped = Some(format!(
-                "cancelled; kept the weights at the cancel (validation top-1 {:.2}%)",
-                100.0 * now
+                "cancelled; kept the weights at the cancel ({})",
+                crate::training::val_text(now)
             ));
         }
     }

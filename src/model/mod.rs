@@ -5,6 +5,7 @@
 pub mod efficientnet;
 pub mod export;
 pub mod head;
+pub mod imagenet;
 pub mod resnet;
 pub mod weights;
 

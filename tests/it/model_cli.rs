@@ -114,7 +114,14 @@ fn eval_explains_a_class_mismatch() {
         "cpu",
     ])
     .stderr;
-    assert!(err.contains("1 classes") && err.contains("10 outputs"), "{err}");
+    // Both counts, that the model has no names, and each rule tried with an example.
+    assert!(
+        err.contains("no class names")
+            && err.contains("its 10 outputs")
+            && err.contains("(this one has 1)")
+            && err.contains("by index (e.g. 'only' vs 0..9)"),
+        "{err}"
+    );
 }
 
 #[test]
