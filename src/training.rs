@@ -2,9 +2,13 @@
 //! head): the learning-rate schedule, the seed of an epoch's random crops, and the pieces of
 //! their reports that have one shape in both (an epoch's record, the device).
 
+use std::path::PathBuf;
+
 use serde::Serialize;
 
 use crate::backend::{Backend, BackendKind};
+use crate::data::SeededRng;
+use crate::fsutil::serialize_path;
 
 /// Learning rate against epochs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -102,9 +106,66 @@ impl From<&Backend> for DeviceName {
     }
 }
 
+/// How much of a pretrained network a transfer (`fixres train --from`) trains, beside its new
+/// classifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Part {
+    /// The classifier and the last normalisation's affine and statistics: the FixRes fine-tune's
+    /// head (`model::head`), over a frozen trunk.
+    Head,
+}
+
+/// What a transfer's report adds: where the network came from, what trained, and the classes
+/// its new classifier was made for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Transfer {
+    /// The dataset's class names: the new classifier's outputs, in order.
+    pub classes: Vec<String>,
+    /// The pretrained weights.
+    #[serde(serialize_with = "serialize_path")]
+    pub from: PathBuf,
+    /// What trained.
+    pub trainable: Part,
+}
+
+/// The stream a new classifier's initial values are drawn from, for a run seeded with `seed`: one
+/// of its own (the split draws `for_item(seed, class)`, the shuffle `new(seed)`, the crops
+/// `for_item(crop_seed(..), image)`).
+#[must_use]
+pub fn classifier_rng(seed: u64) -> SeededRng {
+    SeededRng::for_item(seed, u64::MAX)
+}
+
+/// PyTorch's initialisation of `nn.Linear(fan_in, out)` (`reset_parameters`): the weight by
+/// `kaiming_uniform_(a=√5)`, whose bound is 1/√fan_in, then the bias uniform in ±1/√fan_in; drawn
+/// from `rng` in that order, the weight row by row (PyTorch's `[out, fan_in]` layout).
+#[must_use]
+pub fn linear_init(rng: &mut SeededRng, out: usize, fan_in: usize) -> (Vec<f32>, Vec<f32>) {
+    let bound = 1.0 / (fan_in.max(1) as f64).sqrt();
+    let mut draw = |n: usize| (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect::<Vec<f32>>();
+    let weight = draw(out * fan_in);
+    let bias = draw(out);
+    (weight, bias)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn linear_init_is_pytorchs_bound_and_the_seed_fixes_it() {
+        let (w, b) = linear_init(&mut classifier_rng(3), 5, 64);
+        assert_eq!((w.len(), b.len()), (5 * 64, 5));
+        let bound = 1.0 / 8.0;
+        assert!(w.iter().chain(&b).all(|x| x.abs() <= bound));
+        assert!(w.iter().any(|x| x.abs() > 0.9 * bound), "spread over ±1/√64");
+        let mean = w.iter().sum::<f32>() / w.len() as f32;
+        assert!(mean.abs() < 0.1 * bound, "centred: {mean}");
+        let again = linear_init(&mut classifier_rng(3), 5, 64);
+        assert_eq!((w.clone(), b), again, "the same seed, the same values, bit for bit");
+        assert_ne!(w, linear_init(&mut classifier_rng(4), 5, 64).0);
+    }
 
     #[test]
     fn schedules_start_at_the_rate_and_decay() {

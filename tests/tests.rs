@@ -18,5 +18,6 @@ mod it {
     mod model_parity;
     mod sampler;
     mod train_grid;
+    mod transfer;
     mod weights;
 }

@@ -177,6 +177,7 @@ impl FinetunePanel {
             curve: Vec::new(),
             // The test transform the sliders set, as the plots use.
             recipe: shared.settings.recipe_for(&model.model.recipe),
+            new_classifier: false,
         };
         self.exported = None;
         self.run = Some(Run {

@@ -2,14 +2,14 @@
 //! export of the whole model with torchvision key names. The run itself is `finetune::run`,
 //! started as a job; this command shows its progress with a bar and prints the summary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Args;
 
 use super::{RunArgs, parse_res, print_json, progress_bar, warn};
-use crate::backend::choose;
+use crate::backend::{Backend, choose};
 use crate::finetune::Trainable;
 use crate::finetune::run::{Augmentation, Config, Outcome, Progress, Schedule, export, finetune};
 use crate::jobs::{Job, no_wake};
@@ -104,35 +104,9 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         schedule: args.schedule,
         curve: args.curve.clone(),
         recipe: model.recipe,
+        new_classifier: false,
     };
-    let (job_model, weights, job_backend) = (Arc::clone(&model), args.weights.clone(), backend.clone());
-    let mut job = Job::spawn("finetune", no_wake(), move |r| {
-        let result = finetune(&job_model, &weights, &job_backend, &config, &mut |p| {
-            r.send(Event::Progress(p))
-        });
-        r.send(Event::Done(Box::new(result)));
-    })?;
-    let bar = progress_bar(0, "finetune");
-    let mut outcome = None;
-    while let Some(event) = job.recv() {
-        match event {
-            Event::Progress(Progress::Stage(stage)) => bar.set_message(stage),
-            Event::Progress(Progress::Step {
-                epoch,
-                images_done,
-                images_total,
-                ..
-            }) => {
-                bar.set_length(images_total as u64);
-                bar.set_position(images_done as u64);
-                bar.set_message(format!("epoch {}", epoch + 1));
-            }
-            Event::Progress(Progress::Epoch { .. }) => {}
-            Event::Done(result) => outcome = Some((*result)?),
-        }
-    }
-    bar.finish_and_clear();
-    let outcome = outcome.ok_or_else(|| anyhow::anyhow!("the fine-tune job ended without a result"))?;
+    let outcome = run_job(&model, &args.weights, &backend, config, "finetune")?;
     let summary = export(&file, &outcome.head, &args.out, &outcome.summary, &model)?;
     if args.json {
         print_json(&serde_json::to_value(&summary)?)?;
@@ -159,4 +133,43 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `finetune` on `config` as a job named `name` (`fixres finetune`, and `fixres train
+/// --from`, which runs the same engine with a new classifier), showing its progress with a bar.
+pub(super) fn run_job(
+    model: &Arc<Model>,
+    weights: &Path,
+    backend: &Backend,
+    config: Config,
+    name: &str,
+) -> anyhow::Result<Outcome> {
+    let (job_model, weights, job_backend) = (Arc::clone(model), weights.to_owned(), backend.clone());
+    let mut job = Job::spawn(name, no_wake(), move |r| {
+        let result = finetune(&job_model, &weights, &job_backend, &config, &mut |p| {
+            r.send(Event::Progress(p))
+        });
+        r.send(Event::Done(Box::new(result)));
+    })?;
+    let bar = progress_bar(0, name);
+    let mut outcome = None;
+    while let Some(event) = job.recv() {
+        match event {
+            Event::Progress(Progress::Stage(stage)) => bar.set_message(stage),
+            Event::Progress(Progress::Step {
+                epoch,
+                images_done,
+                images_total,
+                ..
+            }) => {
+                bar.set_length(images_total as u64);
+                bar.set_position(images_done as u64);
+                bar.set_message(format!("epoch {}", epoch + 1));
+            }
+            Event::Progress(Progress::Epoch { .. }) => {}
+            Event::Done(result) => outcome = Some((*result)?),
+        }
+    }
+    bar.finish_and_clear();
+    outcome.ok_or_else(|| anyhow::anyhow!("the {name} job ended without a result"))
 }

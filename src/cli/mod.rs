@@ -50,7 +50,8 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// FixRes fine-tune of the last BatchNorm and the classifier at a test resolution, then export.
     Finetune(finetune::FinetuneArgs),
-    /// Trains a small ResNet from scratch at a train resolution (RandomResizedCrop + flip).
+    /// Trains at a train resolution: a small ResNet from scratch, or (--from) a pretrained
+    /// network's new classifier for the folder's classes.
     Train(train::TrainArgs),
     /// The train × test resolution table on your data, with and without the FixRes fine-tune.
     Grid(grid::GridArgs),

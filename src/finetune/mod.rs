@@ -13,6 +13,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::model::head::{Head, TrunkOut, finish};
 use crate::model::values;
+use crate::training::{classifier_rng, linear_init};
 
 /// Which head parameters train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +55,15 @@ impl Sgd {
         8e-3 * batch as f64 / 512.0
     }
 
+    /// The default learning rate of a new classifier for a dataset's classes (a transfer) for a
+    /// batch size: 0.1·batch/256, the linear-probe rate: the classifier starts at random over
+    /// features that stay fixed, so it takes ten times the usual rate for fine-tuning a
+    /// pretrained network (0.01·batch/256) without the risk of unlearning them.
+    #[must_use]
+    pub fn transfer_lr(batch: usize) -> f64 {
+        0.1 * batch as f64 / 256.0
+    }
+
     fn update(&mut self, slot: usize, param: &mut [f32], grad: &[f32]) {
         let (lr, m, wd) = (self.lr as f32, self.momentum as f32, self.weight_decay as f32);
         let d: Vec<f32> = param.iter().zip(grad).map(|(p, g)| g + wd * p).collect();
@@ -84,6 +94,20 @@ fn channel_mean(x: Tensor<4>) -> Tensor<4> {
 // The step is the trainer's, implemented on the network's head (an inherent impl may live in any
 // module of the crate): `model` needs nothing from here.
 impl Head {
+    /// This head with its classifier replaced by a new one with `classes` outputs, initialised as
+    /// PyTorch initialises `nn.Linear` (`training::linear_init`) from the run's `seed`: the start
+    /// of a transfer to a dataset's own classes. The normalisation is kept as trained.
+    #[must_use]
+    pub fn with_new_classifier(&self, classes: usize, seed: u64, device: &Device) -> Self {
+        let [_, features] = self.fc_weight.dims();
+        let (weight, bias) = linear_init(&mut classifier_rng(seed), classes, features);
+        Self {
+            fc_weight: tensor(weight, [classes, features], device),
+            fc_bias: tensor(bias, [classes], device),
+            ..self.clone()
+        }
+    }
+
     /// Logits with the BatchNorm in training mode; also returns the batch mean and biased
     /// variance, `[C]` each.
     fn forward_train(

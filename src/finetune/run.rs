@@ -20,7 +20,7 @@ use crate::model::weights::WeightFile;
 use crate::model::{Model, Recipe, export as export_model, input_batch, rows};
 use crate::stats::Tally;
 pub use crate::training::Schedule;
-use crate::training::{DeviceName, EpochRecord, crop_seed};
+use crate::training::{DeviceName, EpochRecord, Part, Transfer, crop_seed};
 
 /// Which augmentation the fine-tune data gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -44,7 +44,8 @@ pub struct Config {
     pub epochs: usize,
     /// Images per step (at least 2: batch statistics).
     pub batch: usize,
-    /// Learning rate; `None`: FixRes's 8e-3 · batch / 512.
+    /// Learning rate; `None`: FixRes's 8e-3 · batch / 512, or for a new classifier
+    /// `Sgd::transfer_lr`.
     pub lr: Option<f64>,
     /// What trains.
     pub trainable: Trainable,
@@ -62,6 +63,11 @@ pub struct Config {
     pub curve: Vec<usize>,
     /// The test transform's crop ratio and filter, and the normalisation (usually the model's).
     pub recipe: Recipe,
+    /// Replace the model's classifier by a new one for the dataset's own classes, initialised as
+    /// PyTorch's `nn.Linear` from `seed` (a transfer, `fixres train --from`): every dataset class
+    /// is an output, in order, and "before" is that new classifier. Otherwise the dataset's
+    /// classes are matched to the model's outputs (`eval::class_map`).
+    pub new_classifier: bool,
 }
 
 /// What a running fine-tune reports.
@@ -142,6 +148,10 @@ pub struct CurvePoint {
 pub struct Summary {
     /// Architecture name.
     pub arch: String,
+    /// Wall time of filling the trunk cache (the trunk once over every training image), when
+    /// there is one: what each epoch after the first would spend again without it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_seconds: Option<f64>,
     /// Training batches whose trunk outputs went to the temporary file.
     pub cache_spilled_batches: usize,
     /// Classes of the dataset.
@@ -168,6 +178,9 @@ pub struct Summary {
     pub train_images: usize,
     /// Wall time from the trunk cache to the last epoch.
     pub train_seconds: f64,
+    /// A transfer's origin, trainable part and classes (absent for a fine-tune).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<Transfer>,
     /// Files that could not be decoded.
     pub unreadable: usize,
     /// Validation images.
@@ -238,8 +251,19 @@ pub fn finetune(
         unreadable,
     } = load_splits(&cfg.data, cfg.seed)?;
     let n_classes = classes.len();
-    // Dataset classes → the model's outputs (by name when the model has names).
-    let to_model = class_map(&classes, model).map_err(|why| anyhow::anyhow!("{}: {why}", cfg.data.display()))?;
+    // Dataset classes → the model's outputs (by name when the model has names); a new
+    // classifier has the dataset's classes as its outputs.
+    let to_model = if cfg.new_classifier {
+        anyhow::ensure!(
+            n_classes >= 2,
+            "{}: {n_classes} class ({}): a classifier needs two classes",
+            cfg.data.display(),
+            classes.join(", ")
+        );
+        (0..n_classes).collect()
+    } else {
+        class_map(&classes, model).map_err(|why| anyhow::anyhow!("{}: {why}", cfg.data.display()))?
+    };
     for split in [&mut train_split, &mut val_split] {
         for l in &mut split.labels {
             *l = to_model[*l];
@@ -274,9 +298,20 @@ pub fn finetune(
     report(Progress::Stage("validation images through the trunk".into()));
     let val_trunks = trunks(&val_split.images, &test_transform);
     let mut head = model.net.head();
+    if cfg.new_classifier {
+        head = head.with_new_classifier(n_classes, cfg.seed, device);
+    }
+    // The model the run starts from, for the before/after curve.
+    let initial = head.clone();
     let before = top1(&head, &val_trunks, &val_split.labels)?;
     let trainable = cfg.trainable;
-    let lr = cfg.lr.unwrap_or_else(|| Sgd::fixres_lr(batch));
+    let lr = cfg.lr.unwrap_or_else(|| {
+        if cfg.new_classifier {
+            Sgd::transfer_lr(batch)
+        } else {
+            Sgd::fixres_lr(batch)
+        }
+    });
     let mut sgd = Sgd::new(lr, 0.9, 1e-4);
     // With test-time augmentation the trunk's output is a function of (image, K): computed once,
     // kept in memory up to the cap and in a temporary file beyond.
@@ -285,7 +320,8 @@ pub fn finetune(
     let mut cache = None;
     let mut stopped = None;
     let mut cancelled = false;
-    if cfg.da == Augmentation::Test && cfg.trunk_cache {
+    let mut cache_seconds = None;
+    if cfg.da == Augmentation::Test && cfg.trunk_cache && cfg.epochs > 0 {
         let mut c = TrunkCache::new(cfg.cache_bytes);
         for b in 0..n_batches {
             // A cancel here (before any step) keeps the weights as they came.
@@ -299,6 +335,7 @@ pub fn finetune(
             c.push(trunk_of(&train_split.images, b, &test_transform))?;
         }
         cache = Some(c);
+        cache_seconds = Some(training_started.elapsed().as_secs_f64());
     }
     let epochs_to_run = if cancelled { 0 } else { cfg.epochs };
     let images_total = cfg.epochs * train_split.images.len();
@@ -386,7 +423,6 @@ pub fn finetune(
     let after = top1(&head, &val_trunks, &val_split.labels)?;
     // The accuracy-against-resolution curve of the new model beside the old (same trunk).
     report(Progress::Stage("accuracy against test resolution".into()));
-    let original = model.net.head();
     let curve_res: Vec<usize> = if cancelled {
         vec![cfg.res] // the user is waiting: only the resolution fine-tuned for
     } else if cfg.curve.is_empty() {
@@ -410,12 +446,13 @@ pub fn finetune(
         let tr = trunks(&val_split.images, &|img: &RgbImage, _| t.apply(img));
         curve.push(CurvePoint {
             res: k,
-            before: top1(&original, &tr, &val_split.labels)?,
+            before: top1(&initial, &tr, &val_split.labels)?,
             after: top1(&head, &tr, &val_split.labels)?,
         });
     }
     let summary = Summary {
         arch: model.arch.clone(),
+        cache_seconds,
         cache_spilled_batches: cache.as_ref().map_or(0, TrunkCache::spilled),
         classes: n_classes,
         config: SummaryConfig {
@@ -441,6 +478,11 @@ pub fn finetune(
         stopped: stopped.clone(),
         train_images: train_split.images.len(),
         train_seconds,
+        transfer: cfg.new_classifier.then(|| Transfer {
+            classes: classes.clone(),
+            from: weights.to_owned(),
+            trainable: Part::Head,
+        }),
         unreadable,
         val_images: val_split.images.len(),
         val_top1_after: after,
@@ -459,14 +501,19 @@ pub fn finetune(
 
 /// Writes the whole model (torchvision keys, f32, head replaced) to `out` and a JSON sidecar
 /// (`out` + `.json`), both atomically; `summary`, with `out` set, goes into both and is returned
-/// as written.
+/// as written. After a transfer the classifier has the dataset's classes (its shape changes, and
+/// the class names in the metadata are the dataset's).
 pub fn export(file: &WeightFile, head: &Head, out: &Path, summary: &Summary, model: &Model) -> anyhow::Result<Summary> {
     let summary = Summary {
         out: Some(path_text(out)),
         ..summary.clone()
     };
-    let metadata = export_model::metadata(&model.arch, model.class_names.as_deref(), &summary)?;
-    let bytes = file.export_with(&head.named_tensors(), &metadata)?;
+    let (class_names, reshaped) = match &summary.transfer {
+        Some(t) => (Some(t.classes.as_slice()), head.classifier_keys().to_vec()),
+        None => (model.class_names.as_deref(), Vec::new()),
+    };
+    let metadata = export_model::metadata(&model.arch, class_names, &summary)?;
+    let bytes = file.export_with(&head.named_tensors(), &reshaped, &metadata)?;
     export_model::write_with_sidecar(out, &bytes, &summary)?;
     Ok(summary)
 }

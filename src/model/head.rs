@@ -152,12 +152,19 @@ impl Head {
             && values(&self.fc_weight).iter().all(|v| v.is_finite())
     }
 
+    /// The classifier's keys in the weights file: its weight, then its bias.
+    #[must_use]
+    pub fn classifier_keys(&self) -> [String; 2] {
+        [format!("{}.weight", self.fc_key), format!("{}.bias", self.fc_key)]
+    }
+
     /// The head's tensors under their keys in the weights file, PyTorch layouts, f32.
     #[must_use]
     pub fn named_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
         let named = |key: String, t: Vec<f32>, shape: Vec<usize>| (key, shape, t);
         let [k, f] = self.fc_weight.dims();
         let c = self.gamma.dims()[0];
+        let [fc_weight, fc_bias] = self.classifier_keys();
         vec![
             named(format!("{}.weight", self.bn_key), values(&self.gamma), vec![c]),
             named(format!("{}.bias", self.bn_key), values(&self.beta), vec![c]),
@@ -171,8 +178,8 @@ impl Head {
                 values(&self.running_var),
                 vec![c],
             ),
-            named(format!("{}.weight", self.fc_key), values(&self.fc_weight), vec![k, f]),
-            named(format!("{}.bias", self.fc_key), values(&self.fc_bias), vec![k]),
+            named(fc_weight, values(&self.fc_weight), vec![k, f]),
+            named(fc_bias, values(&self.fc_bias), vec![k]),
         ]
     }
 }

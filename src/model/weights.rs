@@ -371,16 +371,20 @@ fn parse_header(path: &Path, bytes: &[u8]) -> Result<(Header, Metadata), Weights
 impl WeightFile {
     /// Every tensor of this file as f32 (integer tensors kept), with `replace`d tensors swapped
     /// in under their keys: the bytes of a safetensors file PyTorch's `load_state_dict` takes.
+    /// A replacement keeps its tensor's shape, except under the keys in `reshaped` (a new
+    /// classifier for other classes: PyTorch then loads the file into the model built with that
+    /// many classes).
     pub fn export_with(
         &self,
         replace: &[(String, Vec<usize>, Vec<f32>)],
+        reshaped: &[String],
         metadata: &Metadata,
     ) -> Result<Vec<u8>, WeightsError> {
         let st = self.tensors()?;
         let mut owned = Vec::new();
         for (name, view) in st.tensors() {
             let tensor = if let Some((_, shape, v)) = replace.iter().find(|(k, ..)| *k == name) {
-                if shape.as_slice() != view.shape() {
+                if shape.as_slice() != view.shape() && !reshaped.contains(&name) {
                     return Err(WeightsError::Mismatch {
                         path: self.path.clone(),
                         detail: format!("{name}: expected shape {:?}, found {:?}", view.shape(), shape),

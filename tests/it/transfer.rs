@@ -1,0 +1,340 @@
+//! A transfer, `fixres train --from`: a pretrained network with a new classifier for a folder's
+//! own classes, `--trainable head` (the FixRes fine-tune's head) checked against PyTorch doing
+//! the same 3 steps (tests/fixtures/make_transfer_reference.py), and what the export is.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::Device;
+use fixres::model::Model;
+
+use crate::util::cmd::{fixres_err, fixres_ok};
+use crate::util::fixtures::{efficientnet_lite0, model, resnet18_narrow};
+use crate::util::folders::Folder;
+use crate::util::tensors::{self, f32_tensor, le_f32s, metadata, relative_error};
+
+/// The reference's split folder (train/ + val/ by class), made in `dir` from its metadata.
+fn reference_folder(reference: &Path, dir: &Path) -> PathBuf {
+    let layout: BTreeMap<String, BTreeMap<String, Vec<String>>> =
+        serde_json::from_str(&metadata(reference)["layout"]).unwrap();
+    let data = dir.join("data");
+    for (split, classes) in &layout {
+        let folder = Folder::new(data.join(split));
+        for (class, photos) in classes {
+            for p in photos {
+                folder.photo(class, p);
+            }
+        }
+    }
+    data
+}
+
+/// `fixres train --from` the narrow ResNet-18 with the reference's settings for `epochs` epochs.
+fn transfer_as_reference(reference: &Path, data: &Path, out: &Path, epochs: usize) -> serde_json::Value {
+    let settings: serde_json::Value = serde_json::from_str(&metadata(reference)["settings"]).unwrap();
+    let arg = |key: &str| settings[key].to_string();
+    let weights = resnet18_narrow();
+    fixres_ok(&[
+        "train",
+        "--from",
+        weights.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--res",
+        &arg("res"),
+        "--epochs",
+        &epochs.to_string(),
+        "--seed",
+        &arg("seed"),
+        "--batch",
+        &arg("batch"),
+        "--lr",
+        &arg("lr"),
+        "--da",
+        "test",
+        "--device",
+        "cpu",
+        "--curve",
+        &arg("res"),
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ])
+    .json()
+}
+
+#[test]
+fn transfer_head_three_steps_match_pytorch() {
+    let reference = model("resnet18_narrow__transfer.safetensors");
+    let theirs = |key: &str| f32_tensor(&reference, key).1;
+    let dir = tempfile::tempdir().unwrap();
+    let data = reference_folder(&reference, dir.path());
+
+    // The new classifier PyTorch started from is the one this seed draws, bit for bit.
+    let init = dir.path().join("init.safetensors");
+    transfer_as_reference(&reference, &data, &init, 0);
+    for key in ["fc.weight", "fc.bias"] {
+        assert!(
+            f32_tensor(&init, key).1 == theirs(&format!("init.{key}")),
+            "{key}: the seed's initial values changed since the reference was made"
+        );
+    }
+
+    let out = dir.path().join("transfer.safetensors");
+    let summary = transfer_as_reference(&reference, &data, &out, 3);
+    // All 7 training images in one batch: one step per epoch.
+    assert_eq!(summary["train_images"], 7);
+    for (step, epoch) in summary["epochs"].as_array().unwrap().iter().enumerate() {
+        let (ours, expect) = (
+            epoch["loss"].as_f64().unwrap(),
+            f64::from(theirs(&format!("loss_{step}"))[0]),
+        );
+        println!("step {step}: loss {ours} (PyTorch {expect})");
+        assert!(
+            ((ours - expect) / expect).abs() <= 1e-4,
+            "step {step}: {ours} vs {expect}"
+        );
+    }
+    for key in [
+        "layer4.1.bn2.weight",
+        "layer4.1.bn2.bias",
+        "layer4.1.bn2.running_mean",
+        "layer4.1.bn2.running_var",
+        "fc.weight",
+        "fc.bias",
+    ] {
+        let (ours, expect) = (f32_tensor(&out, key).1, theirs(key));
+        let err = relative_error(&ours, &expect);
+        let before = match key {
+            "fc.weight" | "fc.bias" => theirs(&format!("init.{key}")),
+            _ => f32_tensor(&resnet18_narrow(), key).1,
+        };
+        // The values agree; so do the three steps' updates, which for the BatchNorm's weight are
+        // smaller than the values' tolerance (a step not taken would pass the first check).
+        let update = |v: &[f32]| v.iter().zip(&before).map(|(a, b)| a - b).collect::<Vec<f32>>();
+        let update_err = relative_error(&update(&ours), &update(&expect));
+        println!("{key}: relative error {err:.2e}; of the update {update_err:.2e}");
+        assert!(err <= 1e-4, "{key}: relative error {err}");
+        assert!(update_err <= 1e-2, "{key}: relative error of the update {update_err}");
+    }
+}
+
+const PHOTOS: [&str; 6] = [
+    "rocket.jpg",
+    "grace_hopper.jpg",
+    "chelsea.png",
+    "hubble_tall.jpg",
+    "coffee_cmyk.jpg",
+    "camera_grey.jpg",
+];
+
+/// Class `class_<c>` of an ImageFolder at `data`: `per_class` fixture photos (copies).
+fn class_folder(data: &Path, c: usize, per_class: usize) {
+    for i in 0..per_class {
+        let p = PHOTOS[(c + i) % PHOTOS.len()];
+        Folder::new(data).photo_as(&format!("class_{c}"), p, &format!("{i}-{p}"));
+    }
+}
+
+/// An ImageFolder of fixture photos in `dir`: `classes` classes, `per_class` images each.
+fn folder(dir: &Path, classes: usize, per_class: usize) -> PathBuf {
+    let data = dir.join("data");
+    for c in 0..classes {
+        class_folder(&data, c, per_class);
+    }
+    data
+}
+
+/// `fixres train --from weights` on `data` at K = 64 with `extra` arguments: the JSON summary.
+fn transfer(weights: &Path, data: &Path, out: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "train",
+        "--from",
+        weights.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--res",
+        "64",
+        "--batch",
+        "8",
+        "--device",
+        "cpu",
+        "--curve",
+        "64",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    fixres_ok(&args).json()
+}
+
+#[test]
+fn the_same_seed_draws_the_same_classifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path(), 3, 5);
+    let classifier = |seed: &str, name: &str| {
+        let out = dir.path().join(name);
+        transfer(&resnet18_narrow(), &data, &out, &["--epochs", "0", "--seed", seed]);
+        (f32_tensor(&out, "fc.weight"), f32_tensor(&out, "fc.bias"))
+    };
+    let (a, again, other) = (
+        classifier("3", "a.safetensors"),
+        classifier("3", "b.safetensors"),
+        classifier("4", "c.safetensors"),
+    );
+    assert!(a == again, "the same seed, the same classifier, bit for bit");
+    assert!(
+        a.0.1 != other.0.1 && a.1.1 != other.1.1,
+        "another seed, another classifier"
+    );
+    let ((w_shape, w), (b_shape, b)) = a;
+    assert_eq!((w_shape, b_shape), (vec![3, 64], vec![3]));
+    // PyTorch's nn.Linear: uniform in ±1/√in_features, weight and bias.
+    let bound = 1.0 / 64f32.sqrt();
+    assert!(w.iter().chain(&b).all(|x| x.abs() <= bound));
+}
+
+#[test]
+fn a_one_class_folder_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path(), 1, 6);
+    let weights = resnet18_narrow();
+    let out = dir.path().join("out.safetensors");
+    let err = fixres_err(&[
+        "train",
+        "--from",
+        weights.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--res",
+        "64",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(err.stderr.contains("a classifier needs two classes"), "{}", err.stderr);
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_transfer_exports_the_new_classifier_loads_back_and_eval_scores_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path(), 4, 5);
+    let out = dir.path().join("transfer.safetensors");
+    let summary = transfer(&resnet18_narrow(), &data, &out, &["--epochs", "2"]);
+    let names = ["class_0", "class_1", "class_2", "class_3"];
+    assert_eq!(summary["transfer"]["classes"], serde_json::json!(names));
+    assert_eq!(summary["transfer"]["trainable"], "head");
+    assert_eq!(summary["config"]["da"], "train");
+    assert_eq!(summary["classes"], 4);
+    let sidecar: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("transfer.safetensors.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["transfer"], summary["transfer"]);
+
+    // Every tensor of the original, the trunk's unchanged; the classifier has the new shape.
+    let (before, after) = (tensors::read(&resnet18_narrow()), tensors::read(&out));
+    assert_eq!(
+        before.iter().map(|t| &t.name).collect::<Vec<_>>(),
+        after.iter().map(|t| &t.name).collect::<Vec<_>>()
+    );
+    for (b, a) in before.iter().zip(&after) {
+        let name = &b.name;
+        let head = name.starts_with("layer4.1.bn2.") && !name.ends_with("num_batches_tracked");
+        if name.starts_with("fc.") {
+            assert_eq!(a.shape[0], 4, "{name}");
+        } else {
+            assert_eq!((&b.shape, b.data != a.data), (&a.shape, head), "{name}");
+        }
+    }
+
+    let model = Model::load(&out, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(model.classes, 4);
+    assert_eq!(model.class_names.as_deref(), Some(names.map(String::from).as_slice()));
+    assert!(model.warnings.is_empty(), "{:?}", model.warnings);
+
+    let eval = |data: &Path| {
+        fixres_ok(&[
+            "eval",
+            "--weights",
+            out.to_str().unwrap(),
+            "--data",
+            data.to_str().unwrap(),
+            "--res",
+            "64",
+            "--device",
+            "cpu",
+            "--json",
+        ])
+        .json()
+    };
+    let whole = eval(&data);
+    assert_eq!(whole["results"][0]["images"], 20, "{whole}");
+    assert!((0.0..=1.0).contains(&whole["results"][0]["top1"].as_f64().unwrap()));
+    // Two of the four classes, by name: only the model's class names can place them.
+    let subset = dir.path().join("subset");
+    class_folder(&subset, 1, 5);
+    class_folder(&subset, 3, 5);
+    assert_eq!(eval(&subset)["results"][0]["images"], 10);
+}
+
+#[test]
+fn an_efficientnet_takes_a_new_classifier_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path(), 2, 5);
+    let out = dir.path().join("lite0.safetensors");
+    let summary = transfer(&efficientnet_lite0(), &data, &out, &["--epochs", "1", "--da", "test"]);
+    assert!(summary["cache_seconds"].as_f64().is_some(), "{summary}");
+    assert_eq!(tensors::named(&tensors::read(&out), "_fc.weight").shape, [2, 1280]);
+    let model = Model::load(&out, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((model.arch.as_str(), model.classes), ("efficientnet-lite0", 2));
+}
+
+#[test]
+fn cached_and_recomputed_trunks_give_the_same_transfer() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path(), 3, 5);
+    let run = |name: &str, extra: &[&str]| {
+        let out = dir.path().join(name);
+        let args = [&["--epochs", "3", "--da", "test"], extra].concat();
+        (transfer(&resnet18_narrow(), &data, &out, &args), tensors::read(&out))
+    };
+    let (cached_summary, cached) = run("cached.safetensors", &[]);
+    let (recomputed_summary, recomputed) = run("recomputed.safetensors", &["--no-trunk-cache"]);
+    assert!(cached_summary["cache_seconds"].is_f64());
+    assert!(recomputed_summary.get("cache_seconds").is_none());
+    assert!(cached == recomputed);
+}
+
+#[test]
+fn a_diverging_transfer_stops_and_keeps_the_last_good_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path(), 3, 5);
+    let out = dir.path().join("out.safetensors");
+    let summary = transfer(&resnet18_narrow(), &data, &out, &["--epochs", "3", "--lr", "1e30"]);
+    let stopped = summary["stopped"].as_str().unwrap_or_default();
+    assert!(stopped.contains("kept the last good weights"), "{summary}");
+    let fc = tensors::named(&tensors::read(&out), "fc.weight").data.clone();
+    assert!(le_f32s(&fc).iter().all(|v| v.is_finite()));
+}
+
+#[test]
+fn transfer_options_need_from_and_from_scratch_options_refuse_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path(), 2, 2);
+    let (data, weights) = (data.to_str().unwrap(), resnet18_narrow());
+    let out = dir.path().join("out.safetensors");
+    let base = ["train", "--data", data, "--res", "32", "--out", out.to_str().unwrap()];
+    for extra in [&["--trainable", "head"][..], &["--da", "test"], &["--no-trunk-cache"]] {
+        let err = fixres_err(&[&base[..], extra].concat());
+        assert!(err.stderr.contains("--from"), "{extra:?}: {}", err.stderr);
+    }
+    let from = ["--from", weights.to_str().unwrap()];
+    for extra in [&["--arch", "resnet18"][..], &["--weight-decay", "0.1"]] {
+        let err = fixres_err(&[&base[..], &from, extra].concat());
+        assert!(err.stderr.contains("cannot be used with"), "{extra:?}: {}", err.stderr);
+    }
+    let err = fixres_err(&[&base[..], &from, &["--trainable", "everything"]].concat());
+    assert!(err.stderr.contains("possible values: head"), "{}", err.stderr);
+}
