@@ -111,8 +111,8 @@ impl From<&Backend> for DeviceName {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Part {
-    /// The classifier and the last normalisation's affine and statistics: the FixRes fine-tune's
-    /// head (`model::head`), over a frozen trunk.
+    /// The new classifier and the last normalisation's affine and running statistics (the
+    /// FixRes fine-tune's head, `model::head`), over the trunk frozen in eval mode.
     Head,
 }
 

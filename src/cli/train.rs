@@ -38,9 +38,8 @@ pub struct TrainArgs {
     /// `nn.Linear` (uniform in ±1/√features) from --seed. Any family `fixres` loads.
     #[arg(long)]
     pub from: Option<PathBuf>,
-    /// With --from, what trains beside the new classifier [default: head]. `head`: the
-    /// classifier and the last normalisation's affine and running statistics (the FixRes
-    /// fine-tune's head, over a frozen trunk in eval mode).
+    /// With --from, what trains [default: head] (training more of the network, the last stage
+    /// or all of it, is not there yet).
     #[arg(long, value_enum, requires = "from")]
     pub trainable: Option<Part>,
     /// With --from, the training images' transform [default: train]: `train` is
@@ -71,7 +70,7 @@ pub struct TrainArgs {
     /// the same weights, only slower).
     #[arg(long, requires = "from")]
     pub no_trunk_cache: bool,
-    /// Seed (split, order, crops).
+    /// Seed (split, order, crops; the initial weights, or with --from the new classifier).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     #[command(flatten)]

@@ -26,9 +26,10 @@ use crate::training::{DeviceName, EpochRecord, Part, Transfer, crop_seed};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Augmentation {
-    /// The test transform at K_test (Resize + CenterCrop): the trunk's outputs are computed once.
+    /// The test transform at the run's resolution (Resize + CenterCrop): the trunk's outputs are
+    /// computed once.
     Test,
-    /// RandomResizedCrop + flip at K_test: the trunk runs every step.
+    /// RandomResizedCrop + flip at the run's resolution: the trunk runs every step.
     Train,
 }
 
