@@ -23,7 +23,7 @@ pub struct FinetuneArgs {
     #[arg(long)]
     pub weights: PathBuf,
     /// A labelled ImageFolder; with `train/` and `val/` sub-folders those are used, else a seeded
-    /// fifth of each class is held out for validation.
+    /// fifth of each class is held out for validation (at least one image of a class of two or more).
     #[arg(long)]
     pub data: PathBuf,
     /// The test resolution to fine-tune for, K_test.

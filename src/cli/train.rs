@@ -27,7 +27,7 @@ const TRUNK_CACHE_BYTES: usize = 4096 << 20;
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// A labelled ImageFolder; with `train/` and `val/` sub-folders those are used, else a seeded
-    /// fifth of each class is held out for validation.
+    /// fifth of each class is held out for validation (at least one image of a class of two or more).
     #[arg(long)]
     pub data: PathBuf,
     /// Architecture (torchvision layout and key names) of a network trained from scratch.

@@ -37,7 +37,7 @@ pub enum Augmentation {
 #[derive(Clone, Debug)]
 pub struct Config {
     /// A labelled ImageFolder; with `train/` and `val/` those are used, else a seeded fifth of
-    /// each class is held out.
+    /// each class is held out (`data::split::seeded_split`).
     pub data: PathBuf,
     /// K_test.
     pub res: usize,
