@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use serde_json::json;
 
 use super::print_json;
-use crate::model::weights::{looks_like_safetensors, non_tensor_entries, read_pytorch, strip_wrappers};
+use crate::model::weights::{looks_like_safetensors, read_state_dict};
 use crate::tensorfile::{self, Dtype, Tensor, f32_to_floats, floats_to_f32};
 
 /// Floating-point type of the converted tensors.
@@ -71,12 +71,9 @@ pub fn run(args: &ConvertArgs) -> anyhow::Result<ExitCode> {
         "{}: is already safetensors; every command reads it as it is",
         args.input.display()
     );
-    let mut source = read_pytorch(&args.input, args.key.as_deref())?;
-    for w in non_tensor_entries(&args.input, args.key.as_deref())? {
+    let (source, skipped) = read_state_dict(&args.input, args.key.as_deref())?;
+    for w in skipped {
         eprintln!("warning: {}: {w}", args.input.display());
-    }
-    if args.key.is_none() {
-        strip_wrappers(&mut source);
     }
     let mut converted: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::with_capacity(source.len());
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();

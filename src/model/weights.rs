@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::module::Module;
+use burn::store::pytorch_reader::PickleValue;
 use burn::store::{ApplyError, KeyRemapper, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 
 use crate::tensorfile::{Dtype, Tensor, f32_to_floats, floats_to_f32, to_bytes};
@@ -126,14 +127,12 @@ impl WeightFile {
         // safetensors length's low byte may be 0x80 too, so safetensors is recognised first.
         let safetensors = looks_like_safetensors(&raw, raw.len() as u64);
         if !safetensors && (raw.starts_with(b"PK\x03\x04") || raw.first() == Some(&0x80)) {
-            let mut tensors = read_pytorch(path, None)?;
-            strip_wrappers(&mut tensors);
+            let (tensors, skipped) = read_state_dict(path, None)?;
             let views: Vec<Tensor<'_>> = tensors.iter().map(OwnedTensor::view).collect();
             let bytes = to_bytes(&views, &Metadata::new()).map_err(|e| WeightsError::Format {
                 path: path.to_owned(),
                 reason: e.to_string(),
             })?;
-            let skipped = non_tensor_entries(path, None)?;
             Ok(Self {
                 skipped,
                 ..Self::from_bytes(path, bytes)?
@@ -255,31 +254,64 @@ pub fn read_pytorch(path: &Path, key: Option<&str>) -> Result<Vec<OwnedTensor>, 
         .collect()
 }
 
-/// The entries of a PyTorch checkpoint (the dict under `key`, or the whole file) that are not
-/// tensors, which `read_pytorch` leaves out: one message a key, naming it and what it holds,
-/// sorted. An object there is a call that `torch.load` would make (with `weights_only=False`,
-/// any code at all); it is read as data and never run, and this says so rather than dropping
-/// it unseen. PyTorch's own `_metadata` (module version numbers) is no news and not listed.
-pub fn non_tensor_entries(path: &Path, key: Option<&str>) -> Result<Vec<String>, WeightsError> {
-    use burn::store::pytorch_reader::{PickleValue, PytorchReader};
-    fn walk(value: &PickleValue, key: &mut Vec<String>, out: &mut Vec<String>) {
+/// The model's tensors of a PyTorch checkpoint, and what it left out (`non_tensor_entries`).
+/// The model is the dict under `key` when given; else a top-level `state_dict` or `model` entry
+/// that is itself a dict, as training scripts save it beside `epoch` and `optimizer` (whose
+/// tensors are not the model's); else the whole file, unwrapped (`strip_wrappers`).
+pub fn read_state_dict(path: &Path, key: Option<&str>) -> Result<(Vec<OwnedTensor>, Vec<String>), WeightsError> {
+    let root = read_pickle(path)?;
+    let key = key.or_else(|| wrapper_key(&root));
+    let mut tensors = read_pytorch(path, key)?;
+    strip_wrappers(&mut tensors);
+    Ok((tensors, non_tensor_entries(&root, key)))
+}
+
+/// The top-level entry of a checkpoint that holds the model as a dict of its own, if any (a
+/// plain state_dict's entries are tensors, never dicts).
+fn wrapper_key(root: &PickleValue) -> Option<&'static str> {
+    let PickleValue::Dict(entries) = root else {
+        return None;
+    };
+    ["state_dict", "model"]
+        .into_iter()
+        .find(|k| matches!(entries.get(*k), Some(PickleValue::Dict(_))))
+}
+
+fn read_pickle(path: &Path) -> Result<PickleValue, WeightsError> {
+    burn::store::pytorch_reader::PytorchReader::read_pickle_data(path, None).map_err(|e| WeightsError::Format {
+        path: path.to_owned(),
+        reason: format!("not a readable PyTorch checkpoint: {e}"),
+    })
+}
+
+/// What a checkpoint (its pickle, `root`) holds besides the tensors of the model (the dict
+/// under `key`, or the whole file), which `read_pytorch` leaves out: one message a key, naming it
+/// and what it holds, sorted. Plain values are listed inside the model's dict only (an epoch or
+/// an optimizer's settings beside it are no news). A Python object is listed wherever it is: it
+/// is a call that `torch.load` would make (with `weights_only=False`, any code at all); it is
+/// read as data and never run, and this says so rather than dropping it unseen. PyTorch's own
+/// `_metadata` (module version numbers) is not listed.
+fn non_tensor_entries(root: &PickleValue, key: Option<&str>) -> Vec<String> {
+    fn walk(value: &PickleValue, key: &mut Vec<String>, in_model: bool, model: Option<&str>, out: &mut Vec<String>) {
+        let mut descend = |name: String, v: &PickleValue, out: &mut Vec<String>| {
+            let inside = in_model || (key.is_empty() && model == Some(name.as_str()));
+            key.push(name);
+            walk(v, key, inside, model, out);
+            key.pop();
+        };
         let what = match value {
             PickleValue::Dict(entries) => {
-                for (name, v) in entries {
-                    if name != "_metadata" {
-                        key.push(name.clone());
-                        walk(v, key, out);
-                        key.pop();
-                    }
+                let mut names: Vec<&String> = entries.keys().filter(|n| *n != "_metadata").collect();
+                names.sort();
+                for name in names {
+                    descend(name.clone(), &entries[name], out);
                 }
                 return;
             }
             // Indexed as `read_pytorch` names the tensors of a list (`weights.0`).
             PickleValue::List(items) => {
                 for (i, v) in items.iter().enumerate() {
-                    key.push(i.to_string());
-                    walk(v, key, out);
-                    key.pop();
+                    descend(i.to_string(), v, out);
                 }
                 return;
             }
@@ -291,6 +323,7 @@ pub fn non_tensor_entries(path: &Path, key: Option<&str>) -> Result<Vec<String>,
                 ));
                 return;
             }
+            _ if !in_model => return,
             PickleValue::None => "None",
             PickleValue::Bool(_) => "a bool",
             PickleValue::Int(_) => "an int",
@@ -300,14 +333,10 @@ pub fn non_tensor_entries(path: &Path, key: Option<&str>) -> Result<Vec<String>,
         };
         out.push(format!("{} is {what}, not a tensor: left out", key.join(".")));
     }
-    let root = PytorchReader::read_pickle_data(path, key).map_err(|e| WeightsError::Format {
-        path: path.to_owned(),
-        reason: format!("not a readable PyTorch checkpoint: {e}"),
-    })?;
     let mut out = Vec::new();
-    walk(&root, &mut Vec::new(), &mut out);
+    walk(root, &mut Vec::new(), key.is_none(), key, &mut out);
     out.sort();
-    Ok(out)
+    out
 }
 
 /// Parses a safetensors header, checking that the data it describes is all there.

@@ -221,3 +221,21 @@ fn every_misshapen_weight_is_refused_before_the_forward_pass() {
     }
     assert!(refused >= 50, "only {refused} variants tried");
 }
+
+/// A training checkpoint (`{"state_dict", "epoch", "optimizer"}`, made by
+/// `tests/fixtures/make_checkpoint.py`) loads as its model. It used to be refused ("no known
+/// architecture"): the optimizer's momentum buffers were read as the model's tensors. Nothing
+/// beside the model is reported as left out of it (it printed 73 warnings, one per optimizer
+/// setting).
+#[test]
+fn a_training_checkpoint_with_an_optimizer_loads_its_state_dict() {
+    let path = crate::util::fixtures::model("resnet18_narrow__checkpoint.pth");
+    loads_as_the_fixture(&path);
+    let file = fixres::model::weights::WeightFile::open(&path).unwrap_or_else(|e| panic!("{e}"));
+    assert!(file.skipped.is_empty(), "{:?}", file.skipped);
+    let fixture = fixres::model::weights::WeightFile::open(&resnet18_narrow()).unwrap();
+    assert!(
+        file.header.keys().eq(fixture.header.keys()),
+        "exactly the model's keys, num_batches_tracked included"
+    );
+}
