@@ -131,15 +131,16 @@ impl InputPath for GpuCrops<'_> {
         }))
     }
 
+    /// The crops were read back: batched as the CPU's.
     fn batch(
         &self,
         images: &[Self::Prepared],
         r: usize,
-        _: &TestTransform,
+        t: &TestTransform,
         recipe: &Recipe,
         device: &Device,
     ) -> Result<Tensor<4>, GpuError> {
-        Ok(crops_batch(images, r, recipe, device))
+        OnCpu.batch(images, r, t, recipe, device)
     }
 }
 
