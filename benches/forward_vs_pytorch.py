@@ -3,10 +3,15 @@
 same resolutions, same machine, same run. Prints images/s for both and the ratio.
 
   python3 benches/forward_vs_pytorch.py [--device cpu|gpu] [--res 224,320] [--batch 8] [--seconds 5]
+                                        [--models resnet50,efficientnet-lite0,...]
 
-Models: ResNet-50 (torchvision layout, random weights: speed does not depend on their values)
-and the embedded EfficientNet-Lite0. --device gpu runs fixres on wgpu and PyTorch on CUDA.
-Needs: pip install torch torchvision safetensors efficientnet-lite-pytorch; cargo build --release.
+Models (random weights: speed does not depend on their values), one of each family:
+resnet50, efficientnet-lite0 (the embedded one, its ImageNet weights), and with --models zoo (or
+by name) torchvision's efficientnet_b0, mobilenet_v3_large, regnet_y_400mf, convnext_tiny and
+timm's efficientnet_b0, mobilenetv3_large_100, deit_small_patch16_224.
+--device gpu runs fixres on wgpu and PyTorch on CUDA.
+Needs: pip install torch torchvision timm safetensors (efficientnet-lite-pytorch for
+efficientnet-lite0); cargo build --release.
 """
 import argparse
 import json
@@ -38,6 +43,37 @@ def torch_images_per_s(model, res, batch, seconds, device):
     return passes * batch / (time.perf_counter() - start)
 
 
+# One model of each family the tool loads.
+ZOO = ["resnet50", "tv_efficientnet_b0", "tv_mobilenet_v3_large", "tv_regnet_y_400mf", "tv_convnext_tiny",
+       "timm_efficientnet_b0", "timm_mobilenetv3_large_100", "timm_deit_small_patch16_224"]
+
+
+def build(name, tmp):
+    """The model `name` in eval mode and the safetensors file fixres loads it from."""
+    torch.manual_seed(0)
+    if name == "efficientnet-lite0":
+        from efficientnet_lite_pytorch import EfficientNet
+
+        lite = EfficientNet.from_name("efficientnet-lite0", image_size=None)
+        path = os.path.join(ROOT, "assets", "models", "efficientnet_lite0.safetensors")
+        lite.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in load_file(path).items()})
+        return lite.eval(), path
+    if name == "resnet50":
+        model = torchvision.models.resnet50()
+    elif name.startswith("tv_"):
+        model = getattr(torchvision.models, name[3:])()
+    elif name.startswith("timm_"):
+        import timm
+
+        model = timm.create_model(name[5:], pretrained=False)
+    else:
+        raise SystemExit(f"unknown model {name}")
+    path = os.path.join(tmp, f"{name}.safetensors")
+    meta = {"architecture": name[5:]} if name.startswith("timm_") else {}
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path, metadata=meta)
+    return model.eval(), path
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu", choices=["cpu", "gpu"])
@@ -47,23 +83,17 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--fixres", default=os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "fixres"))
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--models", default="resnet50,efficientnet-lite0",
+                    help="comma-separated names (see above), or 'zoo' for one of every family")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     tdev = "cuda" if a.device == "gpu" else "cpu"
     resolutions = [int(r) for r in a.res.split(",")]
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        torch.manual_seed(0)
-        r50 = torchvision.models.resnet50().eval()
-        r50_path = os.path.join(tmp, "resnet50.safetensors")
-        save_file({k: v.contiguous() for k, v in r50.state_dict().items()}, r50_path)
-        from efficientnet_lite_pytorch import EfficientNet
-
-        lite = EfficientNet.from_name("efficientnet-lite0", image_size=None)
-        lite_path = os.path.join(ROOT, "assets", "models", "efficientnet_lite0.safetensors")
-        lite.load_state_dict({k: (v.float() if v.is_floating_point() else v) for k, v in load_file(lite_path).items()})
-        lite.eval()
-        for name, model, path in [("resnet50", r50, r50_path), ("efficientnet-lite0", lite, lite_path)]:
+        names = ZOO if a.models == "zoo" else a.models.split(",")
+        for name in names:
+            model, path = build(name, tmp)
             ours = json.loads(subprocess.run(
                 [a.fixres, "bench", "forward", "--weights", path, "--res", a.res, "--batch", str(a.batch),
                  "--device", a.device, "--seconds", str(a.seconds), "--json"],

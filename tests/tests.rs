@@ -20,4 +20,5 @@ mod it {
     mod train_grid;
     mod transfer;
     mod weights;
+    mod zoo;
 }

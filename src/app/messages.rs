@@ -42,7 +42,9 @@ pub(super) fn ui(ctx: &egui::Context, messages: &mut Vec<Message>) {
                         if ui.small_button("×").on_hover_text("Dismiss").clicked() {
                             dismissed = Some(i);
                         }
-                        ui.colored_label(color, &m.text);
+                        // Wrapped within the popup's width: a long message (a file path and a
+                        // list of families) must not push the popup, and its ×, off screen.
+                        ui.add(egui::Label::new(egui::RichText::new(&m.text).color(color)).wrap());
                     });
                 }
             });

@@ -47,13 +47,21 @@ impl Panel for StatusBar {
             ui.separator();
             match shared.model {
                 Some(m) => {
+                    let r = &m.model.recipe;
                     ui.label(format!(
-                        "Model: {} ({}, {})",
+                        "Model: {} ({}, {}, {})",
                         m.name(),
                         m.model.arch,
+                        m.model.library,
                         count(m.model.classes, "class", "classes")
                     ))
                     .on_hover_text(m.path.display().to_string());
+                    ui.separator();
+                    ui.label(format!("Recipe: {}, crop {:.3}", r.interpolation.name(), r.crop_ratio))
+                        .on_hover_text(format!(
+                            "mean {:?}, std {:?}; from {}",
+                            r.mean, r.std, m.model.recipe_source
+                        ));
                     ui.separator();
                     ui.label(format!("Backend: {}", m.backend.adapter));
                     if let Some(gpu) = m.backend.inputs_if_up().gpu() {

@@ -7,7 +7,7 @@ use clap::Args;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{RunArgs, parse_res, print_json, progress_bar, warn};
+use super::{RecipeArgs, RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
 use crate::data::{Check, DecodeLimits, ImageFolder, Skip};
 use crate::eval::{PooledStats, StatsAccumulator, Sweep, match_classes};
@@ -28,6 +28,8 @@ pub struct EvalArgs {
     pub res: Vec<usize>,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -46,7 +48,7 @@ struct ResResult {
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let backend = choose(args.run.device)?;
-    let model = warn(Model::load(&args.weights, &backend.device)?);
+    let model = args.recipe.apply(warn(Model::load(&args.weights, &backend.device)?))?;
     let root = crate::data::split::held_out(&args.data);
     if root != args.data {
         eprintln!("{}: has train/ and val/; scoring val/", args.data.display());
@@ -99,11 +101,13 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         print_json(&json!({
             "weights": crate::fsutil::path_text(&args.weights),
             "arch": model.arch,
+            "library": model.library,
             "classes": model.classes,
             "data": crate::fsutil::path_text(&args.data),
             "dataset_classes": folder.classes,
             "classes_matched": matched.rule,
             "recipe": model.recipe,
+            "recipe_source": model.recipe_source,
             "device": backend,
             "warnings": model.warnings,
             "results": per_res,

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
-use super::{RunArgs, parse_res, print_json, progress_bar, warn};
+use super::{RecipeArgs, RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
 use crate::data::{Check, DecodeLimits, ImageFolder};
 use crate::eval::Sweep;
@@ -34,6 +34,8 @@ pub struct FeaturesArgs {
     pub out: PathBuf,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -41,7 +43,7 @@ pub struct FeaturesArgs {
 
 pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     let backend = choose(args.run.device)?;
-    let model = warn(Model::load(&args.weights, &backend.device)?);
+    let model = args.recipe.apply(warn(Model::load(&args.weights, &backend.device)?))?;
     let (files, mut skipped) = match &args.data {
         Some(dir) => {
             let folder = ImageFolder::scan(dir, Check::List, DecodeLimits::default())?;
@@ -90,6 +92,8 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
         ("arch", model.arch.clone()),
         ("res", args.res.to_string()),
         ("recipe", serde_json::to_string(&model.recipe)?),
+        ("recipe_source", model.recipe_source.clone()),
+        ("library", model.library.to_owned()),
         ("weights", args.weights.display().to_string()),
     ]
     .into_iter()
@@ -107,6 +111,7 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&json!({
             "out": crate::fsutil::path_text(&args.out), "images": n, "features": c, "classes": k, "arch": model.arch,
+            "library": model.library, "recipe": model.recipe, "recipe_source": model.recipe_source,
             "res": args.res, "device": backend,
             "warnings": model.warnings, "skipped": skipped,
         }))?;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::{RunArgs, parse_res, print_json, progress_bar, warn};
+use super::{RecipeArgs, RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::{Backend, choose};
 use crate::finetune::Trainable;
 use crate::finetune::run::{Augmentation, Config, Outcome, Progress, Schedule, export, finetune};
@@ -64,6 +64,8 @@ pub struct FinetuneArgs {
     pub curve: Vec<usize>,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
     /// Output safetensors (and a .json sidecar beside it).
     #[arg(long)]
     pub out: PathBuf,
@@ -80,7 +82,7 @@ enum Event {
 pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
     let backend = choose(args.run.device)?;
     let file = WeightFile::open(&args.weights)?;
-    let model = Arc::new(warn(Model::from_file(&file, &backend.device)?));
+    let model = Arc::new(args.recipe.apply(warn(Model::from_file(&file, &backend.device)?))?);
     let config = Config {
         data: args.data.clone(),
         res: args.res,

@@ -62,6 +62,50 @@ pub enum Command {
     Bench(bench::BenchCommand),
 }
 
+/// Overrides of the model's own preprocessing recipe (its family's default, or the
+/// `config.json` beside the weights), shared by the commands that run a model over images.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RecipeArgs {
+    /// Test transform: K_test / resize side, instead of the model's.
+    #[arg(long = "crop-ratio", value_parser = parse_crop_ratio)]
+    pub crop_ratio: Option<f64>,
+    /// Resampling filter, instead of the model's.
+    #[arg(long = "interp", value_enum)]
+    pub interpolation: Option<crate::data::Interpolation>,
+    /// Channel means, "r,g,b", instead of the model's.
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    pub mean: Option<Vec<f32>>,
+    /// Channel standard deviations, "r,g,b", instead of the model's.
+    #[arg(long, value_delimiter = ',', num_args = 3)]
+    pub std: Option<Vec<f32>>,
+}
+
+impl RecipeArgs {
+    /// `model` with the flags' recipe fields over its own (and its recipe source saying so).
+    pub fn apply(&self, mut model: crate::model::Model) -> anyhow::Result<crate::model::Model> {
+        let three = |v: &Option<Vec<f32>>, what: &str| -> anyhow::Result<Option<[f32; 3]>> {
+            match v.as_deref() {
+                None => Ok(None),
+                Some(&[a, b, c]) if what != "--std" || [a, b, c].iter().all(|s| *s > 0.0) => Ok(Some([a, b, c])),
+                Some(other) => anyhow::bail!(
+                    "{what} {other:?}: three numbers (r,g,b){}",
+                    if what == "--std" { ", each > 0" } else { "" }
+                ),
+            }
+        };
+        let r = &mut model.recipe;
+        let before = *r;
+        r.crop_ratio = self.crop_ratio.unwrap_or(r.crop_ratio);
+        r.interpolation = self.interpolation.unwrap_or(r.interpolation);
+        r.mean = three(&self.mean, "--mean")?.unwrap_or(r.mean);
+        r.std = three(&self.std, "--std")?.unwrap_or(r.std);
+        if *r != before {
+            model.recipe_source = format!("{}, overridden by flags", model.recipe_source);
+        }
+        Ok(model)
+    }
+}
+
 /// How a model job runs, shared by the commands that run one over images.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use clap::{Args, ValueEnum};
 
 use super::finetune::run_job;
-use super::{RunArgs, parse_res, print_json, progress_bar, warn};
+use super::{RecipeArgs, RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
 use crate::finetune::Trainable;
 use crate::finetune::run::{Augmentation, Config as FinetuneConfig, Schedule, export as export_transfer};
@@ -75,6 +75,8 @@ pub struct TrainArgs {
     pub seed: u64,
     #[command(flatten)]
     pub run: RunArgs,
+    #[command(flatten)]
+    pub recipe: RecipeArgs,
     /// Output safetensors (and a .json sidecar beside it).
     #[arg(long)]
     pub out: PathBuf,
@@ -156,7 +158,7 @@ fn transfer(args: &TrainArgs, from: &Path) -> anyhow::Result<ExitCode> {
     let part = args.trainable.unwrap_or(Part::Head);
     let backend = choose(args.run.device)?;
     let file = WeightFile::open(from)?;
-    let model = Arc::new(warn(Model::from_file(&file, &backend.device)?));
+    let model = Arc::new(args.recipe.apply(warn(Model::from_file(&file, &backend.device)?))?);
     let config = FinetuneConfig {
         data: args.data.clone(),
         res: args.res,

@@ -163,6 +163,42 @@ fn precompute_window(in_size: usize, out_size: usize, filter: Interpolation, ran
     precompute_span(in_size, 0.0, in_size as f64, out_size, filter, range)
 }
 
+/// Pillow's `precompute_coeffs` in floating point: for each output position of `range`, the
+/// first input index and the normalised weights of its taps. PyTorch's antialiased
+/// `interpolate` computes the same taps (`_compute_weights_aa`), so this is also the resampler
+/// of float grids (timm's position embeddings, `model::vit`).
+#[must_use]
+pub fn float_taps(
+    in_size: usize,
+    in0: f64,
+    in1: f64,
+    out_size: usize,
+    filter: Interpolation,
+    range: &Range<usize>,
+) -> Vec<(usize, Vec<f64>)> {
+    let scale = (in1 - in0) / out_size as f64;
+    let filterscale = scale.max(1.0);
+    let support = filter.support() * filterscale;
+    range
+        .clone()
+        .map(|xx| {
+            let center = in0 + (xx as f64 + 0.5) * scale;
+            let ss = 1.0 / filterscale;
+            // C's (int) cast truncates toward zero, as `as` does.
+            let xmin = ((center - support + 0.5) as i64).max(0) as usize;
+            let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
+            let mut k: Vec<f64> = (xmin..xmax.max(xmin))
+                .map(|x| filter.weight((x as f64 - center + 0.5) * ss))
+                .collect();
+            let ww: f64 = k.iter().sum();
+            if ww != 0.0 {
+                k.iter_mut().for_each(|w| *w /= ww);
+            }
+            (xmin, k)
+        })
+        .collect()
+}
+
 fn precompute_span(
     in_size: usize,
     in0: f64,
@@ -172,36 +208,22 @@ fn precompute_span(
     range: &Range<usize>,
 ) -> Taps {
     let scale = (in1 - in0) / out_size as f64;
-    let filterscale = scale.max(1.0);
-    let support = filter.support() * filterscale;
+    let support = filter.support() * scale.max(1.0);
     let ksize = support.ceil() as usize * 2 + 1;
+    let taps = float_taps(in_size, in0, in1, out_size, filter, range);
     let mut bounds = Vec::with_capacity(range.len());
     let mut weights = vec![0i32; range.len() * ksize];
-    let mut k = vec![0f64; ksize];
-    for (i, xx) in range.clone().enumerate() {
-        let center = in0 + (xx as f64 + 0.5) * scale;
-        let ss = 1.0 / filterscale;
-        // C's (int) cast truncates toward zero, as `as` does.
-        let xmin = ((center - support + 0.5) as i64).max(0) as usize;
-        let xmax = ((center + support + 0.5) as i64).min(in_size as i64) as usize;
-        let n = xmax.saturating_sub(xmin);
-        let mut ww = 0.0;
-        for (x, kx) in k.iter_mut().enumerate().take(n) {
-            let w = filter.weight((x as f64 + xmin as f64 - center + 0.5) * ss);
-            *kx = w;
-            ww += w;
-        }
+    for (i, (xmin, k)) in taps.into_iter().enumerate() {
         let row = &mut weights[i * ksize..(i + 1) * ksize];
-        for (x, out) in row.iter_mut().enumerate().take(n) {
-            let w = if ww == 0.0 { k[x] } else { k[x] / ww };
+        for (out, w) in row.iter_mut().zip(&k) {
             let fixed = w * f64::from(1u32 << PRECISION_BITS);
-            *out = if w < 0.0 {
+            *out = if *w < 0.0 {
                 (-0.5 + fixed) as i32
             } else {
                 (0.5 + fixed) as i32
             };
         }
-        bounds.push((xmin, n));
+        bounds.push((xmin, k.len()));
     }
     Taps { ksize, bounds, weights }
 }

@@ -1,17 +1,19 @@
 //! The FixRes fine-tune step (paper §4, official code): the network stays in eval mode except its
-//! last BatchNorm before pooling, which normalises with batch statistics and updates its running
-//! statistics (momentum 0.1, running variance from the UNBIASED batch variance, as PyTorch);
-//! trainable are that BatchNorm's affine and the classifier. The frozen trunk runs without
-//! autodiff; only this head (`model::head`) is differentiated, so trunk outputs can be cached per
-//! (image, K). The network knows nothing of training: this module implements the training step
-//! on its head, as every statistic of PyTorch's, to the letter (checked in the fine-tune tests).
+//! last normalisation before the classifier. A BatchNorm normalises with batch statistics and
+//! updates its running statistics (momentum as the network sets it, 0.1 in torchvision; running
+//! variance from the UNBIASED batch variance, as PyTorch); a LayerNorm (ConvNeXt, ViT) has no
+//! statistics and only its affine trains. Trainable are that normalisation's affine and the
+//! classifier (every layer of an MLP classifier). The frozen trunk runs without autodiff; only
+//! this head (`model::head`) is differentiated, so trunk outputs can be cached per (image, K).
+//! The network knows nothing of training: this module implements the training step on its head,
+//! as every statistic of PyTorch's, to the letter (checked in the fine-tune tests).
 
 pub mod cache;
 pub mod run;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
-use crate::model::head::{Head, TrunkOut, finish};
+use crate::model::head::{Head, Layers, TrunkOut};
 use crate::model::values;
 use crate::training::{classifier_rng, linear_init};
 
@@ -20,7 +22,7 @@ use crate::training::{classifier_rng, linear_init};
 pub struct Trainable {
     /// The classifier.
     pub classifier: bool,
-    /// The BatchNorm's affine (its running statistics always update).
+    /// The normalisation's affine (a BatchNorm's running statistics always update).
     pub bn_affine: bool,
 }
 
@@ -34,7 +36,8 @@ pub struct Sgd {
     pub momentum: f64,
     /// Weight decay.
     pub weight_decay: f64,
-    buffers: [Option<Vec<f32>>; 4],
+    /// Momentum buffers by parameter slot (`Head::step` numbers its parameters).
+    buffers: Vec<Option<Vec<f32>>>,
 }
 
 impl Sgd {
@@ -45,7 +48,7 @@ impl Sgd {
             lr,
             momentum,
             weight_decay,
-            buffers: Default::default(),
+            buffers: Vec::new(),
         }
     }
 
@@ -67,6 +70,9 @@ impl Sgd {
     fn update(&mut self, slot: usize, param: &mut [f32], grad: &[f32]) {
         let (lr, m, wd) = (self.lr as f32, self.momentum as f32, self.weight_decay as f32);
         let d: Vec<f32> = param.iter().zip(grad).map(|(p, g)| g + wd * p).collect();
+        if self.buffers.len() <= slot {
+            self.buffers.resize(slot + 1, None);
+        }
         let buf = match &mut self.buffers[slot] {
             Some(buf) => {
                 for (b, di) in buf.iter_mut().zip(&d) {
@@ -94,41 +100,47 @@ fn channel_mean(x: Tensor<4>) -> Tensor<4> {
 // The step is the trainer's, implemented on the network's head (an inherent impl may live in any
 // module of the crate): `model` needs nothing from here.
 impl Head {
-    /// This head with its classifier replaced by a new one with `classes` outputs, initialised as
-    /// PyTorch initialises `nn.Linear` (`training::linear_init`) from the run's `seed`: the start
-    /// of a transfer to a dataset's own classes. The normalisation is kept as trained.
+    /// This head with its classifier's last layer replaced by a new one with `classes` outputs,
+    /// initialised as PyTorch initialises `nn.Linear` (`training::linear_init`) from the run's
+    /// `seed`: the start of a transfer to a dataset's own classes. The normalisation and any
+    /// hidden layers of an MLP classifier are kept as trained.
     #[must_use]
     pub fn with_new_classifier(&self, classes: usize, seed: u64, device: &Device) -> Self {
-        let [_, features] = self.fc_weight.dims();
-        let (weight, bias) = linear_init(&mut classifier_rng(seed), classes, features);
-        Self {
-            fc_weight: tensor(weight, [classes, features], device),
-            fc_bias: tensor(bias, [classes], device),
-            ..self.clone()
+        let [_, features] = self.classifier.weight.dims();
+        let mut rng = classifier_rng(seed);
+        let mut head = self.clone();
+        for layer in std::iter::once(&mut head.classifier).chain(head.distilled.iter_mut()) {
+            let (weight, bias) = linear_init(&mut rng, classes, features);
+            layer.weight = tensor(weight, [classes, features], device);
+            layer.bias = tensor(bias, [classes], device);
         }
+        head
     }
 
-    /// Logits with the BatchNorm in training mode; also returns the batch mean and biased
-    /// variance, `[C]` each.
+    /// Logits with the normalisation in training mode; for a BatchNorm also returns the batch
+    /// mean and biased variance, `[C]` each.
     fn forward_train(
         &self,
         trunk: &TrunkOut,
         gamma: Tensor<1>,
         beta: Tensor<1>,
-        fc_weight: Tensor<2>,
-        fc_bias: Tensor<1>,
-    ) -> (Tensor<2>, Tensor<1>, Tensor<1>) {
+        layers: Layers,
+    ) -> (Tensor<2>, Option<(Tensor<1>, Tensor<1>)>) {
         // The trunk's outputs enter the graph as constants.
         let x = trunk.pre_bn.clone().autodiff();
         let [_, c, _, _] = x.dims();
-        let mean = channel_mean(x.clone());
-        let centered = x - mean.clone();
-        let var = channel_mean(centered.clone().powf_scalar(2.0));
-        let normed = centered / (var.clone() + self.eps).sqrt();
-        let y = normed * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1]);
+        let (y, batch_stats) = if self.running.is_some() {
+            let mean = channel_mean(x.clone());
+            let centered = x - mean.clone();
+            let var = channel_mean(centered.clone().powf_scalar(2.0));
+            let normed = centered / (var.clone() + self.eps).sqrt();
+            let y = normed * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1]);
+            (y, Some((mean.flatten(0, 3), var.flatten(0, 3))))
+        } else {
+            (Head::layer_norm(x, gamma, beta, self.eps), None)
+        };
         let residual = trunk.residual.clone().map(Tensor::autodiff);
-        let logits = finish(y, residual, self.activation, fc_weight, fc_bias);
-        (logits, mean.flatten(0, 3), var.flatten(0, 3))
+        (self.finish(y, residual, layers), batch_stats)
     }
 
     /// One SGD step on a batch: returns the loss (mean cross-entropy) before the update.
@@ -140,11 +152,11 @@ impl Head {
         sgd: &mut Sgd,
         device: &Device,
     ) -> f32 {
-        let leaf = |t: &Tensor<1>| t.clone().autodiff().require_grad();
-        let (gamma, beta, fc_bias) = (leaf(&self.gamma), leaf(&self.beta), leaf(&self.fc_bias));
-        let fc_weight = self.fc_weight.clone().autodiff().require_grad();
-        let (logits, mean, var) =
-            self.forward_train(trunk, gamma.clone(), beta.clone(), fc_weight.clone(), fc_bias.clone());
+        let leaf1 = |t: &Tensor<1>| t.clone().autodiff().require_grad();
+        let leaf2 = |t: &Tensor<2>| t.clone().autodiff().require_grad();
+        let (gamma, beta) = (leaf1(&self.gamma), leaf1(&self.beta));
+        let layers: Layers = self.layers().iter().map(|(w, b)| (leaf2(w), leaf1(b))).collect();
+        let (logits, batch_stats) = self.forward_train(trunk, gamma.clone(), beta.clone(), layers.clone());
         let [n, classes] = logits.dims();
         let mut one_hot = vec![0f32; n * classes];
         for (i, &t) in targets.iter().enumerate() {
@@ -157,19 +169,24 @@ impl Head {
         let grads = loss.backward();
 
         // Running statistics: PyTorch stores the unbiased batch variance.
-        let [_, c, h, w] = trunk.pre_bn.dims();
-        let count = (n * h * w) as f64;
-        let m = self.momentum;
-        let unbiased = var.inner() * (count / (count - 1.0).max(1.0));
-        self.running_mean = self.running_mean.clone() * (1.0 - m) + mean.inner() * m;
-        self.running_var = self.running_var.clone() * (1.0 - m) + unbiased * m;
+        if let (Some(stats), Some((mean, var))) = (&mut self.running, batch_stats) {
+            let [_, _, h, w] = trunk.pre_bn.dims();
+            let count = (n * h * w) as f64;
+            let m = stats.momentum;
+            let unbiased = var.inner() * (count / (count - 1.0).max(1.0));
+            stats.mean = stats.mean.clone() * (1.0 - m) + mean.inner() * m;
+            stats.var = stats.var.clone() * (1.0 - m) + unbiased * m;
+        }
 
+        // Parameter slots of the optimizer: the norm's weight and bias, then each classifier
+        // layer's weight and bias in order.
         let mut apply = |slot: usize, param: &mut Vec<f32>, grad: Option<Vec<f32>>| {
             if let Some(g) = grad {
                 sgd.update(slot, param, &g);
             }
         };
         if trainable.bn_affine {
+            let c = self.gamma.dims()[0];
             let (mut g, mut b) = (values(&self.gamma), values(&self.beta));
             apply(0, &mut g, gamma.grad(&grads).map(|t| values(&t)));
             apply(1, &mut b, beta.grad(&grads).map(|t| values(&t)));
@@ -177,12 +194,14 @@ impl Head {
             self.beta = tensor(b, [c], device);
         }
         if trainable.classifier {
-            let [k, f] = self.fc_weight.dims();
-            let (mut wv, mut bv) = (values(&self.fc_weight), values(&self.fc_bias));
-            apply(2, &mut wv, fc_weight.grad(&grads).map(|t| values(&t)));
-            apply(3, &mut bv, fc_bias.grad(&grads).map(|t| values(&t)));
-            self.fc_weight = tensor(wv, [k, f], device);
-            self.fc_bias = tensor(bv, [k], device);
+            for (i, (layer, (w_leaf, b_leaf))) in self.dense_mut().zip(&layers).enumerate() {
+                let [k, f] = layer.weight.dims();
+                let (mut wv, mut bv) = (values(&layer.weight), values(&layer.bias));
+                apply(2 + 2 * i, &mut wv, w_leaf.grad(&grads).map(|t| values(&t)));
+                apply(3 + 2 * i, &mut bv, b_leaf.grad(&grads).map(|t| values(&t)));
+                layer.weight = tensor(wv, [k, f], device);
+                layer.bias = tensor(bv, [k], device);
+            }
         }
         loss_value
     }

@@ -510,7 +510,7 @@ pub fn export(file: &WeightFile, head: &Head, out: &Path, summary: &Summary, mod
         ..summary.clone()
     };
     let (class_names, reshaped) = match &summary.transfer {
-        Some(t) => (Some(t.classes.as_slice()), head.classifier_keys().to_vec()),
+        Some(t) => (Some(t.classes.as_slice()), head.classifier_keys()),
         None => (model.class_names.as_deref(), Vec::new()),
     };
     let metadata = export_model::metadata(&model.arch, class_names, &summary)?;

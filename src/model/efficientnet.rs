@@ -14,6 +14,7 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
 use super::head::{Activation, Head, TrunkOut};
+use super::layers::same_padding;
 use super::weights::{TensorInfo, WeightFile, WeightsError, expect_shape, load_strict};
 use super::{Architecture, Description, Forward};
 
@@ -25,11 +26,7 @@ fn relu6(x: Tensor<4>) -> Tensor<4> {
 /// padding after (bottom/right), as the package's `Conv2dDynamicSamePadding`.
 fn same_conv(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let [_, _, h, w] = x.dims();
-    let pad = |size: usize, k: usize, s: usize, d: usize| {
-        let out = size.div_ceil(s);
-        let total = ((out - 1) * s + (k - 1) * d + 1).saturating_sub(size);
-        (total / 2, total - total / 2)
-    };
+    let pad = same_padding;
     let ph = pad(h, conv.kernel_size[0], conv.stride[0], conv.dilation[0]);
     let pw = pad(w, conv.kernel_size[1], conv.stride[1], conv.dilation[1]);
     let x = if ph == (0, 0) && pw == (0, 0) {
@@ -255,6 +252,16 @@ impl Architecture for EfficientNetLite {
         file.header.contains_key("_conv_stem.weight")
     }
 
+    fn markers() -> &'static [&'static str] {
+        &[
+            "_conv_stem.weight",
+            "_bn0.weight",
+            "_blocks.0._depthwise_conv.weight",
+            "_conv_head.weight",
+            "_fc.weight",
+        ]
+    }
+
     fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError> {
         let (net, shape) = Self::from_file(file, device)?;
         Ok((
@@ -287,6 +294,10 @@ impl Architecture for EfficientNetLite {
     fn head(&self) -> Head {
         // The package builds its BatchNorms with momentum 1 - 0.99 (TensorFlow's 0.99).
         Head::from_modules(&self._bn1, &self._fc, 0.01, Activation::Relu6, "_bn1", "_fc")
+    }
+
+    fn library(&self) -> &'static str {
+        "efficientnet-lite-pytorch"
     }
 
     // The recipe is the default: ImageNet mean/std and bilinear, as efficientnet-lite-pytorch's

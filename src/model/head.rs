@@ -1,94 +1,161 @@
-//! The split of a classifier into a frozen trunk and a head: the last BatchNorm before pooling,
-//! its activation, the pooling and the classifier. It is a property of the network (each family
-//! says where its head starts, `Architecture::trunk` / `head`); `finetune` trains the head.
+//! The split of a classifier into a frozen trunk and a head: the last normalisation before the
+//! classifier (a BatchNorm before pooling, or a LayerNorm of the pooled features or class token),
+//! its activation, the pooling and the classifier (one Linear, or an MLP). It is a property of
+//! the network (each family says where its head starts, `Architecture::trunk` / `head`);
+//! `finetune` trains the head.
 //!
-//! The head is written out in tensor operations rather than Burn's `BatchNorm` so that every
-//! statistic is PyTorch's to the letter (and checked against it in the fine-tune tests).
+//! The head is written out in tensor operations rather than Burn's `BatchNorm` / `LayerNorm` so
+//! that every statistic is PyTorch's to the letter (and checked against it in the fine-tune
+//! tests).
 
 use burn::nn::{BatchNorm, Linear};
 use burn::tensor::Tensor;
 
-use super::values;
+use super::{Forward, values};
 
-/// What the frozen trunk hands the head: the last BatchNorm's input and the residual to add
-/// after it (ResNet), `[batch, C, H, W]` each.
+/// What the frozen trunk hands the head: the last normalisation's input and the residual to add
+/// after it (ResNet), `[batch, C, H, W]` each. For a LayerNorm head the trunk has already pooled
+/// (or picked the class token): `[batch, C, 1, 1]`.
 #[derive(Clone, Debug)]
 pub struct TrunkOut {
-    /// Input of the last BatchNorm.
+    /// Input of the last normalisation.
     pub pre_bn: Tensor<4>,
     /// Residual added after it (ResNet's identity branch), if any.
     pub residual: Option<Tensor<4>>,
 }
 
-/// The activation after the last BatchNorm.
+/// An activation of the head: after its normalisation, or between the layers of an MLP
+/// classifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Activation {
-    /// ReLU (ResNet).
+    /// None (ConvNeXt and ViT: the LayerNorm feeds the classifier).
+    Identity,
+    /// ReLU (ResNet, RegNet, MobileNetV2's ReLU6 aside).
     Relu,
-    /// ReLU6 (EfficientNet-Lite).
+    /// ReLU6 (EfficientNet-Lite, MobileNetV2).
     Relu6,
+    /// SiLU (EfficientNet).
+    Silu,
+    /// Hardswish (MobileNetV3).
+    Hardswish,
+    /// GELU, exact (erf) as PyTorch's default (ConvNeXt's and ViT's MLPs).
+    Gelu,
 }
 
 impl Activation {
     /// The activation applied to `x`.
     #[must_use]
-    pub fn apply(self, x: Tensor<4>) -> Tensor<4> {
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
+            Self::Identity => x,
             Self::Relu => x.clamp_min(0.0),
             Self::Relu6 => x.clamp(0.0, 6.0),
+            Self::Silu => burn::tensor::activation::silu(x),
+            // PyTorch's: x · relu6(x + 3) / 6.
+            Self::Hardswish => x.clone() * (x + 3.0).clamp(0.0, 6.0) / 6.0,
+            Self::Gelu => burn::tensor::activation::gelu(x),
         }
     }
 }
 
-/// The trainable head: the last BatchNorm and the classifier, in PyTorch's layouts.
+/// A fully connected layer of the classifier, in PyTorch's layout.
+#[derive(Clone, Debug)]
+pub struct Dense {
+    /// Weight, `[out, in]`.
+    pub weight: Tensor<2>,
+    /// Bias, `[out]`.
+    pub bias: Tensor<1>,
+    /// Key prefix in the weights file ("fc", "classifier.3").
+    pub key: String,
+    /// Whether the file stores it as a 1×1 convolution (`[out, in, 1, 1]`: timm's
+    /// MobileNetV3 `conv_head`).
+    pub conv: bool,
+}
+
+impl Dense {
+    /// A Burn `Linear` as PyTorch lays it out (Burn stores `[in, out]`), under `key`.
+    #[must_use]
+    pub fn from_linear(fc: &Linear, key: &str) -> Self {
+        let [_, out] = fc.weight.dims();
+        Self {
+            weight: fc.weight.val().transpose(),
+            bias: fc
+                .bias
+                .as_ref()
+                .map_or_else(|| Tensor::zeros([out], &fc.weight.device()), |b| b.val()),
+            key: key.to_owned(),
+            conv: false,
+        }
+    }
+
+    /// `x · Wᵀ + b`, `[batch, in]` → `[batch, out]`, for any weight and bias given (training
+    /// passes its autodiff leaves).
+    #[must_use]
+    pub fn apply(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+        x.matmul(weight.transpose()) + bias.unsqueeze::<2>()
+    }
+
+    fn named_tensors(&self) -> [(String, Vec<usize>, Vec<f32>); 2] {
+        let [out, inp] = self.weight.dims();
+        let shape = if self.conv {
+            vec![out, inp, 1, 1]
+        } else {
+            vec![out, inp]
+        };
+        [
+            (format!("{}.weight", self.key), shape, values(&self.weight)),
+            (format!("{}.bias", self.key), vec![out], values(&self.bias)),
+        ]
+    }
+}
+
+/// A BatchNorm's running statistics (a LayerNorm has none).
+#[derive(Clone, Debug)]
+pub struct RunningStats {
+    /// Running mean, `[C]`.
+    pub mean: Tensor<1>,
+    /// Running (unbiased) variance, `[C]`.
+    pub var: Tensor<1>,
+    /// Update momentum (PyTorch's convention: weight of the new batch).
+    pub momentum: f64,
+}
+
+/// The trainable head: the last normalisation and the classifier, in PyTorch's layouts.
 #[derive(Clone, Debug)]
 pub struct Head {
-    /// BatchNorm weight, `[C]`.
+    /// Normalisation weight, `[C]`.
     pub gamma: Tensor<1>,
-    /// BatchNorm bias, `[C]`.
+    /// Normalisation bias, `[C]`.
     pub beta: Tensor<1>,
-    /// Running mean, `[C]`.
-    pub running_mean: Tensor<1>,
-    /// Running (unbiased) variance, `[C]`.
-    pub running_var: Tensor<1>,
-    /// Classifier weight, `[classes, C]` (PyTorch's layout).
-    pub fc_weight: Tensor<2>,
-    /// Classifier bias, `[classes]`.
-    pub fc_bias: Tensor<1>,
-    /// BatchNorm epsilon.
+    /// Normalisation epsilon.
     pub eps: f64,
-    /// Running-statistics momentum (PyTorch's convention: weight of the new batch).
-    pub momentum: f64,
-    /// Activation after the BatchNorm.
+    /// A BatchNorm's running statistics; `None` for a LayerNorm (normalising over the channels
+    /// of each position of the pooled `[batch, C, 1, 1]` trunk output).
+    pub running: Option<RunningStats>,
+    /// Key prefix of the normalisation in the weights file ("layer4.1.bn2", "head.norm").
+    pub norm_key: String,
+    /// Activation after the normalisation (and residual).
     pub activation: Activation,
-    /// Key prefix of the BatchNorm in the weights file ("layer4.1.bn2").
-    pub bn_key: String,
-    /// Key prefix of the classifier ("fc").
-    pub fc_key: String,
+    /// Layers of an MLP classifier before its last (MobileNetV3), each followed by
+    /// `hidden_activation`; empty for a single Linear.
+    pub hidden: Vec<Dense>,
+    /// Activation between the MLP's layers.
+    pub hidden_activation: Activation,
+    /// The last Linear, whose outputs are the classes.
+    pub classifier: Dense,
+    /// DeiT's distillation head (`head_dist`): the trunk hands over two tokens (`[batch, C, 1,
+    /// 2]`: class, distillation), `classifier` reads the first, this the second, and the logits
+    /// are their mean, as timm's in eval mode.
+    pub distilled: Option<Dense>,
 }
 
-/// What follows the normalisation, in training and in inference alike: the residual, the
-/// activation, global average pooling and the classifier; `[batch, C, H, W]` → `[batch, classes]`.
-/// The classifier is given apart from the head so that training can pass its autodiff leaves.
-#[must_use]
-pub fn finish(
-    normalized: Tensor<4>,
-    residual: Option<Tensor<4>>,
-    activation: Activation,
-    fc_weight: Tensor<2>,
-    fc_bias: Tensor<1>,
-) -> Tensor<2> {
-    let y = match residual {
-        Some(r) => normalized + r,
-        None => normalized,
-    };
-    let pooled: Tensor<2> = activation.apply(y).mean_dim(2).mean_dim(3).flatten(1, 3);
-    pooled.matmul(fc_weight.transpose()) + fc_bias.unsqueeze::<2>()
-}
+/// The classifier's parameters as passed through `finish`: each layer's weight and bias, the
+/// hidden layers first.
+pub type Layers = Vec<(Tensor<2>, Tensor<1>)>;
 
 impl Head {
-    /// The head made of a network's last BatchNorm and its classifier (with `momentum`, PyTorch's
-    /// convention, and the keys they have in the weights file).
+    /// The head made of a network's last BatchNorm and its one Linear classifier (with
+    /// `momentum`, PyTorch's convention, and the keys they have in the weights file).
     #[must_use]
     pub fn from_modules(
         bn: &BatchNorm,
@@ -98,88 +165,167 @@ impl Head {
         bn_key: &str,
         fc_key: &str,
     ) -> Self {
-        let [_, classes] = fc.weight.dims();
         Self {
             gamma: bn.gamma.val(),
             beta: bn.beta.val(),
-            running_mean: bn.running_mean.value(),
-            running_var: bn.running_var.value(),
-            // Burn stores Linear as [in, out]; the head keeps PyTorch's [out, in].
-            fc_weight: fc.weight.val().transpose(),
-            fc_bias: fc
-                .bias
-                .as_ref()
-                .map_or_else(|| Tensor::zeros([classes], &fc.weight.device()), |b| b.val()),
             eps: bn.epsilon,
-            momentum,
+            running: Some(RunningStats {
+                mean: bn.running_mean.value(),
+                var: bn.running_var.value(),
+                momentum,
+            }),
+            norm_key: bn_key.to_owned(),
             activation,
-            bn_key: bn_key.to_owned(),
-            fc_key: fc_key.to_owned(),
+            hidden: Vec::new(),
+            hidden_activation: Activation::Identity,
+            classifier: Dense::from_linear(fc, fc_key),
+            distilled: None,
         }
     }
 
-    /// Logits with the BatchNorm in eval mode (running statistics): what the fine-tuned model
-    /// computes at test time.
+    /// The classifier's layers in order: the hidden ones, the last, the distillation head.
+    pub fn dense(&self) -> impl Iterator<Item = &Dense> {
+        self.hidden
+            .iter()
+            .chain(std::iter::once(&self.classifier))
+            .chain(self.distilled.iter())
+    }
+
+    /// `dense`, to update.
+    pub fn dense_mut(&mut self) -> impl Iterator<Item = &mut Dense> {
+        self.hidden
+            .iter_mut()
+            .chain(std::iter::once(&mut self.classifier))
+            .chain(self.distilled.iter_mut())
+    }
+
+    /// The classifier's weights and biases (`dense`'s order), for `finish`.
     #[must_use]
-    pub fn infer(&self, trunk: &TrunkOut) -> Tensor<2> {
-        let x = trunk.pre_bn.clone();
+    pub fn layers(&self) -> Layers {
+        self.dense().map(|d| (d.weight.clone(), d.bias.clone())).collect()
+    }
+
+    /// What follows the normalisation, in training and in inference alike, up to the
+    /// classifier's input: the residual, the activation and global average pooling;
+    /// `[batch, C, H, W]` → `[batch, C]`.
+    #[must_use]
+    pub fn pool(&self, normalized: Tensor<4>, residual: Option<Tensor<4>>) -> Tensor<2> {
+        let y = match residual {
+            Some(r) => normalized + r,
+            None => normalized,
+        };
+        self.activation.apply(y).mean_dim(2).mean_dim(3).flatten(1, 3)
+    }
+
+    /// The classifier (`layers`, the hidden ones first) on the pooled features. The layers are
+    /// given apart from the head so that training can pass its autodiff leaves.
+    #[must_use]
+    pub fn classify(&self, pooled: Tensor<2>, layers: Layers) -> Tensor<2> {
+        let last = layers.len().saturating_sub(1);
+        let mut x = pooled;
+        for (i, (w, b)) in layers.into_iter().enumerate() {
+            x = Dense::apply(x, w, b);
+            if i < last {
+                x = self.hidden_activation.apply(x);
+            }
+        }
+        x
+    }
+
+    /// `pool` then `classify`: `[batch, C, H, W]` → `[batch, classes]`; with a distillation
+    /// head, the mean of both heads on their tokens.
+    #[must_use]
+    pub fn finish(&self, normalized: Tensor<4>, residual: Option<Tensor<4>>, mut layers: Layers) -> Tensor<2> {
+        if self.distilled.is_some() && layers.len() == 2 {
+            let [b, c, _, _] = normalized.dims();
+            let token = |i: usize| normalized.clone().narrow(3, i, 1).reshape([b, c]);
+            let (wd, bd) = layers.pop().expect("two layers");
+            let (w, bias) = layers.pop().expect("two layers");
+            return (Dense::apply(token(0), w, bias) + Dense::apply(token(1), wd, bd)) / 2.0;
+        }
+        self.classify(self.pool(normalized, residual), layers)
+    }
+
+    /// A LayerNorm over the channels of each position (ConvNeXt's `LayerNorm2d`, ViT's `norm`
+    /// on the class token), biased variance as PyTorch.
+    #[must_use]
+    pub fn layer_norm(x: Tensor<4>, gamma: Tensor<1>, beta: Tensor<1>, eps: f64) -> Tensor<4> {
+        let [_, c, _, _] = x.dims();
+        let mean = x.clone().mean_dim(1);
+        let centered = x - mean;
+        let var = centered.clone().powf_scalar(2.0).mean_dim(1);
+        let normed = centered / (var + eps).sqrt();
+        normed * gamma.reshape([1, c, 1, 1]) + beta.reshape([1, c, 1, 1])
+    }
+
+    /// The normalisation in eval mode (a BatchNorm's running statistics).
+    fn normalize(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, c, _, _] = x.dims();
         let shape = [1, c, 1, 1];
-        let normed = (x - self.running_mean.clone().reshape(shape))
-            / (self.running_var.clone() + self.eps).sqrt().reshape(shape);
-        let y = normed * self.gamma.clone().reshape(shape) + self.beta.clone().reshape(shape);
-        finish(
-            y,
-            trunk.residual.clone(),
-            self.activation,
-            self.fc_weight.clone(),
-            self.fc_bias.clone(),
-        )
+        match &self.running {
+            Some(stats) => {
+                let normed =
+                    (x - stats.mean.clone().reshape(shape)) / (stats.var.clone() + self.eps).sqrt().reshape(shape);
+                normed * self.gamma.clone().reshape(shape) + self.beta.clone().reshape(shape)
+            }
+            None => Self::layer_norm(x, self.gamma.clone(), self.beta.clone(), self.eps),
+        }
+    }
+
+    /// Pooled features and logits with the normalisation in eval mode: what the network (or the
+    /// fine-tuned model) computes at test time.
+    #[must_use]
+    pub fn forward(&self, trunk: &TrunkOut) -> Forward {
+        let normalized = self.normalize(trunk.pre_bn.clone());
+        let pooled = self.pool(normalized.clone(), trunk.residual.clone());
+        let logits = if self.distilled.is_some() {
+            self.finish(normalized, None, self.layers())
+        } else {
+            self.classify(pooled.clone(), self.layers())
+        };
+        Forward { pooled, logits }
+    }
+
+    /// Logits with the normalisation in eval mode.
+    #[must_use]
+    pub fn infer(&self, trunk: &TrunkOut) -> Tensor<2> {
+        self.forward(trunk).logits
     }
 
     /// Whether every value of the head is finite.
     #[must_use]
     pub fn is_finite(&self) -> bool {
-        [
-            &self.gamma,
-            &self.beta,
-            &self.running_mean,
-            &self.running_var,
-            &self.fc_bias,
-        ]
-        .into_iter()
-        .all(|t| values(t).iter().all(|v| v.is_finite()))
-            && values(&self.fc_weight).iter().all(|v| v.is_finite())
+        self.named_tensors()
+            .iter()
+            .all(|(_, _, v)| v.iter().all(|x| x.is_finite()))
     }
 
-    /// The classifier's keys in the weights file: its weight, then its bias.
+    /// The classifier's keys in the weights file (its last layer's weight, then bias, and the
+    /// distillation head's): those whose shape changes with the number of classes.
     #[must_use]
-    pub fn classifier_keys(&self) -> [String; 2] {
-        [format!("{}.weight", self.fc_key), format!("{}.bias", self.fc_key)]
+    pub fn classifier_keys(&self) -> Vec<String> {
+        std::iter::once(&self.classifier)
+            .chain(self.distilled.iter())
+            .flat_map(|d| [format!("{}.weight", d.key), format!("{}.bias", d.key)])
+            .collect()
     }
 
     /// The head's tensors under their keys in the weights file, PyTorch layouts, f32.
     #[must_use]
     pub fn named_tensors(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        let named = |key: String, t: Vec<f32>, shape: Vec<usize>| (key, shape, t);
-        let [k, f] = self.fc_weight.dims();
         let c = self.gamma.dims()[0];
-        let [fc_weight, fc_bias] = self.classifier_keys();
-        vec![
-            named(format!("{}.weight", self.bn_key), values(&self.gamma), vec![c]),
-            named(format!("{}.bias", self.bn_key), values(&self.beta), vec![c]),
-            named(
-                format!("{}.running_mean", self.bn_key),
-                values(&self.running_mean),
-                vec![c],
-            ),
-            named(
-                format!("{}.running_var", self.bn_key),
-                values(&self.running_var),
-                vec![c],
-            ),
-            named(fc_weight, values(&self.fc_weight), vec![k, f]),
-            named(fc_bias, values(&self.fc_bias), vec![k]),
-        ]
+        let key = &self.norm_key;
+        let mut out = vec![
+            (format!("{key}.weight"), vec![c], values(&self.gamma)),
+            (format!("{key}.bias"), vec![c], values(&self.beta)),
+        ];
+        if let Some(stats) = &self.running {
+            out.push((format!("{key}.running_mean"), vec![c], values(&stats.mean)));
+            out.push((format!("{key}.running_var"), vec![c], values(&stats.var)));
+        }
+        for layer in self.dense() {
+            out.extend(layer.named_tensors());
+        }
+        out
     }
 }

@@ -2,23 +2,39 @@
 //! weights load as they are; every model gives the pooled features (the classifier's input) and
 //! the logits.
 
+pub mod convnext;
 pub mod efficientnet;
 pub mod export;
 pub mod head;
 pub mod imagenet;
+pub mod layers;
+pub mod params;
+pub mod recipe;
+pub mod regnet;
 pub mod resnet;
+pub mod timm_efficientnet;
+pub mod tv_efficientnet;
+pub mod tv_mobilenet;
+pub mod vit;
 pub mod weights;
 
 use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
-use serde::Serialize;
 
-use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
-use crate::data::{Interpolation, RgbImage};
+use crate::data::RgbImage;
+use crate::data::transforms::to_tensor_normalized;
+use convnext::ConvNeXt;
 use efficientnet::EfficientNetLite;
 use head::{Head, TrunkOut};
+use recipe::Config;
+pub use recipe::Recipe;
+use regnet::RegNet;
 use resnet::ResNet;
+use timm_efficientnet::TimmEfficientNet;
+use tv_efficientnet::TvEfficientNet;
+use tv_mobilenet::TvMobileNet;
+use vit::VisionTransformer;
 use weights::{WeightFile, WeightsError};
 
 /// An architecture family: how its weights are recognised and loaded, and what the rest of the
@@ -34,6 +50,12 @@ pub trait Architecture: std::fmt::Debug + Send + Sync {
     /// Whether the file's keys are this family's: a cheap look at the header that picks the
     /// loader (`from_weights` then checks everything and gives the precise error).
     fn recognises(file: &WeightFile) -> bool
+    where
+        Self: Sized;
+
+    /// Keys every file of the family has (as many as tell it apart): how the message for a
+    /// file no family recognises finds the closest one.
+    fn markers() -> &'static [&'static str]
     where
         Self: Sized;
 
@@ -54,9 +76,14 @@ pub trait Architecture: std::fmt::Debug + Send + Sync {
     fn head(&self) -> Head;
 
     /// How the network wants its images: torchvision's ImageNet recipe unless the family says
-    /// otherwise.
+    /// otherwise (a config beside the weights overrides it, `Model::from_file`).
     fn recipe(&self) -> Recipe {
         Recipe::default()
+    }
+
+    /// The library whose module tree and key names the weights have.
+    fn library(&self) -> &'static str {
+        "torchvision"
     }
 }
 
@@ -79,6 +106,7 @@ type Loaded = (Box<dyn Architecture>, Description);
 struct Family {
     name: fn() -> &'static str,
     recognises: fn(&WeightFile) -> bool,
+    markers: fn() -> &'static [&'static str],
     load: fn(&WeightFile, &Device) -> Result<Loaded, WeightsError>,
 }
 
@@ -87,6 +115,7 @@ impl Family {
         Self {
             name: A::family,
             recognises: A::recognises,
+            markers: A::markers,
             load: load_boxed::<A>,
         }
     }
@@ -98,7 +127,16 @@ fn load_boxed<A: Architecture + 'static>(file: &WeightFile, device: &Device) -> 
 }
 
 /// The families `Model::from_file` tries, in order: the first that recognises a file loads it.
-const FAMILIES: [Family; 2] = [Family::of::<ResNet>(), Family::of::<EfficientNetLite>()];
+const FAMILIES: [Family; 8] = [
+    Family::of::<ResNet>(),
+    Family::of::<EfficientNetLite>(),
+    Family::of::<TvEfficientNet>(),
+    Family::of::<TvMobileNet>(),
+    Family::of::<RegNet>(),
+    Family::of::<ConvNeXt>(),
+    Family::of::<VisionTransformer>(),
+    Family::of::<TimmEfficientNet>(),
+];
 
 /// "a, b or c": the families named in the "no known architecture" message.
 fn family_list() -> String {
@@ -110,28 +148,27 @@ fn family_list() -> String {
     }
 }
 
-/// How a model wants its images: what the test transform and normalisation must be.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Recipe {
-    /// Channel means.
-    pub mean: [f32; 3],
-    /// Channel standard deviations.
-    pub std: [f32; 3],
-    /// Resampling filter.
-    pub interpolation: Interpolation,
-    /// K / resize side of the test transform.
-    pub crop_ratio: f64,
-}
-
-impl Default for Recipe {
-    /// torchvision's ImageNet recipe.
-    fn default() -> Self {
-        Self {
-            mean: IMAGENET_MEAN,
-            std: IMAGENET_STD,
-            interpolation: Interpolation::Bilinear,
-            crop_ratio: 0.875,
-        }
+/// "; closest: F (has k, lacks m)" for the family with the largest share of its marker keys in
+/// `file`, or nothing when it shares none.
+fn closest_family(file: &WeightFile) -> String {
+    let score = |f: &Family| {
+        let markers = (f.markers)();
+        let (has, lacks): (Vec<&str>, Vec<&str>) = markers.iter().partition(|k| file.header.contains_key(**k));
+        (has.len() as f64 / markers.len().max(1) as f64, has, lacks)
+    };
+    let best = FAMILIES
+        .iter()
+        .map(|f| (f, score(f)))
+        .filter(|(_, (s, ..))| *s > 0.0)
+        .max_by(|a, b| a.1.0.total_cmp(&b.1.0));
+    match best {
+        Some((f, (_, has, lacks))) => format!(
+            "; closest by its keys: {} (has {}; lacks {})",
+            (f.name)(),
+            has.join(", "),
+            lacks.join(", ")
+        ),
+        None => String::new(),
     }
 }
 
@@ -150,6 +187,10 @@ pub struct Model {
     pub class_names: Option<Vec<String>>,
     /// Preprocessing.
     pub recipe: Recipe,
+    /// Where the recipe came from: the family's default, or the config file beside the weights.
+    pub recipe_source: String,
+    /// The library whose names the weights have ("torchvision", "timm").
+    pub library: &'static str,
     /// Problems that did not stop the load (NaN or infinite weights, entries of a PyTorch
     /// checkpoint that are not tensors), for the user to see.
     pub warnings: Vec<String>,
@@ -177,7 +218,11 @@ impl Model {
                 .find(|f| (f.recognises)(file))
                 .ok_or_else(|| WeightsError::UnknownArchitecture {
                     path: path.to_owned(),
-                    reason: format!("no known architecture matches these keys (expected {})", family_list()),
+                    reason: format!(
+                        "no known architecture matches these keys (expected {}){}",
+                        family_list(),
+                        closest_family(file)
+                    ),
                 })?;
         let (net, found) = (family.load)(file, device)?;
         let mut warnings: Vec<String> = file
@@ -186,8 +231,13 @@ impl Model {
             .map(|(key, n)| format!("{}: {key} holds {n} NaN or infinite value(s)", path.display()))
             .collect();
         warnings.extend(file.skipped.iter().map(|s| format!("{}: {s}", path.display())));
-        let recipe = net.recipe();
+        let (recipe, recipe_source) = match Config::beside(path)? {
+            Some(config) => (config.apply(net.recipe()), config.path.display().to_string()),
+            None => (net.recipe(), format!("{}'s default", net.library())),
+        };
         Ok(Self {
+            library: net.library(),
+            recipe_source,
             net,
             class_names: names(found.classes),
             arch: found.arch,

@@ -407,6 +407,16 @@ impl Architecture for ResNet {
         file.header.contains_key("layer1.0.conv1.weight")
     }
 
+    fn markers() -> &'static [&'static str] {
+        &[
+            "conv1.weight",
+            "bn1.weight",
+            "layer1.0.conv1.weight",
+            "layer4.0.conv1.weight",
+            "fc.weight",
+        ]
+    }
+
     fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError> {
         let (net, shape) = Self::from_file(file, device)?;
         // A name the file gives (e.g. "resnet-tiny" from `fixres train`) beats one guessed from

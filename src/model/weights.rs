@@ -485,6 +485,18 @@ fn float_dtype(d: safetensors::Dtype) -> Option<Dtype> {
 }
 
 impl WeightFile {
+    /// The values of the float tensor `key`, as f32 (widened from f16, bf16 or f64), row-major;
+    /// `None` when there is no such key or it does not hold floats.
+    pub fn f32_values(&self, key: &str) -> Result<Option<Vec<f32>>, WeightsError> {
+        let st = self.tensors()?;
+        let Ok(view) = st.tensor(key) else {
+            return Ok(None);
+        };
+        Ok(float_dtype(view.dtype()).and_then(|from| floats_to_f32(from, view.data())))
+    }
+}
+
+impl WeightFile {
     /// Keys whose float tensors hold NaN or infinite values, with how many: such weights load (a
     /// user may want to inspect them) but every result from them is suspect, so callers warn.
     pub fn non_finite_tensors(&self) -> Result<Vec<(String, usize)>, WeightsError> {

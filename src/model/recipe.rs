@@ -1,0 +1,180 @@
+//! How a model wants its images (the test transform and normalisation), and where that came
+//! from: the family's default (torchvision's ImageNet recipe, or the recipe of the library's
+//! weights for a recognised variant), or timm's `pretrained_cfg` as the Hugging Face hub ships
+//! it beside the weights (`config.json`, or a bare `pretrained_cfg.json`).
+
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use super::weights::{WeightFile, WeightsError};
+use crate::data::Interpolation;
+use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
+
+/// How a model wants its images: what the test transform and normalisation must be.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Recipe {
+    /// Channel means.
+    pub mean: [f32; 3],
+    /// Channel standard deviations.
+    pub std: [f32; 3],
+    /// Resampling filter.
+    pub interpolation: Interpolation,
+    /// K / resize side of the test transform.
+    pub crop_ratio: f64,
+}
+
+impl Default for Recipe {
+    /// torchvision's ImageNet recipe.
+    fn default() -> Self {
+        Self {
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+            interpolation: Interpolation::Bilinear,
+            crop_ratio: 0.875,
+        }
+    }
+}
+
+/// What a timm `pretrained_cfg` says, read from the file beside the weights.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    /// The file it came from.
+    pub path: PathBuf,
+    /// timm's architecture name (`tf_efficientnet_b0`), without the weights' tag.
+    pub architecture: Option<String>,
+    /// `input_size`'s side: the resolution the weights were made for.
+    pub input_size: Option<usize>,
+    /// The recipe with what the file sets applied over `base`.
+    recipe: RecipeFields,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+struct RecipeFields {
+    mean: Option<[f32; 3]>,
+    std: Option<[f32; 3]>,
+    interpolation: Option<Interpolation>,
+    crop_ratio: Option<f64>,
+}
+
+/// The names beside the weights a config is looked for under, in order.
+const CONFIG_NAMES: [&str; 2] = ["config.json", "pretrained_cfg.json"];
+
+impl Config {
+    /// The config beside `weights`, if there is one; a config that is not JSON, or whose
+    /// recipe fields are malformed, is refused with the file and key named.
+    pub fn beside(weights: &Path) -> Result<Option<Self>, WeightsError> {
+        let dir = weights.parent().unwrap_or(Path::new("."));
+        for name in CONFIG_NAMES {
+            let path = dir.join(name);
+            if path.is_file() {
+                return Self::read(&path).map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads a timm `config.json` (the recipe under `pretrained_cfg`) or a bare
+    /// `pretrained_cfg.json`.
+    pub fn read(path: &Path) -> Result<Self, WeightsError> {
+        let bad = |reason: String| WeightsError::Format {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| WeightsError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        let cfg = json.get("pretrained_cfg").unwrap_or(&json);
+        let architecture = json
+            .get("architecture")
+            .or_else(|| cfg.get("architecture"))
+            .and_then(serde_json::Value::as_str)
+            .map(|a| a.split('.').next().unwrap_or(a).to_owned());
+        let triple = |key: &str| -> Result<Option<[f32; 3]>, WeightsError> {
+            let Some(v) = cfg.get(key) else { return Ok(None) };
+            let values: Option<Vec<f32>> = v
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_f64().map(|x| x as f32)).collect());
+            match values.as_deref() {
+                Some(&[a, b, c]) if key != "std" || [a, b, c].iter().all(|s| *s > 0.0) => Ok(Some([a, b, c])),
+                _ => Err(bad(format!(
+                    "{key}: expected three numbers{}, found {v}",
+                    if key == "std" { " > 0" } else { "" }
+                ))),
+            }
+        };
+        let interpolation = match cfg.get("interpolation") {
+            None => None,
+            Some(v) => Some(match v.as_str() {
+                Some("bilinear") => Interpolation::Bilinear,
+                Some("bicubic") => Interpolation::Bicubic,
+                Some("lanczos") => Interpolation::Lanczos,
+                _ => {
+                    return Err(bad(format!(
+                        "interpolation: {v} is not one this tool resamples with (bilinear, bicubic, lanczos)"
+                    )));
+                }
+            }),
+        };
+        let crop_ratio = match cfg.get("crop_pct") {
+            None => None,
+            Some(v) => Some(
+                v.as_f64()
+                    .filter(|c| *c > 0.0 && *c <= 1.0)
+                    .ok_or_else(|| bad(format!("crop_pct: expected a number in (0, 1], found {v}")))?,
+            ),
+        };
+        if let Some(mode) = cfg.get("crop_mode")
+            && mode.as_str() != Some("center")
+        {
+            return Err(bad(format!(
+                "crop_mode: {mode} is not supported (only \"center\", timm's default, is)"
+            )));
+        }
+        let input_size = match cfg.get("input_size") {
+            None => None,
+            Some(v) => match v
+                .as_array()
+                .map(|a| a.iter().map(serde_json::Value::as_u64).collect::<Vec<_>>())
+            {
+                Some(s) if s.len() == 3 && s[1].is_some() && s[1] == s[2] => s[1].map(|x| x as usize),
+                _ => return Err(bad(format!("input_size: expected [3, K, K], found {v}"))),
+            },
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            architecture,
+            input_size,
+            recipe: RecipeFields {
+                mean: triple("mean")?,
+                std: triple("std")?,
+                interpolation,
+                crop_ratio,
+            },
+        })
+    }
+
+    /// `base` with what this config sets.
+    #[must_use]
+    pub fn apply(&self, base: Recipe) -> Recipe {
+        let r = &self.recipe;
+        Recipe {
+            mean: r.mean.unwrap_or(base.mean),
+            std: r.std.unwrap_or(base.std),
+            interpolation: r.interpolation.unwrap_or(base.interpolation),
+            crop_ratio: r.crop_ratio.unwrap_or(base.crop_ratio),
+        }
+    }
+}
+
+/// The architecture name the file carries (safetensors metadata `architecture` or `arch`, tag
+/// dropped), else its config's: what tells the weights' variant where the keys cannot (timm's
+/// `tf_` ports).
+pub fn architecture_name(file: &WeightFile) -> Result<Option<String>, WeightsError> {
+    if let Some(a) = file.metadata.get("architecture") {
+        return Ok(Some(a.split('.').next().unwrap_or(a).to_owned()));
+    }
+    Ok(Config::beside(&file.path)?.and_then(|c| c.architecture))
+}
