@@ -43,7 +43,9 @@ fn small_stem_resnet_trained_by_fixres_matches_pytorch() {
 
 /// The same forward on Burn's wgpu backend (lavapipe in CI, a GPU where there is one) agrees
 /// with the CPU backend: a small smoke of both networks (convolutions, pooling, BatchNorm, TF
-/// padding), so the GPU path cannot rot unseen.
+/// padding) and of every zoo family (grouped and depthwise convolutions, squeeze-excitation,
+/// LayerNorm, attention, the position embedding resampled to a 4×4 grid), so the GPU path
+/// cannot rot unseen.
 #[test]
 fn wgpu_forward_agrees_with_cpu() {
     let img = TestTransform {
@@ -52,7 +54,17 @@ fn wgpu_forward_agrees_with_cpu() {
         interpolation: Interpolation::Bilinear,
     }
     .apply(&load(&photo("chelsea.png")));
-    for weights in [resnet18_narrow(), efficientnet_lite0()] {
+    // One model of each tensor-built family of the zoo too (tests/it/zoo.rs checks them on the CPU).
+    let zoo = [
+        "tv_efficientnet_b0",
+        "tv_mobilenet_v3_large",
+        "tv_regnet_y_400mf",
+        "timm_convnext_tiny",
+        "timm_tf_efficientnet_lite0",
+        "timm_deit_small_distilled_patch16_224",
+    ]
+    .map(|name| model(&format!("zoo/{name}.safetensors")));
+    for weights in [resnet18_narrow(), efficientnet_lite0()].into_iter().chain(zoo) {
         let run = |device: Device| {
             let model = fixres::model::Model::load(&weights, &device).unwrap_or_else(|e| panic!("{e}"));
             let out = model.net.forward(input_batch(

@@ -309,3 +309,65 @@ fn the_tf_port_is_told_by_its_config_when_the_file_does_not_say() {
 fn model_path(name: &str) -> PathBuf {
     model(&format!("zoo/{name}.safetensors"))
 }
+
+/// A transfer (`fixres train --from`) of a model with an MLP classifier (MobileNetV3: only its
+/// last layer is replaced) and of one with a distillation head (both replaced): the export has
+/// every key of the source, under the same names, the classifier's resized to the dataset's 3
+/// classes, and loads back (PyTorch loads them strictly: `make_zoo_reference.py --check-export`).
+#[test]
+fn transfers_export_every_key_under_the_library_names() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, resized) in [
+        (
+            "tv_mobilenet_v3_large",
+            &["classifier.3.weight", "classifier.3.bias"][..],
+        ),
+        (
+            "timm_deit_small_distilled_patch16_224",
+            &["head.weight", "head.bias", "head_dist.weight", "head_dist.bias"][..],
+        ),
+    ] {
+        let out = dir.path().join(format!("{name}.safetensors"));
+        fixres_ok(&[
+            "train",
+            "--from",
+            model_path(name).to_str().unwrap(),
+            "--data",
+            demo_photos().to_str().unwrap(),
+            "--res",
+            "64",
+            "--epochs",
+            "1",
+            "--batch",
+            "2",
+            "--device",
+            "cpu",
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        let source = tensors::read(&model_path(name));
+        let export = tensors::read(&out);
+        let names = |t: &[tensors::Stored]| t.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+        assert_eq!(names(&export), names(&source), "{name}");
+        for (s, e) in source.iter().zip(&export) {
+            if resized.contains(&s.name.as_str()) {
+                assert_eq!(e.shape[0], 3, "{name}: {}", s.name);
+            } else {
+                assert_eq!(e.shape, s.shape, "{name}: {}", s.name);
+            }
+        }
+        let reloaded = Model::load(&out, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reloaded.classes, 3);
+    }
+}
+
+/// Hugging Face's name for a torch pickle loads like a `.pth` (the format is read from the
+/// bytes, not the name).
+#[test]
+fn a_pytorch_model_bin_loads_like_a_pth() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("pytorch_model.bin");
+    std::fs::copy(crate::util::fixtures::resnet18_narrow_pth(), &bin).unwrap();
+    let model = Model::load(&bin, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+    compare("resnet18_narrow", |x| model.net.forward(x), &Device::flex());
+}
