@@ -256,8 +256,9 @@ impl FinetunePanel {
             ui.label("Needs a dataset and a model.");
             return out;
         };
+        let norm = model.model.net.head().norm_name();
         ui.label(format!(
-            "Fine-tunes the last BatchNorm and the classifier of {} at K_test = {} on {} (the rest of the network stays frozen, in eval mode).",
+            "Fine-tunes the last {norm} and the classifier of {} at K_test = {} on {} (the rest of the network stays frozen, in eval mode).",
             model.name(),
             shared.settings.test_res,
             dataset.name()
@@ -289,7 +290,7 @@ impl FinetunePanel {
                 ui.label("trains");
                 ui.horizontal(|ui| {
                     ui.checkbox(&mut f.train_classifier, "classifier");
-                    ui.checkbox(&mut f.train_bn, "BatchNorm affine");
+                    ui.checkbox(&mut f.train_bn, format!("{norm} affine"));
                 });
                 ui.end_row();
                 ui.label("augmentation");

@@ -48,7 +48,7 @@ pub enum Command {
     Features(features::FeaturesArgs),
     /// Top-1/top-5 and pooled-activation statistics per test resolution on a labelled ImageFolder.
     Eval(eval::EvalArgs),
-    /// FixRes fine-tune of the last BatchNorm and the classifier at a test resolution, then export.
+    /// FixRes fine-tune of the last normalisation and the classifier at a test resolution, then export.
     Finetune(finetune::FinetuneArgs),
     /// Trains at a train resolution: a small ResNet from scratch, or (--from) a pretrained
     /// network's new classifier for the folder's classes.

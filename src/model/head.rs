@@ -183,6 +183,16 @@ impl Head {
         }
     }
 
+    /// "BatchNorm" or "LayerNorm": what the head normalises with, for the user.
+    #[must_use]
+    pub fn norm_name(&self) -> &'static str {
+        if self.running.is_some() {
+            "BatchNorm"
+        } else {
+            "LayerNorm"
+        }
+    }
+
     /// The classifier's layers in order: the hidden ones, the last, the distillation head.
     pub fn dense(&self) -> impl Iterator<Item = &Dense> {
         self.hidden
