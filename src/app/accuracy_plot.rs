@@ -78,6 +78,11 @@ pub struct AccuracyView {
     job: Latest<Event>,
     job_key: Option<CurveKey>,
     error: Option<String>,
+    /// The (dataset, model) ids the error is about: another pair clears it.
+    error_for: (u64, u64),
+    /// The last sweep was refused because the dataset's classes are not the model's: the view
+    /// offers to train a classifier for them.
+    mismatch: bool,
 }
 
 impl AccuracyView {
@@ -117,10 +122,13 @@ impl AccuracyView {
             Ok(l) => l,
             Err(why) => {
                 self.error = Some(format!("cannot score this dataset with this model: {why}"));
+                self.error_for = (dataset.id, model.id);
+                self.mismatch = true;
                 return None;
             }
         };
         self.error = None;
+        self.mismatch = false;
         let resolutions = shared.settings.sweep_resolutions();
         let files: Vec<PathBuf> = dataset.folder.samples.iter().map(|s| s.path.clone()).collect();
         let targets: Vec<usize> = dataset.folder.samples.iter().map(|s| labels[s.class]).collect();
@@ -227,6 +235,11 @@ impl Panel for AccuracyView {
         if (from, to, step) != shared.settings.sweep {
             out.push(Command::SetSweep((from, to, step)));
         }
+        // A refusal is about the dataset and model it was made for.
+        if self.mismatch && shared.model.is_none_or(|m| (dataset.id, m.id) != self.error_for) {
+            self.error = None;
+            self.mismatch = false;
+        }
         let running = self.job.running().is_some();
         ui.horizontal(|ui| {
             if let Some(model) = shared.model
@@ -247,6 +260,18 @@ impl Panel for AccuracyView {
         });
         if let Some(e) = &self.error {
             ui.colored_label(ui.visuals().error_fg_color, e);
+            if self.mismatch
+                && ui
+                    .button(format!(
+                        "Train a classifier for these {} classes at K_train = {}…",
+                        dataset.folder.classes.len(),
+                        shared.settings.train_res
+                    ))
+                    .on_hover_text("A new classifier for the dataset's own classes over the pretrained network")
+                    .clicked()
+            {
+                out.push(Command::ShowTransfer);
+            }
         }
         // `start` above may have added a curve: list again.
         let shown: Vec<(&CurveKey, &Curve)> = self.curves.iter().filter(|(k, _)| k.0 == dataset.id).collect();

@@ -61,6 +61,8 @@ pub enum Command {
     },
     /// Show the fine-tune window.
     ShowFinetune,
+    /// Show the fine-tune window in its transfer mode: a new classifier for the dataset's classes.
+    ShowTransfer,
     /// Ask where to save the fine-tuned model (the default file name given).
     PickFinetuneExport(String),
     /// Save the fine-tuned model here.
@@ -151,6 +153,10 @@ impl ExplorerApp {
             Command::Error(text) => self.messages.push(Message::error(text)),
             Command::SetExportDir(dir) => self.settings.export_dir = dir,
             Command::ShowFinetune => self.panels.finetune.open = true,
+            Command::ShowTransfer => {
+                self.panels.finetune.open = true;
+                self.panels.finetune.transfer = true;
+            }
             Command::PickFinetuneExport(name) => {
                 let dir = self.settings.export_dir.clone();
                 self.dialog(move || {

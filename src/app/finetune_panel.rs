@@ -1,6 +1,10 @@
-//! The fine-tune window (paper §4): the FixRes fine-tune of the open model on the open dataset at
-//! a test resolution, with loss and validation curves, progress, ETA and cancel; then export of
-//! the whole model (the file loads back here and into PyTorch).
+//! The fine-tune window, in two modes. The FixRes fine-tune (paper §4) of the open model on the
+//! open dataset at a test resolution; or a transfer: a new classifier for the dataset's own
+//! classes, trained at K_train over the frozen pretrained network (`fixres train --from`), after
+//! which the new model is exported and opened, so the sweep, the activations and the FixRes
+//! fine-tune continue on it. Both with loss and validation curves, progress, ETA and cancel
+//! (keeping the best weights so far); then export of the whole model (the file loads back here
+//! and into PyTorch).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +16,7 @@ use super::messages::count;
 use super::panel::{Panel, Place};
 use super::plot_widgets::legend;
 use super::{Command, LoadedModel, Shared};
+use crate::eval::class_map;
 use crate::finetune::run::{Augmentation, Config, CurvePoint, Outcome, Progress, Schedule, export, finetune};
 use crate::finetune::{Sgd, Trainable};
 use crate::jobs::{Latest, Wake};
@@ -35,6 +40,7 @@ struct Form {
 }
 
 impl Default for Form {
+    /// The FixRes fine-tune's defaults.
     fn default() -> Self {
         Self {
             epochs: 5,
@@ -50,6 +56,29 @@ impl Default for Form {
     }
 }
 
+impl Form {
+    /// A transfer's defaults, as `fixres train --from`'s: train-time augmentation (the network
+    /// plays one trained at K_train), cosine schedule, the linear-probe learning rate.
+    fn transfer() -> Self {
+        Self {
+            epochs: 10,
+            lr: Sgd::transfer_lr(16),
+            da: Augmentation::Train,
+            schedule: Schedule::Cosine,
+            ..Self::default()
+        }
+    }
+
+    /// The default learning rate of the mode for the form's batch.
+    fn default_lr(&self, transfer: bool) -> f64 {
+        if transfer {
+            Sgd::transfer_lr(self.batch)
+        } else {
+            Sgd::fixres_lr(self.batch)
+        }
+    }
+}
+
 enum Event {
     Progress(Progress),
     Done(Box<anyhow::Result<Outcome>>),
@@ -59,6 +88,8 @@ enum Event {
 struct Run {
     model: Arc<LoadedModel>,
     res: usize,
+    /// A new classifier for the dataset's classes (at K_train) rather than the FixRes fine-tune.
+    transfer: bool,
     stage: String,
     /// `(step, loss)`.
     losses: Vec<[f64; 2]>,
@@ -74,7 +105,13 @@ struct Run {
 pub struct FinetunePanel {
     /// Whether the window is shown.
     pub open: bool,
+    /// The window's mode: a new classifier for the dataset's classes (`fixres train --from`)
+    /// rather than the FixRes fine-tune.
+    pub transfer: bool,
     form: Form,
+    transfer_form: Option<Form>,
+    /// Open the export when it is written (a finished transfer).
+    open_exported: bool,
     job: Latest<Event>,
     run: Option<Run>,
     export: Latest<Result<PathBuf, String>>,
@@ -82,6 +119,28 @@ pub struct FinetunePanel {
 }
 
 impl FinetunePanel {
+    /// The form of the window's mode.
+    fn form_mut(&mut self) -> &mut Form {
+        if self.transfer {
+            self.transfer_form.get_or_insert_with(Form::transfer)
+        } else {
+            &mut self.form
+        }
+    }
+
+    /// Where a finished transfer is written: `<export dir>/<model>_<classes>classes_k<K>.safetensors`.
+    fn export_name(run: &Run) -> String {
+        match run.outcome.as_ref().and_then(|o| o.summary.transfer.as_ref()) {
+            Some(t) => format!(
+                "{}_{}classes_k{}.safetensors",
+                run.model.name(),
+                t.classes.len(),
+                run.res
+            ),
+            None => format!("{}_fixres{}.safetensors", run.model.name(), run.res),
+        }
+    }
+
     /// Writes the fine-tuned model to `path` (a job); the error when its thread does not start.
     #[must_use]
     pub fn export_to(&mut self, path: PathBuf, wake: &Wake) -> Option<Command> {
@@ -103,8 +162,9 @@ impl FinetunePanel {
         started.err().map(|e| Command::not_started("the export", &e))
     }
 
-    fn drain(&mut self) -> Vec<Command> {
+    fn drain(&mut self, shared: &Shared<'_>) -> Vec<Command> {
         let mut out = Vec::new();
+        let mut export_after = false;
         for event in self.job.drain() {
             let Some(run) = &mut self.run else {
                 continue;
@@ -135,6 +195,10 @@ impl FinetunePanel {
                             run.val.insert(0, [0.0, outcome.before]);
                         }
                         run.outcome = Some(Arc::new(outcome));
+                        // A transfer's model is what the user goes on with: write it and open it.
+                        if run.transfer {
+                            export_after = true;
+                        }
                     }
                     Err(e) => {
                         run.stage = "failed".into();
@@ -143,13 +207,26 @@ impl FinetunePanel {
                 },
             }
         }
+        if export_after && let Some(run) = &self.run {
+            let path = shared.settings.export_dir.join(Self::export_name(run));
+            self.open_exported = true;
+            out.extend(self.export_to(path, &shared.wake));
+        }
         for result in self.export.drain() {
             match result {
                 Ok(path) => {
                     out.push(Command::Info(format!("wrote {}", path.display())));
+                    if std::mem::take(&mut self.open_exported) {
+                        // The new model is the open one; its FixRes fine-tune is what comes next.
+                        out.push(Command::OpenWeights(path.clone()));
+                        self.transfer = false;
+                    }
                     self.exported = Some(path);
                 }
-                Err(e) => out.push(Command::Error(format!("export failed: {e}"))),
+                Err(e) => {
+                    self.open_exported = false;
+                    out.push(Command::Error(format!("export failed: {e}")));
+                }
             }
         }
         out
@@ -157,8 +234,13 @@ impl FinetunePanel {
 
     fn start(&mut self, shared: &Shared<'_>) -> Option<Command> {
         let (model, dataset) = (shared.model?, shared.dataset?);
-        let f = &self.form;
-        let res = shared.settings.test_res;
+        let transfer = self.transfer;
+        let f = self.form_mut().clone();
+        let res = if transfer {
+            shared.settings.train_res
+        } else {
+            shared.settings.test_res
+        };
         let config = Config {
             data: dataset.opened.clone(),
             res,
@@ -177,12 +259,13 @@ impl FinetunePanel {
             curve: Vec::new(),
             // The test transform the sliders set, as the plots use.
             recipe: shared.settings.recipe_for(&model.model.recipe),
-            new_classifier: false,
+            new_classifier: transfer,
         };
         self.exported = None;
         self.run = Some(Run {
             model: Arc::clone(model),
             res,
+            transfer,
             stage: "starting".into(),
             losses: Vec::new(),
             val: Vec::new(),
@@ -205,7 +288,10 @@ impl FinetunePanel {
         // Not started: no run waits on it.
         let e = started.err()?;
         self.run = None;
-        Some(Command::not_started("the fine-tune", &e))
+        Some(Command::not_started(
+            if transfer { "the training" } else { "the fine-tune" },
+            &e,
+        ))
     }
 }
 
@@ -218,14 +304,15 @@ impl Panel for FinetunePanel {
         let mut out = Vec::new();
         if let (Some(_), Some(run)) = (self.job.running(), &self.run) {
             let (done, total, _, eta) = run.progress;
+            let what = if run.transfer { "training" } else { "fine-tune" };
             out.push(if total > 0 {
                 format!(
-                    "fine-tune {done}/{}, ETA {}",
+                    "{what} {done}/{}, ETA {}",
                     count(total, "image", "images"),
                     duration(eta)
                 )
             } else {
-                format!("fine-tune: {}", run.stage)
+                format!("{what}: {}", run.stage)
             });
         }
         if self.export.running().is_some() {
@@ -237,9 +324,15 @@ impl Panel for FinetunePanel {
     /// Draws the window (when open).
     fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
         let ctx = ui.ctx();
-        let mut out = self.drain();
+        let mut out = self.drain(shared);
         let mut open = self.open;
-        egui::Window::new("FixRes fine-tune")
+        let title = if self.transfer {
+            "Train a classifier"
+        } else {
+            "FixRes fine-tune"
+        };
+        egui::Window::new(title)
+            .id(egui::Id::unique("finetune-window"))
             .open(&mut open)
             .default_pos([700.0, 120.0])
             .default_width(520.0)
@@ -257,15 +350,60 @@ impl FinetunePanel {
             return out;
         };
         let norm = model.model.net.head().norm_name();
-        ui.label(format!(
-            "Fine-tunes the last {norm} and the classifier of {} at K_test = {} on {} (the rest of the network stays frozen, in eval mode).",
-            model.name(),
-            shared.settings.test_res,
-            dataset.name()
-        ));
         let running = self.job.running().is_some();
+        let classes = dataset.folder.classes.len();
+        let mismatch = class_map(&dataset.folder.classes, &model.model).err();
         ui.add_enabled_ui(!running, |ui| {
-            let f = &mut self.form;
+            ui.horizontal(|ui| {
+                ui.selectable_value(&mut self.transfer, false, "FixRes fine-tune at K_test");
+                ui.selectable_value(
+                    &mut self.transfer,
+                    true,
+                    format!(
+                        "New classifier for the {} at K_train",
+                        count(classes, "class", "classes")
+                    ),
+                );
+            });
+        });
+        if self.transfer {
+            ui.label(format!(
+                "Trains a new classifier for the {} of {} on {} at K_train = {} (the classifier starts as PyTorch initialises it; the network stays frozen, in eval mode, but the last {norm}'s affine{} trains too). When it ends the new model is saved to the export folder and opened: the sweep, the activations and the FixRes fine-tune at K_test then run on it.",
+                count(classes, "class", "classes"),
+                dataset.name(),
+                model.name(),
+                shared.settings.train_res,
+                if norm == "BatchNorm" { " and statistics" } else { "" },
+            ));
+        } else {
+            ui.label(format!(
+                "Fine-tunes the last {norm} and the classifier of {} at K_test = {} on {} (the rest of the network stays frozen, in eval mode).",
+                model.name(),
+                shared.settings.test_res,
+                dataset.name()
+            ));
+            if let Some(why) = &mismatch {
+                ui.colored_label(
+                    ui.visuals().warn_fg_color,
+                    format!("This dataset cannot be scored with this model: {why}"),
+                );
+                if ui
+                    .add_enabled(
+                        !running,
+                        egui::Button::new(format!(
+                            "Train a classifier for these {classes} classes at K_train = {}…",
+                            shared.settings.train_res
+                        )),
+                    )
+                    .clicked()
+                {
+                    self.transfer = true;
+                }
+            }
+        }
+        let transfer = self.transfer;
+        ui.add_enabled_ui(!running, |ui| {
+            let f = self.form_mut();
             egui::Grid::new("ft-form").num_columns(2).show(ui, |ui| {
                 let l = ui.label("epochs");
                 ui.add(egui::DragValue::new(&mut f.epochs).range(1..=500))
@@ -277,9 +415,16 @@ impl FinetunePanel {
                 ui.end_row();
                 let l = ui.label("learning rate");
                 ui.horizontal(|ui| {
-                    ui.checkbox(&mut f.fixres_lr, "FixRes default");
+                    ui.checkbox(
+                        &mut f.fixres_lr,
+                        if transfer {
+                            "default (0.1 · batch / 256)"
+                        } else {
+                            "FixRes default"
+                        },
+                    );
                     if f.fixres_lr {
-                        f.lr = Sgd::fixres_lr(f.batch);
+                        f.lr = f.default_lr(transfer);
                         ui.label(format!("{:.2e}", f.lr));
                     } else {
                         ui.add(egui::DragValue::new(&mut f.lr).speed(1e-5).range(1e-6..=1.0))
@@ -288,10 +433,21 @@ impl FinetunePanel {
                 });
                 ui.end_row();
                 ui.label("trains");
-                ui.horizontal(|ui| {
-                    ui.checkbox(&mut f.train_classifier, "classifier");
-                    ui.checkbox(&mut f.train_bn, format!("{norm} affine"));
-                });
+                if transfer {
+                    ui.horizontal(|ui| {
+                        ui.radio(true, "head: the new classifier and the last norm")
+                            .on_hover_text(format!("The classifier and the last {norm}'s affine (and statistics)"));
+                        ui.add_enabled(false, egui::RadioButton::new(false, "last stage"))
+                            .on_disabled_hover_text("Not available yet: `fixres train --from` trains the head only");
+                        ui.add_enabled(false, egui::RadioButton::new(false, "all"))
+                            .on_disabled_hover_text("Not available yet: `fixres train --from` trains the head only");
+                    });
+                } else {
+                    ui.horizontal(|ui| {
+                        ui.checkbox(&mut f.train_classifier, "classifier");
+                        ui.checkbox(&mut f.train_bn, format!("{norm} affine"));
+                    });
+                }
                 ui.end_row();
                 ui.label("augmentation");
                 ui.horizontal(|ui| {
@@ -312,7 +468,12 @@ impl FinetunePanel {
             });
         });
         ui.horizontal(|ui| {
-            if ui.add_enabled(!running, egui::Button::new("Start fine-tune")).clicked() {
+            let (start, blocked) = if transfer {
+                ("Start training", classes < 2)
+            } else {
+                ("Start fine-tune", mismatch.is_some())
+            };
+            if ui.add_enabled(!running && !blocked, egui::Button::new(start)).clicked() {
                 out.extend(self.start(shared));
             }
             if running
@@ -374,7 +535,12 @@ impl FinetunePanel {
                 ));
             } else {
                 ui.strong(format!(
-                    "Validation top-1 at {}: {:.1} % before, {:.1} % after ({n_train} training, {})",
+                    "{}alidation top-1 at {}: {:.1} % before, {:.1} % after ({n_train} training, {})",
+                    if run.transfer {
+                        "New classifier (saved and opened): v"
+                    } else {
+                        "V"
+                    },
                     run.res,
                     100.0 * o.before,
                     100.0 * o.after,
@@ -406,17 +572,9 @@ impl FinetunePanel {
                     .on_hover_text("Choose where to save the safetensors file")
                     .clicked()
                 {
-                    out.push(Command::PickFinetuneExport(format!(
-                        "{}_fixres{}.safetensors",
-                        run.model.name(),
-                        run.res
-                    )));
+                    out.push(Command::PickFinetuneExport(Self::export_name(run)));
                 }
-                let default =
-                    shared
-                        .settings
-                        .export_dir
-                        .join(format!("{}_fixres{}.safetensors", run.model.name(), run.res));
+                let default = shared.settings.export_dir.join(Self::export_name(run));
                 if ui
                     .button("Export to the export folder")
                     .on_hover_text(default.display().to_string())

@@ -292,6 +292,64 @@ fn fine_tune_from_the_window_then_export_and_reopen() {
     );
 }
 
+/// Where the sweep refuses a dataset of the user's own classes, the app offers a new classifier
+/// for them; trained at K_train in the fine-tune window's transfer mode, it is saved and opened,
+/// and the sweep then scores the dataset with it.
+#[test]
+fn own_classes_train_a_classifier_then_the_sweep_runs_on_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("own");
+    let folder = Folder::new(&data);
+    for (class, photos) in [
+        ("cat", ["chelsea.png", "chelsea.png"]),
+        ("drink", ["coffee_palette.png", "coffee_cmyk.jpg"]),
+    ] {
+        for i in 0..5 {
+            let photo = photos[i % 2];
+            folder.photo_as(class, photo, &format!("{i}_{photo}"));
+        }
+    }
+    let mut h = harness(Startup {
+        data: Some(data),
+        ..Startup::default()
+    });
+    h.state_mut().settings_mut().train_res = 64;
+    h.state_mut().run(Command::SetExportDir(tmp.path().join("exports")));
+    h.get_by_label("Run sweep").click_accesskit();
+    settle(&mut h);
+    h.get_by_label_contains("cannot score this dataset with this model");
+    h.get_by_label("Train a classifier for these 2 classes at K_train = 64…")
+        .click_accesskit();
+    settle(&mut h);
+    h.get_by_label_contains("Trains a new classifier for the 2 classes");
+    h.get_by_role_and_label(Role::SpinButton, "epochs")
+        .set_value_accesskit(2.0);
+    h.run_steps(2);
+    h.get_by_label("Start training").click_accesskit();
+    settle(&mut h);
+    h.get_by_label_contains("New classifier (saved and opened): validation top-1 at 64:");
+    h.snapshot("transfer_done");
+    let app = h.state();
+    let model = app.opened().1.expect("a model");
+    let exported = tmp.path().join("exports/efficientnet_lite0_2classes_k64.safetensors");
+    assert_eq!(model.path, exported, "the new model is the open one");
+    assert_eq!(model.model.classes, 2);
+    assert_eq!(
+        model.model.class_names.as_deref(),
+        Some(&["cat".to_owned(), "drink".to_owned()][..])
+    );
+    h.get_by_label("Run sweep").click_accesskit();
+    settle(&mut h);
+    assert!(
+        h.query_by_label_contains("cannot score").is_none(),
+        "the sweep scores the dataset with the new classifier"
+    );
+    h.get_by_label("top-5"); // the sweep's table
+
+    // The window is back in its FixRes mode, for the fine-tune at K_test.
+    h.get_by_label("Start fine-tune");
+}
+
 #[test]
 fn cancelling_a_fine_tune_keeps_weights_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
