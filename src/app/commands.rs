@@ -9,6 +9,7 @@ use eframe::egui;
 use super::messages::Message;
 use super::{
     Dataset, ExplorerApp, LoadedModel, Settings, demo_photos, demo_weights, export, fashion_photos, fashion_weights,
+    own_classes_photos,
 };
 
 /// What a panel asks the app to do.
@@ -23,6 +24,9 @@ pub enum Command {
     OpenDemo,
     /// The Fashion demo (Fashion-MNIST subset and a small ResNet trained at K_train = 20).
     OpenFashionDemo,
+    /// The own-classes demo (the demo photos in a few everyday classes) with the embedded
+    /// ImageNet model, and the window that trains a classifier for those classes.
+    OpenOwnClassesDemo,
     /// Show the resolution-grid window.
     ShowGrid,
     /// Ask for a folder with the system dialog.
@@ -115,6 +119,14 @@ impl ExplorerApp {
                 self.run(Command::OpenWeights(fashion_weights()));
                 // 28-pixel images, a model trained at 20.
                 (self.settings.train_res, self.settings.test_res, self.settings.sweep) = (20, 20, (12, 48, 4));
+            }
+            Command::OpenOwnClassesDemo => {
+                self.run(Command::OpenDataset(own_classes_photos()));
+                self.run(Command::OpenWeights(demo_weights()));
+                let d = Settings::default();
+                (self.settings.train_res, self.settings.test_res, self.settings.sweep) =
+                    (d.train_res, d.test_res, d.sweep);
+                self.run(Command::ShowTransfer);
             }
             Command::ShowGrid => self.panels.grid.open = true,
             Command::PickDataset => self.dialog(|| rfd::FileDialog::new().pick_folder().map(Command::OpenDataset)),

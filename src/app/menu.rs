@@ -31,6 +31,13 @@ impl Panel for Menu {
                 if ui.button("Demo: Fashion").clicked() {
                     out.push(Command::OpenFashionDemo);
                 }
+                if ui
+                    .button("Demo: your own classes")
+                    .on_hover_text("The demo photos in a few everyday classes: train a classifier for them")
+                    .clicked()
+                {
+                    out.push(Command::OpenOwnClassesDemo);
+                }
                 ui.separator();
                 ui.menu_button("Recent datasets", |ui| {
                     for p in &settings.recent_data {

@@ -35,7 +35,9 @@ use eframe::egui;
 
 pub use self::commands::Command;
 use self::messages::Message;
-pub use self::session::{Dataset, LoadedModel, demo_photos, demo_weights, fashion_photos, fashion_weights};
+pub use self::session::{
+    Dataset, LoadedModel, demo_photos, demo_weights, fashion_photos, fashion_weights, own_classes_photos,
+};
 pub use self::settings::Settings;
 pub use self::window::run;
 use crate::jobs::{Latest, Wake};

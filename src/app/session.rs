@@ -20,6 +20,12 @@ pub fn demo_weights() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/models/efficientnet_lite0.safetensors")
 }
 
+/// The own-classes demo: the demo photos sorted into a few everyday classes that are not
+/// ImageNet's (`train/` and `val/`), for the transfer flow.
+pub fn own_classes_photos() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/demo/own")
+}
+
 /// The Fashion demo: a Fashion-MNIST subset with `train/` and `val/` (shown through `val/`).
 #[must_use]
 pub fn fashion_photos() -> PathBuf {
@@ -72,6 +78,9 @@ impl Dataset {
         }
         if self.opened == fashion_photos() {
             return "Fashion demo".into();
+        }
+        if self.opened == own_classes_photos() {
+            return "own-classes demo".into();
         }
         self.opened.file_name().map_or_else(
             || self.opened.display().to_string(),

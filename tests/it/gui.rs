@@ -58,7 +58,7 @@ fn main_view_on_the_demo() {
     let mut h = harness(Startup::default());
     let app = h.state();
     let (dataset, model) = app.opened();
-    assert_eq!(dataset.expect("demo photos open").folder.samples.len(), 3);
+    assert!(dataset.expect("demo photos open").folder.samples.len() >= 30);
     assert_eq!(model.expect("demo model loads").model.arch, "efficientnet-lite0");
     assert!(app.messages().is_empty(), "{:?}", app.messages());
     let view = app.view_summary();
@@ -123,7 +123,8 @@ fn keyboard_steps_through_the_images_and_resamples() {
     h.key_press(egui::Key::P);
     h.key_press(egui::Key::P);
     settle(&mut h);
-    assert_eq!(h.state().view_summary().selected, 2, "previous wraps around");
+    let last = h.state().opened().0.expect("demo photos").folder.samples.len() - 1;
+    assert_eq!(h.state().view_summary().selected, last, "previous wraps around");
 }
 
 /// An ImageFolder of two classes made of demo photos, with one broken file.

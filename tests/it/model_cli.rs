@@ -207,10 +207,21 @@ fn the_embedded_model_scores_the_demo_photos_matching_folders_to_class_names() {
     .json();
     assert_eq!(v["arch"], "efficientnet-lite0");
     assert!(v["skipped"].as_array().unwrap().is_empty());
+    let photos = walk_files(&demo);
     for r in v["results"].as_array().unwrap() {
-        assert_eq!(r["images"], 3);
+        assert_eq!(r["images"], photos);
         let (t1, t5) = (r["top1"].as_f64().unwrap(), r["top5"].as_f64().unwrap());
-        assert!((0.0..=1.0).contains(&t1) && t1 <= t5, "{r}");
-        assert_eq!(r["pooled"]["values"], 3 * 1280);
+        // The real photos of plain ImageNet classes: the model gets most of them.
+        assert!((0.6..=1.0).contains(&t1) && t1 <= t5, "{r}");
+        assert_eq!(r["pooled"]["values"], photos * 1280);
     }
+}
+
+/// Files under `dir`, recursively.
+fn walk_files(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| if p.is_dir() { walk_files(&p) } else { 1 })
+        .sum()
 }

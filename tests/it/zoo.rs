@@ -17,7 +17,7 @@ use fixres::tensorfile;
 use safetensors::Dtype;
 
 use crate::util::cmd::fixres_ok;
-use crate::util::fixtures::{demo_photos, model, photo};
+use crate::util::fixtures::{demo_own, demo_photos, model, photo};
 use crate::util::images::load;
 use crate::util::parity::compare;
 use crate::util::tensors::{self, F32Tensor, metadata, relative_error};
@@ -312,8 +312,8 @@ fn model_path(name: &str) -> PathBuf {
 
 /// A transfer (`fixres train --from`) of a model with an MLP classifier (MobileNetV3: only its
 /// last layer is replaced) and of one with a distillation head (both replaced): the export has
-/// every key of the source, under the same names, the classifier's resized to the dataset's 3
-/// classes, and loads back (PyTorch loads them strictly: `make_zoo_reference.py --check-export`).
+/// every key of the source, under the same names, the classifier's resized to the own-classes
+/// demo's 5 classes, and loads back (PyTorch loads them strictly: `make_zoo_reference.py --check-export`).
 #[test]
 fn transfers_export_every_key_under_the_library_names() {
     let dir = tempfile::tempdir().unwrap();
@@ -333,7 +333,7 @@ fn transfers_export_every_key_under_the_library_names() {
             "--from",
             model_path(name).to_str().unwrap(),
             "--data",
-            demo_photos().to_str().unwrap(),
+            demo_own().to_str().unwrap(),
             "--res",
             "64",
             "--epochs",
@@ -351,13 +351,13 @@ fn transfers_export_every_key_under_the_library_names() {
         assert_eq!(names(&export), names(&source), "{name}");
         for (s, e) in source.iter().zip(&export) {
             if resized.contains(&s.name.as_str()) {
-                assert_eq!(e.shape[0], 3, "{name}: {}", s.name);
+                assert_eq!(e.shape[0], 5, "{name}: {}", s.name);
             } else {
                 assert_eq!(e.shape, s.shape, "{name}: {}", s.name);
             }
         }
         let reloaded = Model::load(&out, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(reloaded.classes, 3);
+        assert_eq!(reloaded.classes, 5);
     }
 }
 

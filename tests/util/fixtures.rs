@@ -43,6 +43,12 @@ pub fn demo_photos() -> PathBuf {
     root().join("assets/demo/photos")
 }
 
+/// The own-classes demo: coarse everyday classes (not ImageNet's) of the demo photos, `train/`
+/// and `val/`.
+pub fn demo_own() -> PathBuf {
+    root().join("assets/demo/own")
+}
+
 /// The Fashion demo: `train/` and `val/` splits and its grid.
 pub fn fashion() -> PathBuf {
     root().join("assets/demo/fashion")
