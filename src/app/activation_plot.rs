@@ -24,6 +24,9 @@ use crate::stats::quantile;
 const BINS: usize = 40;
 /// Images per model batch (small: a cancelled run stops at the end of its batch).
 const BATCH: usize = 8;
+/// Images of the first batch of a run: one image's forward pass is what stands between a new
+/// K_test and the first histogram on screen, the full batches follow.
+const FIRST_BATCH: usize = 1;
 /// How long the settings must stay put before a run starts: dragging a slider starts none.
 const SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
 /// Finished results kept (each is one resolution's values).
@@ -224,28 +227,46 @@ impl ActivationView {
             let resolutions: Vec<usize> = missing.iter().map(|k| k.res).collect();
             let mut values: Vec<Vec<f32>> = vec![Vec::new(); missing.len()];
             let mut images = vec![0usize; missing.len()];
-            let sweep = Sweep {
-                recipe,
-                ..Sweep::new(&model.model, &model.backend, &files, &resolutions, BATCH)
-            };
-            let result = sweep.run(
-                |out| {
-                    let ri = out.res_index;
-                    values[ri].extend(out.pooled.into_iter().flatten());
-                    images[ri] += out.indices.len();
-                    let mut acc = StatsAccumulator::default();
-                    acc.extend(&values[ri]);
-                    let mut sorted: Vec<f64> = values[ri].iter().map(|&v| f64::from(v)).collect();
-                    sorted.sort_by(f64::total_cmp);
-                    r.send(Event::Partial {
-                        key: missing[ri],
-                        stats: acc.finish(),
-                        sorted,
-                        images: images[ri],
-                    });
-                },
-                |_, _| !r.cancelled(),
-            );
+            // A small first sweep for a quick first histogram, then the rest in full batches;
+            // each image is decoded once, in one of the two.
+            let first = FIRST_BATCH.min(files.len());
+            let parts = [(&files[..first], FIRST_BATCH), (&files[first..], BATCH)];
+            let mut result = Ok(Vec::new());
+            for (part, batch) in parts {
+                if part.is_empty() || r.cancelled() {
+                    continue;
+                }
+                let sweep = Sweep {
+                    recipe,
+                    ..Sweep::new(&model.model, &model.backend, part, &resolutions, batch)
+                };
+                let part_result = sweep.run(
+                    |out| {
+                        let ri = out.res_index;
+                        values[ri].extend(out.pooled.into_iter().flatten());
+                        images[ri] += out.indices.len();
+                        let mut acc = StatsAccumulator::default();
+                        acc.extend(&values[ri]);
+                        let mut sorted: Vec<f64> = values[ri].iter().map(|&v| f64::from(v)).collect();
+                        sorted.sort_by(f64::total_cmp);
+                        r.send(Event::Partial {
+                            key: missing[ri],
+                            stats: acc.finish(),
+                            sorted,
+                            images: images[ri],
+                        });
+                    },
+                    |_, _| !r.cancelled(),
+                );
+                match (&mut result, part_result) {
+                    (Ok(all), Ok(failed)) => all.extend(failed),
+                    (_, Err(e)) => {
+                        result = Err(e);
+                        break;
+                    }
+                    (Err(_), Ok(_)) => {}
+                }
+            }
             match result {
                 Ok(failed) if !r.cancelled() => {
                     for key in &missing {

@@ -50,6 +50,8 @@ impl Activation {
             Self::Identity => x,
             Self::Relu => x.clamp_min(0.0),
             Self::Relu6 => x.clamp(0.0, 6.0),
+            // Burn's CPU SiLU is scalar libm `expf` on one thread (`fast_math`).
+            Self::Silu if super::fast_math::applies(&x) => super::fast_math::map(x, super::fast_math::silu),
             Self::Silu => burn::tensor::activation::silu(x),
             // PyTorch's: x · relu6(x + 3) / 6.
             Self::Hardswish => x.clone() * (x + 3.0).clamp(0.0, 6.0) / 6.0,

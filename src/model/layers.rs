@@ -270,6 +270,7 @@ impl SqueezeExcite {
         let s = x.clone().mean_dim(2).mean_dim(3);
         let s = self.expand.forward(self.act.apply(self.reduce.forward(s)));
         let gate = match self.gate {
+            Gate::Sigmoid if super::fast_math::applies(&s) => super::fast_math::map(s, super::fast_math::sigmoid),
             Gate::Sigmoid => activation::sigmoid(s),
             Gate::HardSigmoid => (s + 3.0).clamp(0.0, 6.0) / 6.0,
         };

@@ -5,6 +5,7 @@
 pub mod convnext;
 pub mod efficientnet;
 pub mod export;
+pub mod fast_math;
 pub mod head;
 pub mod imagenet;
 pub mod layers;
