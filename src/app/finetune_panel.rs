@@ -210,7 +210,7 @@ impl FinetunePanel {
         if export_after && let Some(run) = &self.run {
             let path = shared.settings.export_dir.join(Self::export_name(run));
             self.open_exported = true;
-            out.extend(self.export_to(path, &shared.wake));
+            out.extend(self.export_to(path, shared.wake));
         }
         for result in self.export.drain() {
             match result {

@@ -66,7 +66,7 @@ impl Conv {
         let wkey = format!("{key}.weight");
         let shape = p.shape(&wkey, 4)?;
         let (out, per_group, kh, kw) = (shape[0], shape[1], shape[2], shape[3]);
-        if per_group == 0 || in_ch % per_group != 0 || out % (in_ch / per_group) != 0 {
+        if per_group == 0 || !in_ch.is_multiple_of(per_group) || !out.is_multiple_of(in_ch / per_group) {
             return Err(p.error(format!(
                 "{wkey}: shape {shape:?} does not fit the {in_ch} channels that reach it"
             )));
