@@ -232,9 +232,14 @@ impl Model {
             .map(|(key, n)| format!("{}: {key} holds {n} NaN or infinite value(s)", path.display()))
             .collect();
         warnings.extend(file.skipped.iter().map(|s| format!("{}: {s}", path.display())));
-        let (recipe, recipe_source) = match Config::beside(path)? {
-            Some(config) => (config.apply(net.recipe()), config.path.display().to_string()),
-            None => (net.recipe(), format!("{}'s default", net.library())),
+        // A config beside the weights, else one in their metadata, else the family's default.
+        let (recipe, recipe_source) = match (Config::beside(path)?, Config::in_metadata(file)?) {
+            (Some(config), _) => (config.apply(net.recipe()), config.path.display().to_string()),
+            (None, Some(config)) => (
+                config.apply(net.recipe()),
+                format!("{} (metadata pretrained_cfg)", path.display()),
+            ),
+            (None, None) => (net.recipe(), format!("{}'s default", net.library())),
         };
         Ok(Self {
             library: net.library(),

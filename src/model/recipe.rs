@@ -1,7 +1,8 @@
 //! How a model wants its images (the test transform and normalisation), and where that came
 //! from: the family's default (torchvision's ImageNet recipe, or the recipe of the library's
 //! weights for a recognised variant), or timm's `pretrained_cfg` as the Hugging Face hub ships
-//! it beside the weights (`config.json`, or a bare `pretrained_cfg.json`).
+//! it beside the weights (`config.json`, or a bare `pretrained_cfg.json`), or in the safetensors
+//! metadata (`pretrained_cfg`).
 
 use std::path::{Path, PathBuf};
 
@@ -77,15 +78,29 @@ impl Config {
     /// Reads a timm `config.json` (the recipe under `pretrained_cfg`) or a bare
     /// `pretrained_cfg.json`.
     pub fn read(path: &Path) -> Result<Self, WeightsError> {
-        let bad = |reason: String| WeightsError::Format {
-            path: path.to_owned(),
-            reason,
-        };
         let text = std::fs::read_to_string(path).map_err(|source| WeightsError::Io {
             path: path.to_owned(),
             source,
         })?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+        Self::parse(&text, path, "")
+    }
+
+    /// The `pretrained_cfg` a safetensors file carries in its metadata (key `pretrained_cfg`,
+    /// JSON), if any.
+    pub fn in_metadata(file: &WeightFile) -> Result<Option<Self>, WeightsError> {
+        file.metadata
+            .get("pretrained_cfg")
+            .map(|text| Self::parse(text, &file.path, "metadata pretrained_cfg: "))
+            .transpose()
+    }
+
+    /// A config from its JSON `text`; errors name `path` and start with `context`.
+    fn parse(text: &str, path: &Path, context: &str) -> Result<Self, WeightsError> {
+        let bad = |reason: String| WeightsError::Format {
+            path: path.to_owned(),
+            reason: format!("{context}{reason}"),
+        };
+        let json: serde_json::Value = serde_json::from_str(text).map_err(|e| bad(format!("not JSON: {e}")))?;
         let cfg = json.get("pretrained_cfg").unwrap_or(&json);
         let architecture = json
             .get("architecture")

@@ -329,7 +329,6 @@ fn own_classes_train_a_classifier_then_the_sweep_runs_on_it() {
     h.get_by_label("Start training").click_accesskit();
     settle(&mut h);
     h.get_by_label_contains("New classifier (saved and opened): validation top-1 at 64:");
-    h.snapshot("transfer_done");
     let app = h.state();
     let model = app.opened().1.expect("a model");
     let exported = tmp.path().join("exports/efficientnet_lite0_2classes_k64.safetensors");

@@ -371,3 +371,33 @@ fn a_pytorch_model_bin_loads_like_a_pth() {
     let model = Model::load(&bin, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
     compare("resnet18_narrow", |x| model.net.forward(x), &Device::flex());
 }
+
+/// timm's `pretrained_cfg` in the safetensors metadata gives the recipe when no config file is
+/// beside the weights; a malformed one is refused naming the key.
+#[test]
+fn a_pretrained_cfg_in_the_metadata_gives_the_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_cfg = |cfg: &str, file: &str| {
+        let p = edited(dir.path(), "timm_convnext_tiny", file, |_| {});
+        let plain = tensors::read_f32(&p);
+        let views: Vec<tensorfile::Tensor<'_>> =
+            plain.iter().map(|(n, s, v)| tensorfile::Tensor::f32(n, s, v)).collect();
+        let meta: BTreeMap<String, String> = [("pretrained_cfg".to_owned(), cfg.to_owned())].into();
+        tensorfile::write(&p, &views, &meta).unwrap();
+        p
+    };
+    let good = with_cfg(r#"{"interpolation": "bicubic", "crop_pct": 0.95}"#, "good.safetensors");
+    let model = Model::load(&good, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (model.recipe.interpolation, model.recipe.crop_ratio),
+        (Interpolation::Bicubic, 0.95)
+    );
+    assert!(
+        model.recipe_source.contains("metadata pretrained_cfg"),
+        "{}",
+        model.recipe_source
+    );
+    let bad = with_cfg(r#"{"interpolation": "box"}"#, "bad.safetensors");
+    let err = refused(&bad);
+    assert!(err.contains("metadata pretrained_cfg: interpolation"), "{err}");
+}
