@@ -262,6 +262,8 @@ impl FinetunePanel {
             new_classifier: transfer,
         };
         self.exported = None;
+        // An export still writing for the previous run must not open its file into this one.
+        self.open_exported = false;
         self.run = Some(Run {
             model: Arc::clone(model),
             res,
@@ -536,11 +538,7 @@ impl FinetunePanel {
             } else {
                 ui.strong(format!(
                     "{}alidation top-1 at {}: {:.1} % before, {:.1} % after ({n_train} training, {})",
-                    if run.transfer {
-                        "New classifier (saved and opened): v"
-                    } else {
-                        "V"
-                    },
+                    if run.transfer { "New classifier: v" } else { "V" },
                     run.res,
                     100.0 * o.before,
                     100.0 * o.after,

@@ -35,8 +35,8 @@ pub struct FinetuneArgs {
     /// Learning rate (default: FixRes's 8e-3 · batch / 512).
     #[arg(long, value_parser = super::parse_positive)]
     pub lr: Option<f64>,
-    /// Train the last normalisation's affine (BatchNorm, or LayerNorm for ConvNeXt and ViT; with --train-classifier: the paper's setting; neither
-    /// flag: both train).
+    /// Train the last normalisation's affine (BatchNorm; ConvNeXt's and ViT's LayerNorm); with
+    /// --train-classifier: the paper's setting; neither flag: both train.
     #[arg(long)]
     pub train_bn: bool,
     /// Train the classifier.

@@ -62,8 +62,9 @@ pub enum Command {
     Bench(bench::BenchCommand),
 }
 
-/// Overrides of the model's own preprocessing recipe (its family's default, or the
-/// `config.json` beside the weights), shared by the commands that run a model over images.
+/// Overrides of the model's own preprocessing recipe (its family's default, the `config.json`
+/// beside the weights, or the `pretrained_cfg` in their metadata), shared by the commands that
+/// run a model over images.
 #[derive(Debug, Clone, Default, Args)]
 pub struct RecipeArgs {
     /// Test transform: K_test / resize side, instead of the model's.
@@ -73,10 +74,10 @@ pub struct RecipeArgs {
     #[arg(long = "interp", value_enum)]
     pub interpolation: Option<crate::data::Interpolation>,
     /// Channel means, "r,g,b", instead of the model's.
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',')]
     pub mean: Option<Vec<f32>>,
     /// Channel standard deviations, "r,g,b", instead of the model's.
-    #[arg(long, value_delimiter = ',', num_args = 3)]
+    #[arg(long, value_delimiter = ',')]
     pub std: Option<Vec<f32>>,
 }
 

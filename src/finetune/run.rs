@@ -500,7 +500,7 @@ pub fn finetune(
     })
 }
 
-/// Writes the whole model (torchvision keys, f32, head replaced) to `out` and a JSON sidecar
+/// Writes the whole model (the source library's keys, f32, head replaced) to `out` and a JSON sidecar
 /// (`out` + `.json`), both atomically; `summary`, with `out` set, goes into both and is returned
 /// as written. After a transfer the classifier has the dataset's classes (its shape changes, and
 /// the class names in the metadata are the dataset's).
@@ -513,7 +513,13 @@ pub fn export(file: &WeightFile, head: &Head, out: &Path, summary: &Summary, mod
         Some(t) => (Some(t.classes.as_slice()), head.classifier_keys()),
         None => (model.class_names.as_deref(), Vec::new()),
     };
-    let metadata = export_model::metadata(&model.arch, class_names, &summary)?;
+    let mut metadata = export_model::metadata(&model.arch, class_names, &summary)?;
+    export_model::carry_over(
+        &mut metadata,
+        crate::model::recipe::architecture_name(file)?,
+        file.metadata.get("num_heads"),
+        &model.recipe,
+    );
     let bytes = file.export_with(&head.named_tensors(), &reshaped, &metadata)?;
     export_model::write_with_sidecar(out, &bytes, &summary)?;
     Ok(summary)

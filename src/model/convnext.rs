@@ -13,7 +13,7 @@ use super::head::{Activation, Head, TrunkOut};
 use super::layers::{Bias, Conv, LayerNorm, Linear, Padding};
 use super::params::Params;
 use super::weights::{WeightFile, WeightsError};
-use super::{Architecture, Description, Forward};
+use super::{Architecture, Description, Forward, Recipe};
 
 /// Both libraries' ConvNeXt LayerNorms use ε = 1e-6.
 const EPS: f64 = 1e-6;
@@ -116,6 +116,7 @@ struct Stage {
 #[derive(Debug)]
 pub struct ConvNeXt {
     library: Library,
+    recipe: Recipe,
     stem: (Conv, LayerNorm),
     stages: Vec<Stage>,
     head: Head,
@@ -212,9 +213,29 @@ impl ConvNeXt {
             ([3, 3, 27, 3], [192, 384, 768, 1536]) => "convnext_large".to_owned(),
             _ => format!("convnext (depths {depths:?}, widths {widths:?})"),
         };
+        // torchvision's ImageNet weights: bilinear, crop 224 of resize 236 (T), 230 (S), 232 (B, L);
+        // timm's default: bicubic, 0.875 (a `config.json` says more).
+        let recipe = match lib {
+            Library::Torchvision => {
+                let resize = match arch.as_str() {
+                    "convnext_tiny" => 236.0,
+                    "convnext_small" => 230.0,
+                    _ => 232.0,
+                };
+                Recipe {
+                    crop_ratio: 224.0 / resize,
+                    ..Recipe::default()
+                }
+            }
+            Library::Timm => Recipe {
+                interpolation: crate::data::Interpolation::Bicubic,
+                ..Recipe::default()
+            },
+        };
         Ok((
             Self {
                 library: lib,
+                recipe,
                 stem,
                 stages,
                 head,
@@ -279,5 +300,9 @@ impl Architecture for ConvNeXt {
 
     fn library(&self) -> &'static str {
         self.library.name()
+    }
+
+    fn recipe(&self) -> Recipe {
+        self.recipe
     }
 }

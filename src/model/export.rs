@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::Recipe;
 use super::weights::Metadata;
 use crate::fsutil::write_atomic;
 
@@ -21,6 +22,26 @@ pub fn metadata(arch: &str, class_names: Option<&[String]>, report: &impl Serial
         metadata.insert("classes".into(), serde_json::to_string(names)?);
     }
     Ok(metadata)
+}
+
+/// What an export must carry beside the weights for the loaders to rebuild the same network
+/// with the same recipe: the source's architecture name (timm's `tf_` ports are told by it) and
+/// number of attention heads, and the model's recipe as a timm `pretrained_cfg`.
+pub fn carry_over(metadata: &mut Metadata, architecture: Option<String>, num_heads: Option<&String>, recipe: &Recipe) {
+    if let Some(a) = architecture {
+        metadata.insert("architecture".into(), a);
+    }
+    if let Some(h) = num_heads {
+        metadata.insert("num_heads".into(), h.clone());
+    }
+    let cfg = serde_json::json!({
+        "interpolation": recipe.interpolation.name(),
+        "crop_pct": recipe.crop_ratio,
+        "crop_mode": "center",
+        "mean": recipe.mean,
+        "std": recipe.std,
+    });
+    metadata.insert("pretrained_cfg".into(), cfg.to_string());
 }
 
 /// Writes the safetensors `bytes` to `out` and `report`, pretty JSON, to the sidecar `out` +

@@ -15,7 +15,7 @@ const LOG2E: f32 = std::f32::consts::LOG2_E;
 const LN2_HI: f32 = 0.693_359_4;
 const LN2_LO: f32 = -2.121_944_4e-4;
 
-/// eˣ in f32, about 1 ulp over [−87, 88] (clamped outside: 0 below is reached gradually, +∞ is
+/// eˣ in f32, about 1 ulp over [−87, 88] (clamped outside: below −87 it gives e⁻⁸⁷ ≈ 1.6e-38, +∞ is
 /// never returned).
 #[inline]
 #[must_use]

@@ -15,7 +15,7 @@ use super::{Forward, values};
 
 /// What the frozen trunk hands the head: the last normalisation's input and the residual to add
 /// after it (ResNet), `[batch, C, H, W]` each. For a LayerNorm head the trunk has already pooled
-/// (or picked the class token): `[batch, C, 1, 1]`.
+/// (or picked the class token): `[batch, C, 1, 1]`, DeiT's two tokens `[batch, C, 1, 2]`.
 #[derive(Clone, Debug)]
 pub struct TrunkOut {
     /// Input of the last normalisation.
@@ -249,7 +249,11 @@ impl Head {
     /// head, the mean of both heads on their tokens.
     #[must_use]
     pub fn finish(&self, normalized: Tensor<4>, residual: Option<Tensor<4>>, mut layers: Layers) -> Tensor<2> {
-        if self.distilled.is_some() && layers.len() == 2 {
+        if self.distilled.is_some() {
+            debug_assert!(
+                self.hidden.is_empty() && layers.len() == 2,
+                "a distilled head has two Linears"
+            );
             let [b, c, _, _] = normalized.dims();
             let token = |i: usize| normalized.clone().narrow(3, i, 1).reshape([b, c]);
             let (wd, bd) = layers.pop().expect("two layers");

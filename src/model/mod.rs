@@ -1,6 +1,6 @@
-//! Image classifiers in Burn with torchvision's module trees and key names, so torchvision
-//! weights load as they are; every model gives the pooled features (the classifier's input) and
-//! the logits.
+//! Image classifiers in Burn with the module trees and key names of the libraries that wrote their
+//! weights (torchvision, timm, efficientnet-lite-pytorch), so their state_dicts load as they are;
+//! every model gives the pooled features (the classifier's input) and the logits.
 
 pub mod convnext;
 pub mod efficientnet;
@@ -69,10 +69,11 @@ pub trait Architecture: std::fmt::Debug + Send + Sync {
     fn forward(&self, x: Tensor<4>) -> Forward;
 
     /// The frozen part of the FixRes fine-tune: everything up to the input of the last
-    /// BatchNorm before pooling (and the residual added after it, if any).
+    /// normalisation (a BatchNorm before pooling, or the LayerNorm of the pooled features or
+    /// class tokens), and the residual added after it, if any.
     fn trunk(&self, x: Tensor<4>) -> TrunkOut;
 
-    /// The trainable part of the FixRes fine-tune: that BatchNorm and the classifier, whose
+    /// The trainable part of the FixRes fine-tune: that normalisation and the classifier, whose
     /// `infer` after `trunk` is `forward`'s logits.
     fn head(&self) -> Head;
 
@@ -258,7 +259,9 @@ impl Model {
 /// What a forward pass returns.
 #[derive(Debug, Clone)]
 pub struct Forward {
-    /// Globally average-pooled activations after the last ReLU: `[batch, features]`.
+    /// The classifier's input: globally average-pooled activations after the last norm's
+    /// activation (ViT: the final-normed class token; DeiT: the mean of its two tokens):
+    /// `[batch, features]`.
     pub pooled: Tensor<2>,
     /// Classifier output: `[batch, classes]`.
     pub logits: Tensor<2>,

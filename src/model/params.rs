@@ -44,9 +44,9 @@ impl<'a> Params<'a> {
             arch: self.arch.clone(),
             keys: vec![key.to_owned()],
         })?;
-        if info.shape.len() != rank {
+        if info.shape.len() != rank || info.shape.contains(&0) {
             return Err(self.error(format!(
-                "{key}: expected a rank-{rank} tensor, found shape {:?}",
+                "{key}: expected a rank-{rank} tensor with no empty dimension, found shape {:?}",
                 info.shape
             )));
         }
@@ -92,7 +92,7 @@ impl<'a> Params<'a> {
     }
 
     /// Marks BatchNorm `prefix`'s `num_batches_tracked` as taken (PyTorch's strict load accepts
-    /// it present or absent).
+    /// it present or absent); anywhere else the key is unexpected.
     pub fn take_batch_count(&mut self, prefix: &str) {
         self.taken.insert(format!("{prefix}.num_batches_tracked"));
     }
@@ -103,7 +103,7 @@ impl<'a> Params<'a> {
             .file
             .header
             .keys()
-            .filter(|k| !self.taken.contains(*k) && !k.ends_with("num_batches_tracked"))
+            .filter(|k| !self.taken.contains(*k))
             .cloned()
             .collect();
         if unexpected.is_empty() {

@@ -44,8 +44,6 @@ pub struct Config {
     pub path: PathBuf,
     /// timm's architecture name (`tf_efficientnet_b0`), without the weights' tag.
     pub architecture: Option<String>,
-    /// `input_size`'s side: the resolution the weights were made for.
-    pub input_size: Option<usize>,
     /// The recipe with what the file sets applied over `base`.
     recipe: RecipeFields,
 }
@@ -63,13 +61,17 @@ const CONFIG_NAMES: [&str; 2] = ["config.json", "pretrained_cfg.json"];
 
 impl Config {
     /// The config beside `weights`, if there is one; a config that is not JSON, or whose
-    /// recipe fields are malformed, is refused with the file and key named.
+    /// recipe fields are malformed, is refused with the file and key named. A JSON file that says
+    /// none of timm's fields (another library's `config.json`) is not a config.
     pub fn beside(weights: &Path) -> Result<Option<Self>, WeightsError> {
         let dir = weights.parent().unwrap_or(Path::new("."));
         for name in CONFIG_NAMES {
             let path = dir.join(name);
             if path.is_file() {
-                return Self::read(&path).map(Some);
+                let config = Self::read(&path)?;
+                return Ok(
+                    (config.architecture.is_some() || config.recipe != RecipeFields::default()).then_some(config),
+                );
             }
         }
         Ok(None)
@@ -109,9 +111,10 @@ impl Config {
             .map(|a| a.split('.').next().unwrap_or(a).to_owned());
         let triple = |key: &str| -> Result<Option<[f32; 3]>, WeightsError> {
             let Some(v) = cfg.get(key) else { return Ok(None) };
+            // Every entry a number: `["a", 0.5, 0.5, 0.5]` is refused, not read as three.
             let values: Option<Vec<f32>> = v
                 .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_f64().map(|x| x as f32)).collect());
+                .and_then(|a| a.iter().map(|x| x.as_f64().map(|x| x as f32)).collect());
             match values.as_deref() {
                 Some(&[a, b, c]) if key != "std" || [a, b, c].iter().all(|s| *s > 0.0) => Ok(Some([a, b, c])),
                 _ => Err(bad(format!(
@@ -148,20 +151,9 @@ impl Config {
                 "crop_mode: {mode} is not supported (only \"center\", timm's default, is)"
             )));
         }
-        let input_size = match cfg.get("input_size") {
-            None => None,
-            Some(v) => match v
-                .as_array()
-                .map(|a| a.iter().map(serde_json::Value::as_u64).collect::<Vec<_>>())
-            {
-                Some(s) if s.len() == 3 && s[1].is_some() && s[1] == s[2] => s[1].map(|x| x as usize),
-                _ => return Err(bad(format!("input_size: expected [3, K, K], found {v}"))),
-            },
-        };
         Ok(Self {
             path: path.to_owned(),
             architecture,
-            input_size,
             recipe: RecipeFields {
                 mean: triple("mean")?,
                 std: triple("std")?,
@@ -184,12 +176,15 @@ impl Config {
     }
 }
 
-/// The architecture name the file carries (safetensors metadata `architecture` or `arch`, tag
-/// dropped), else its config's: what tells the weights' variant where the keys cannot (timm's
-/// `tf_` ports).
+/// The architecture name of the weights (tag dropped): their config file's, else their metadata's
+/// (`architecture`, or its `pretrained_cfg`'s), in the order `Model::from_file` takes the recipe;
+/// what tells the weights' variant where the keys cannot (timm's `tf_` ports).
 pub fn architecture_name(file: &WeightFile) -> Result<Option<String>, WeightsError> {
+    if let Some(a) = Config::beside(&file.path)?.and_then(|c| c.architecture) {
+        return Ok(Some(a));
+    }
     if let Some(a) = file.metadata.get("architecture") {
         return Ok(Some(a.split('.').next().unwrap_or(a).to_owned()));
     }
-    Ok(Config::beside(&file.path)?.and_then(|c| c.architecture))
+    Ok(Config::in_metadata(file)?.and_then(|c| c.architecture))
 }

@@ -187,7 +187,13 @@ impl TimmEfficientNet {
                         residual: false,
                     }
                 } else if mobilenet && s + 1 == strides.len() {
-                    // MobileNetV3's last ConvBnAct: its BatchNorm is the head's.
+                    // MobileNetV3's last ConvBnAct, the stage's only block: its BatchNorm is the
+                    // head's.
+                    if j > 0 {
+                        return Err(p.error(format!(
+                            "{key}: MobileNetV3's last stage is one ConvBnAct, this file has more"
+                        )));
+                    }
                     let conv = Conv::load(&mut p, &format!("{key}.conv"), channels, stride, padding, Bias::No)?;
                     let norm = BatchNorm::load(&mut p, &format!("{key}.bn1"), conv.out(), bn.eps, bn.momentum)?;
                     channels = conv.out();
@@ -260,6 +266,8 @@ impl TimmEfficientNet {
             Kind::MobileNetV3Large => "mobilenetv3_large",
             Kind::MobileNetV3Small => "mobilenetv3_small",
         };
+        // timm's `tf_efficientnet_lite*` weights normalise with mean = std = 0.5.
+        let half = name.as_deref().is_some_and(|n| n.starts_with("tf_efficientnet_lite"));
         let arch = name.unwrap_or_else(|| format!("{default_name} (timm, {} blocks)", blocks.len()));
         // timm's default for these: bicubic (EfficientNet) / bilinear (MobileNetV3), crop 0.875;
         // a `config.json` beside the weights says more.
@@ -269,6 +277,8 @@ impl TimmEfficientNet {
             } else {
                 Interpolation::Bicubic
             },
+            mean: if half { [0.5; 3] } else { Recipe::default().mean },
+            std: if half { [0.5; 3] } else { Recipe::default().std },
             ..Recipe::default()
         };
         let net = Self {

@@ -302,10 +302,15 @@ impl TvEfficientNet {
             |(name, ..)| (*name).to_owned(),
         );
         // The recipe of torchvision's ImageNet weights for a recognised variant; else the default.
-        let recipe = known.map_or_else(Recipe::default, |(_, _, (crop, resize, interpolation))| Recipe {
-            interpolation,
-            crop_ratio: crop as f64 / resize as f64,
-            ..Recipe::default()
+        // V2-L's weights (ported from TensorFlow) normalise with mean = std = 0.5.
+        let recipe = known.map_or_else(Recipe::default, |(name, _, (crop, resize, interpolation))| {
+            let half = name == "efficientnet_v2_l";
+            Recipe {
+                interpolation,
+                crop_ratio: crop as f64 / resize as f64,
+                mean: if half { [0.5; 3] } else { Recipe::default().mean },
+                std: if half { [0.5; 3] } else { Recipe::default().std },
+            }
         });
         let description = Description {
             arch,

@@ -328,7 +328,7 @@ fn own_classes_train_a_classifier_then_the_sweep_runs_on_it() {
     h.run_steps(2);
     h.get_by_label("Start training").click_accesskit();
     settle(&mut h);
-    h.get_by_label_contains("New classifier (saved and opened): validation top-1 at 64:");
+    h.get_by_label_contains("New classifier: validation top-1 at 64:");
     let app = h.state();
     let model = app.opened().1.expect("a model");
     let exported = tmp.path().join("exports/efficientnet_lite0_2classes_k64.safetensors");

@@ -401,3 +401,84 @@ fn a_pretrained_cfg_in_the_metadata_gives_the_recipe() {
     let err = refused(&bad);
     assert!(err.contains("metadata pretrained_cfg: interpolation"), "{err}");
 }
+
+/// An export of a timm `tf_` port whose architecture came from its `config.json` reopens, on its
+/// own, as the same network: the export carries the architecture name and the recipe.
+#[test]
+fn an_export_reopens_as_the_same_network_with_its_recipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = edited(dir.path(), "timm_tf_efficientnet_b0", "model.safetensors", |_| {});
+    let plain: Vec<F32Tensor> = tensors::read_f32(&p);
+    let views: Vec<tensorfile::Tensor<'_>> = plain.iter().map(|(n, s, v)| tensorfile::Tensor::f32(n, s, v)).collect();
+    tensorfile::write(&p, &views, &BTreeMap::new()).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"architecture": "tf_efficientnet_b0", "pretrained_cfg": {"crop_pct": 0.9, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}"#,
+    )
+    .unwrap();
+    let out_dir = tempfile::tempdir().unwrap();
+    let out = out_dir.path().join("own.safetensors");
+    fixres_ok(&[
+        "train",
+        "--from",
+        p.to_str().unwrap(),
+        "--data",
+        demo_own().to_str().unwrap(),
+        "--res",
+        "64",
+        "--epochs",
+        "1",
+        "--batch",
+        "4",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let model = Model::load(&out, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(model.arch, "tf_efficientnet_b0");
+    assert_eq!((model.recipe.crop_ratio, model.recipe.mean), (0.9, [0.5; 3]));
+    assert!(
+        model.recipe_source.contains("metadata pretrained_cfg"),
+        "{}",
+        model.recipe_source
+    );
+    // And the flags take "r,g,b".
+    let feats = out_dir.path().join("f.safetensors");
+    let json = fixres_ok(&[
+        "features",
+        "--weights",
+        out.to_str().unwrap(),
+        "--data",
+        demo_own().to_str().unwrap(),
+        "--res",
+        "64",
+        "--device",
+        "cpu",
+        "--mean",
+        "0.4,0.4,0.4",
+        "--std",
+        "0.2,0.2,0.2",
+        "--out",
+        feats.to_str().unwrap(),
+        "--json",
+    ])
+    .json();
+    assert_eq!(
+        json["recipe"]["mean"][0].as_f64().map(|m| (m * 10.0).round()),
+        Some(4.0)
+    );
+}
+
+/// Another library's `config.json` beside the weights (no timm field) is not a recipe.
+#[test]
+fn an_unrelated_config_json_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = with_config(
+        dir.path(),
+        "timm_convnext_tiny",
+        r#"{"architectures": ["BertModel"], "hidden_size": 768}"#,
+    );
+    let model = Model::load(&weights, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(model.recipe_source.ends_with("default"), "{}", model.recipe_source);
+}
