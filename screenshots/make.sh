@@ -5,6 +5,7 @@
 #   own-folder.png   an ImageFolder made from the test photos, K_test dragged up, an object measured
 #   finetune.png     the fine-tune window after a run
 #   fashion.png      the Fashion demo with its resolution grid
+#   transfer.png     the own-classes demo after training a classifier for its classes
 # Needs: apt-get install xvfb imagemagick xdotool mesa-vulkan-drivers libvulkan1.
 # The clicks are at fixed window coordinates (the layout at 1440x900); if the layout changes,
 # the screenshots show where they land, so look at them.
@@ -18,7 +19,7 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 export SHOT_SIZE=1440x900
 
 # 1. The demo: press "Run sweep" and wait for it.
-SHOT_ACTIONS='xdotool mousemove 879 348 click 1; sleep 20' \
+SHOT_ACTIONS='xdotool mousemove 887 315 click 1; sleep 60' \
   "$tool" "$tmp/main-window.png" 20 -- "$bin" --fresh
 cp "$tmp/main-window.png" screenshots/main-window.png
 
@@ -43,7 +44,7 @@ for i in 0 1 2 3 4; do
   cp tests/fixtures/photos/chelsea.png "$ft/tabby/$i.png"
   cp tests/fixtures/photos/coffee_cmyk.jpg "$ft/espresso/$i.jpg"
 done
-SHOT_ACTIONS='xdotool mousemove 75 12 click 1; sleep 2; xdotool mousemove 757 365 click 1; sleep 40' \
+SHOT_ACTIONS='xdotool mousemove 75 12 click 1; sleep 2; xdotool mousemove 757 388 click 1; sleep 40' \
   "$tool" "$tmp/finetune.png" 15 -- "$bin" --fresh --data "$ft"
 cp "$tmp/finetune.png" screenshots/finetune.png
 
@@ -52,4 +53,10 @@ SHOT_ACTIONS='xdotool mousemove 18 12 click 1; sleep 1; xdotool mousemove 60 108
   xdotool mousemove 140 12 click 1; sleep 2' \
   "$tool" "$tmp/fashion.png" 15 -- "$bin" --fresh
 cp "$tmp/fashion.png" screenshots/fashion.png
-echo "wrote screenshots/main-window.png, own-folder.png, finetune.png and fashion.png"
+# 5. The own-classes demo (File > Demo: your own classes): the window trains a classifier for its
+#    five classes at K_train; the new model is then the open one.
+SHOT_ACTIONS='xdotool mousemove 18 12 click 1; sleep 1; xdotool mousemove 60 132 click 1; sleep 8;
+  xdotool mousemove 752 433 click 1; sleep 45' \
+  "$tool" "$tmp/transfer.png" 15 -- "$bin" --fresh
+cp "$tmp/transfer.png" screenshots/transfer.png
+echo "wrote screenshots/main-window.png, own-folder.png, finetune.png, fashion.png and transfer.png"

@@ -370,12 +370,12 @@ impl FinetunePanel {
         });
         if self.transfer {
             ui.label(format!(
-                "Trains a new classifier for the {} of {} on {} at K_train = {} (the classifier starts as PyTorch initialises it; the network stays frozen, in eval mode, but the last {norm}'s affine{} trains too). When it ends the new model is saved to the export folder and opened: the sweep, the activations and the FixRes fine-tune at K_test then run on it.",
+                "Trains a new classifier for the {} of {} on {} at K_train = {} (the classifier starts as PyTorch initialises it; the network stays frozen, in eval mode, except the last {norm}, which trains with it: its affine{}). When it ends the new model is saved to the export folder and opened: the sweep, the activations and the FixRes fine-tune at K_test then run on it.",
                 count(classes, "class", "classes"),
                 dataset.name(),
                 model.name(),
                 shared.settings.train_res,
-                if norm == "BatchNorm" { " and statistics" } else { "" },
+                if norm == "BatchNorm" { " and running statistics" } else { "" },
             ));
         } else {
             ui.label(format!(
