@@ -156,9 +156,7 @@ impl ConvNeXt {
                     break;
                 }
                 let dw = Conv::load(&mut p, &dw_key, channels, 1, Padding::Centered, Bias::Yes)?;
-                if dw.out() != channels {
-                    return Err(p.error(format!("{dw_key}.weight: a depthwise convolution changes the width")));
-                }
+                dw.expect_depthwise(&p, &format!("{dw_key}.weight"), channels)?;
                 let norm = LayerNorm::load(&mut p, &norm, channels, EPS)?;
                 let fc1 = Linear::load(&mut p, &fc1, channels)?;
                 let fc2_key = fc2;

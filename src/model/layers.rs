@@ -92,6 +92,15 @@ impl Conv {
         self.weight.dims()[0]
     }
 
+    /// Refuses this convolution (key `key`) unless it is depthwise over `channels`: one group a
+    /// channel, as many outputs. The groups are read off the weight's shape, so a dense
+    /// convolution where the architecture has a depthwise one would otherwise load, where
+    /// PyTorch's strict load refuses its shape.
+    pub fn expect_depthwise(&self, p: &Params, key: &str, channels: usize) -> Result<(), WeightsError> {
+        let [out, per_group, kh, kw] = self.weight.dims();
+        p.expect(key, &[out, per_group, kh, kw], &[channels, 1, kh, kw])
+    }
+
     /// The convolution of `x`.
     #[must_use]
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {

@@ -165,6 +165,8 @@ impl TimmEfficientNet {
                     // InvertedResidual.
                     let expand = cba(&mut p, "conv_pw", "bn1", channels, 1, act)?;
                     let dw = cba(&mut p, "conv_dw", "bn2", expand.out(), stride, act)?;
+                    dw.conv
+                        .expect_depthwise(&p, &format!("{key}.conv_dw.weight"), expand.out())?;
                     let se = se(&mut p, dw.out())?;
                     let project = cba(&mut p, "conv_pwl", "bn3", dw.out(), 1, Activation::Identity)?;
                     Block {
@@ -177,6 +179,8 @@ impl TimmEfficientNet {
                 } else if p.has(&format!("{key}.conv_dw.weight")) {
                     // DepthwiseSeparableConv.
                     let dw = cba(&mut p, "conv_dw", "bn1", channels, stride, act)?;
+                    dw.conv
+                        .expect_depthwise(&p, &format!("{key}.conv_dw.weight"), channels)?;
                     let se = se(&mut p, dw.out())?;
                     let project = cba(&mut p, "conv_pw", "bn2", dw.out(), 1, Activation::Identity)?;
                     Block {

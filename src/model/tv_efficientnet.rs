@@ -216,13 +216,8 @@ impl TvEfficientNet {
                         };
                         let c = expand.as_ref().map_or(channels, ConvBnAct::out);
                         let dw = cba(&mut p, se_at - 1, c, stride, silu)?;
-                        if dw.out() != c {
-                            return Err(p.error(format!(
-                                "{key}.{}.0.weight: a depthwise convolution of {c} channels gives {}",
-                                se_at - 1,
-                                dw.out()
-                            )));
-                        }
+                        dw.conv
+                            .expect_depthwise(&p, &format!("{key}.{}.0.weight", se_at - 1), c)?;
                         let se = SqueezeExcite::load(
                             &mut p,
                             &format!("{key}.{se_at}.fc1"),

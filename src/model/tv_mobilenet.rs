@@ -174,6 +174,7 @@ impl TvMobileNet {
             let mut k = usize::from(expands);
             let c = expand.as_ref().map_or(channels, ConvBnAct::out);
             let depthwise = cba(&mut p, k, c, stride, act)?;
+            depthwise.conv.expect_depthwise(&p, &format!("{key}.{k}.0.weight"), c)?;
             k += 1;
             let se = if p.has(&format!("{key}.{k}.fc1.weight")) {
                 let se = SqueezeExcite::load(

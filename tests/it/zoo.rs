@@ -482,3 +482,23 @@ fn an_unrelated_config_json_is_left_alone() {
     let model = Model::load(&weights, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
     assert!(model.recipe_source.ends_with("default"), "{}", model.recipe_source);
 }
+
+/// A dense convolution where the architecture has a depthwise one is refused, as PyTorch's strict
+/// load refuses its shape (the groups are otherwise read off the weights).
+#[test]
+fn a_dense_convolution_in_a_depthwise_place_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = edited(dir.path(), "timm_convnext_tiny", "dense.safetensors", |t| {
+        for (k, s, v) in t.iter_mut() {
+            if k == "stages.0.blocks.0.conv_dw.weight" {
+                *s = vec![s[0], s[0], s[2], s[3]];
+                *v = vec![0.01; s.iter().product()];
+            }
+        }
+    });
+    let err = refused(&p);
+    assert!(
+        err.contains("stages.0.blocks.0.conv_dw.weight") && err.contains("[16, 1, 7, 7]"),
+        "{err}"
+    );
+}
