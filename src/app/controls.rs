@@ -5,6 +5,7 @@ use eframe::egui;
 use super::panel::{Panel, Place};
 use super::{Command, Settings, Shared};
 use crate::data::Interpolation;
+use crate::model::Recipe;
 use crate::size::analytic;
 
 /// Resolution range of the sliders.
@@ -21,7 +22,8 @@ impl Panel for Controls {
 
     fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
         let mut settings = shared.settings.clone();
-        let mut out = edit(ui, &mut settings);
+        let recipe = shared.model.map(|m| m.model.recipe);
+        let mut out = edit(ui, &mut settings, recipe.as_ref());
         if settings != *shared.settings {
             out.insert(0, Command::SetSettings(Box::new(settings)));
         }
@@ -29,8 +31,9 @@ impl Panel for Controls {
     }
 }
 
-/// Draws the controls, changing `settings` in place.
-fn edit(ui: &mut egui::Ui, settings: &mut Settings) -> Vec<Command> {
+/// Draws the controls, changing `settings` in place; `recipe` is the open model's (for "Copy as
+/// code": its normalisation with the test transform the controls set).
+fn edit(ui: &mut egui::Ui, settings: &mut Settings, recipe: Option<&Recipe>) -> Vec<Command> {
     let mut out = Vec::new();
     ui.heading("Resolutions");
     let (old_train, old_test) = (settings.train_res, settings.test_res);
@@ -80,6 +83,24 @@ fn edit(ui: &mut egui::Ui, settings: &mut Settings) -> Vec<Command> {
                 ui.selectable_value(&mut settings.interpolation, f, format!("{f:?}"));
             }
         });
+    if let Some(model_recipe) = recipe
+        && ui
+            .button("Copy as code")
+            .on_hover_text("The test transform at K_test as torchvision code, and as timm's pretrained_cfg")
+            .clicked()
+    {
+        let r = settings.recipe_for(model_recipe);
+        let k = settings.test_res;
+        let text = format!(
+            "{}\n# timm pretrained_cfg:\n# {}\n",
+            r.torchvision_code(k),
+            r.timm_cfg(Some(k))
+        );
+        ui.ctx().copy_text(text);
+        out.push(Command::Info(format!(
+            "copied the test transform at K_test = {k} as torchvision code and timm's pretrained_cfg"
+        )));
+    }
     ui.separator();
     ui.heading("RandomResizedCrop");
     ui.add(

@@ -8,6 +8,7 @@ mod features;
 mod finetune;
 mod grid;
 mod preprocess;
+mod recipe;
 mod size;
 mod train;
 
@@ -44,6 +45,8 @@ pub enum Command {
     Size(size::SizeArgs),
     /// Writes the exact network input for one image (test or train transform) as safetensors.
     Preprocess(preprocess::PreprocessArgs),
+    /// The model's test transform at K as code: torchvision's transforms.Compose, timm's pretrained_cfg.
+    Recipe(recipe::RecipeCodeArgs),
     /// Pooled features and logits of images at one test resolution, as safetensors.
     Features(features::FeaturesArgs),
     /// Top-1/top-5 and pooled-activation statistics per test resolution on a labelled ImageFolder.
@@ -274,6 +277,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }),
         Some(Command::Size(args)) => size::run(&args),
         Some(Command::Preprocess(args)) => preprocess::run(&args),
+        Some(Command::Recipe(args)) => recipe::run(&args),
         Some(Command::Features(args)) => features::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Finetune(args)) => finetune::run(&args),

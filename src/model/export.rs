@@ -34,14 +34,7 @@ pub fn carry_over(metadata: &mut Metadata, architecture: Option<String>, num_hea
     if let Some(h) = num_heads {
         metadata.insert("num_heads".into(), h.clone());
     }
-    let cfg = serde_json::json!({
-        "interpolation": recipe.interpolation.name(),
-        "crop_pct": recipe.crop_ratio,
-        "crop_mode": "center",
-        "mean": recipe.mean,
-        "std": recipe.std,
-    });
-    metadata.insert("pretrained_cfg".into(), cfg.to_string());
+    metadata.insert("pretrained_cfg".into(), recipe.timm_cfg(None).to_string());
 }
 
 /// Writes the safetensors `bytes` to `out` and `report`, pretty JSON, to the sidecar `out` +

@@ -37,6 +37,52 @@ impl Default for Recipe {
     }
 }
 
+impl Recipe {
+    /// The test transform at K = `res` as a torchvision `transforms.Compose` (PIL images in),
+    /// which gives the same bytes as `fixres preprocess`: the resize side is the integer the tool
+    /// resizes to.
+    #[must_use]
+    pub fn torchvision_code(&self, res: usize) -> String {
+        let mode = match self.interpolation {
+            Interpolation::Bilinear => "BILINEAR",
+            Interpolation::Bicubic => "BICUBIC",
+            Interpolation::Lanczos => "LANCZOS",
+        };
+        let list = |v: [f32; 3]| format!("[{}, {}, {}]", v[0], v[1], v[2]);
+        format!(
+            "from torchvision import transforms as T\n\
+             \n\
+             transform = T.Compose([\n    \
+             T.Resize({}, interpolation=T.InterpolationMode.{mode}),\n    \
+             T.CenterCrop({res}),\n    \
+             T.ToTensor(),\n    \
+             T.Normalize(mean={}, std={}),\n\
+             ])\n",
+            crate::data::transforms::test_resize_size(res, self.crop_ratio),
+            list(self.mean),
+            list(self.std),
+        )
+    }
+
+    /// The recipe as a timm `pretrained_cfg` fragment, at K = `res` when given (`input_size`).
+    #[must_use]
+    pub fn timm_cfg(&self, res: Option<usize>) -> serde_json::Value {
+        // The f32 values as written (0.485, not 0.48500001430511475).
+        let decimal = |v: [f32; 3]| v.map(|x| x.to_string().parse::<f64>().unwrap_or(f64::from(x)));
+        let mut cfg = serde_json::json!({
+            "interpolation": self.interpolation.name(),
+            "crop_pct": self.crop_ratio,
+            "crop_mode": "center",
+            "mean": decimal(self.mean),
+            "std": decimal(self.std),
+        });
+        if let Some(k) = res {
+            cfg["input_size"] = serde_json::json!([3, k, k]);
+        }
+        cfg
+    }
+}
+
 /// What a timm `pretrained_cfg` says, read from the file beside the weights.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {

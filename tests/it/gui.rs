@@ -350,6 +350,38 @@ fn own_classes_train_a_classifier_then_the_sweep_runs_on_it() {
     h.get_by_label("Start fine-tune");
 }
 
+/// "Copy as code" puts the test transform on the clipboard as torchvision code and says so.
+#[test]
+fn the_test_transform_copies_as_code() {
+    let mut h = harness(Startup::default());
+    h.get_by_label("Copy as code").click_accesskit();
+    h.step(); // the frame that handles the click: its output holds the copy
+    let copied: Vec<String> = h
+        .output()
+        .platform_output
+        .commands
+        .iter()
+        .filter_map(|c| match c {
+            egui::OutputCommand::CopyText(t) => Some(t.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        h.state()
+            .messages()
+            .iter()
+            .any(|m| m.contains("copied the test transform at K_test = 224")),
+        "{:?}",
+        h.state().messages()
+    );
+    if let Some(text) = copied.first() {
+        assert!(
+            text.contains("T.Resize(256") && text.contains("T.CenterCrop(224)"),
+            "{text}"
+        );
+    }
+}
+
 #[test]
 fn cancelling_a_fine_tune_keeps_weights_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();

@@ -502,3 +502,36 @@ fn a_dense_convolution_in_a_depthwise_place_is_refused() {
         "{err}"
     );
 }
+
+/// `fixres recipe` prints the model's test transform as torchvision code whose resize side is the
+/// one the tool resizes to (checked by hand to give `fixres preprocess`'s bytes with torchvision,
+/// 2026-12-04), and as timm's `pretrained_cfg`.
+#[test]
+fn the_recipe_prints_as_torchvision_code_and_a_pretrained_cfg() {
+    let out = fixres_ok(&[
+        "recipe",
+        "--weights",
+        model_path("timm_vit_small_patch16_224").to_str().unwrap(),
+        "--res",
+        "301",
+        "--json",
+    ])
+    .json();
+    let code = out["torchvision"].as_str().unwrap();
+    // timm's ViT default: bicubic, crop 0.9: int(301 / 0.9) = 334.
+    assert!(
+        code.contains("T.Resize(334, interpolation=T.InterpolationMode.BICUBIC)"),
+        "{code}"
+    );
+    assert!(
+        code.contains("T.CenterCrop(301)") && code.contains("T.Normalize(mean=[0.485, 0.456, 0.406]"),
+        "{code}"
+    );
+    let cfg = &out["pretrained_cfg"];
+    assert_eq!(cfg["input_size"], serde_json::json!([3, 301, 301]));
+    assert_eq!(
+        (cfg["crop_pct"].as_f64(), cfg["interpolation"].as_str()),
+        (Some(0.9), Some("bicubic"))
+    );
+    assert_eq!(cfg["mean"], serde_json::json!([0.485, 0.456, 0.406]));
+}
