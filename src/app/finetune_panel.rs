@@ -112,6 +112,9 @@ pub struct FinetunePanel {
     transfer_form: Option<Form>,
     /// Open the export when it is written (a finished transfer).
     open_exported: bool,
+    /// For the open (dataset, model) ids: the head's normalisation and why the dataset cannot be
+    /// scored, if it cannot (worked out once per pair, not every frame).
+    fit: Option<((u64, u64), &'static str, Option<String>)>,
     job: Latest<Event>,
     run: Option<Run>,
     export: Latest<Result<PathBuf, String>>,
@@ -351,10 +354,19 @@ impl FinetunePanel {
             ui.label("Needs a dataset and a model.");
             return out;
         };
-        let norm = model.model.net.head().norm_name();
+        let ids = (dataset.id, model.id);
+        if self.fit.as_ref().is_none_or(|(k, ..)| *k != ids) {
+            let mismatch = class_map(&dataset.folder.classes, &model.model)
+                .err()
+                .map(|e| e.to_string());
+            self.fit = Some((ids, model.model.net.head().norm_name(), mismatch));
+        }
+        let (norm, mismatch) = match &self.fit {
+            Some((_, norm, mismatch)) => (*norm, mismatch.clone()),
+            None => return out,
+        };
         let running = self.job.running().is_some();
         let classes = dataset.folder.classes.len();
-        let mismatch = class_map(&dataset.folder.classes, &model.model).err();
         ui.add_enabled_ui(!running, |ui| {
             ui.horizontal(|ui| {
                 ui.selectable_value(&mut self.transfer, false, "FixRes fine-tune at K_test");

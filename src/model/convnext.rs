@@ -13,7 +13,7 @@ use super::head::{Activation, Head, TrunkOut};
 use super::layers::{Bias, Conv, LayerNorm, Linear, Padding};
 use super::params::Params;
 use super::weights::{WeightFile, WeightsError};
-use super::{Architecture, Description, Forward, Recipe};
+use super::{Architecture, Description, Recipe};
 
 /// Both libraries' ConvNeXt LayerNorms use ε = 1e-6.
 const EPS: f64 = 1e-6;
@@ -191,18 +191,7 @@ impl ConvNeXt {
         let fc = Linear::load(&mut p, fc_key, channels)?;
         let classes = fc.out();
         p.finish()?;
-        let head = Head {
-            gamma: norm.gamma,
-            beta: norm.beta,
-            eps: norm.eps,
-            running: None,
-            norm_key: norm_key.into(),
-            activation: Activation::Identity,
-            hidden: Vec::new(),
-            hidden_activation: Activation::Identity,
-            classifier: fc.dense(fc_key),
-            distilled: None,
-        };
+        let head = norm.into_head(norm_key, fc.dense(fc_key));
         let widths: Vec<usize> = stages.iter().map(|s| s.blocks[0].dw.out()).collect();
         let arch = match (depths.as_slice(), widths.as_slice()) {
             ([3, 3, 9, 3], [96, 192, 384, 768]) => "convnext_tiny".to_owned(),
@@ -270,10 +259,6 @@ impl Architecture for ConvNeXt {
 
     fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError> {
         Self::load(file, device)
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Forward {
-        self.head.forward(&self.trunk(x))
     }
 
     /// Up to the head's LayerNorm: the pooled features, `[batch, C, 1, 1]`.

@@ -8,7 +8,7 @@ use burn::tensor::module::conv2d;
 use burn::tensor::ops::{ConvOptions, PadMode};
 use burn::tensor::{Tensor, activation};
 
-use super::head::{Activation, Dense, RunningStats};
+use super::head::{Activation, Dense, Head, RunningStats};
 use super::params::Params;
 use super::weights::WeightsError;
 
@@ -171,6 +171,26 @@ impl BatchNorm {
             stats: RunningStats { mean, var, momentum },
             eps,
         })
+    }
+}
+
+impl BatchNorm {
+    /// The FixRes head made of this (the last) BatchNorm under `key`, its `activation`, and a
+    /// one-Linear `classifier`.
+    #[must_use]
+    pub fn into_head(self, key: &str, activation: Activation, classifier: Dense) -> Head {
+        Head {
+            gamma: self.gamma,
+            beta: self.beta,
+            eps: self.eps,
+            running: Some(self.stats),
+            norm_key: key.to_owned(),
+            activation,
+            hidden: Vec::new(),
+            hidden_activation: Activation::Identity,
+            classifier,
+            distilled: None,
+        }
     }
 }
 
@@ -364,6 +384,24 @@ impl LayerNorm {
         let var = centered.clone().powf_scalar(2.0).mean_dim(D - 1);
         let normed = centered / (var + self.eps).sqrt();
         normed * self.gamma.clone().unsqueeze::<D>() + self.beta.clone().unsqueeze::<D>()
+    }
+
+    /// The FixRes head made of this (the last) LayerNorm under `key` and a one-Linear
+    /// `classifier`.
+    #[must_use]
+    pub fn into_head(self, key: &str, classifier: Dense) -> Head {
+        Head {
+            gamma: self.gamma,
+            beta: self.beta,
+            eps: self.eps,
+            running: None,
+            norm_key: key.to_owned(),
+            activation: Activation::Identity,
+            hidden: Vec::new(),
+            hidden_activation: Activation::Identity,
+            classifier,
+            distilled: None,
+        }
     }
 
     /// Normalised over the channels of each position of `[B, C, H, W]` (`LayerNorm2d`).

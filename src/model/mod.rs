@@ -65,8 +65,11 @@ pub trait Architecture: std::fmt::Debug + Send + Sync {
     where
         Self: Sized;
 
-    /// `[batch, 3, K, K]` normalised images → pooled features and logits.
-    fn forward(&self, x: Tensor<4>) -> Forward;
+    /// `[batch, 3, K, K]` normalised images → pooled features and logits: by default the head
+    /// (in eval mode) after the trunk.
+    fn forward(&self, x: Tensor<4>) -> Forward {
+        self.head().forward(&self.trunk(x))
+    }
 
     /// The frozen part of the FixRes fine-tune: everything up to the input of the last
     /// normalisation (a BatchNorm before pooling, or the LayerNorm of the pooled features or

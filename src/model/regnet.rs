@@ -11,7 +11,7 @@ use super::head::{Activation, Head, TrunkOut};
 use super::layers::{BatchNorm, Bias, BnConfig, Conv, ConvBnAct, Gate, Linear, Padding, SqueezeExcite};
 use super::params::Params;
 use super::weights::{WeightFile, WeightsError};
-use super::{Architecture, Description, Forward};
+use super::{Architecture, Description};
 
 /// A ResBottleneckBlock; the last one keeps its `f.c` convolution unfolded for the head.
 #[derive(Clone, Debug)]
@@ -155,18 +155,7 @@ impl RegNet {
                 }
             })
             .collect();
-        let head = Head {
-            gamma: norm.gamma,
-            beta: norm.beta,
-            eps: norm.eps,
-            running: Some(norm.stats),
-            norm_key,
-            activation: relu,
-            hidden: Vec::new(),
-            hidden_activation: Activation::Identity,
-            classifier: fc.dense("fc"),
-            distilled: None,
-        };
+        let head = norm.into_head(&norm_key, relu, fc.dense("fc"));
         let arch = format!(
             "regnet_{} (torchvision, depths {depths:?}, width {channels})",
             if se_any { "y" } else { "x" }
@@ -202,10 +191,6 @@ impl Architecture for RegNet {
 
     fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError> {
         Self::load(file, device)
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Forward {
-        self.head.forward(&self.trunk(x))
     }
 
     /// Up to the last block's `f.c.1` BatchNorm: its input and the residual added after it.

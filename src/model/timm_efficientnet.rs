@@ -16,7 +16,7 @@ use super::layers::{BatchNorm, Bias, BnConfig, Conv, ConvBnAct, Gate, Linear, Pa
 use super::params::Params;
 use super::recipe::architecture_name;
 use super::weights::{WeightFile, WeightsError};
-use super::{Architecture, Description, Forward, Recipe};
+use super::{Architecture, Description, Recipe};
 use crate::data::Interpolation;
 
 /// One block of timm's builder.
@@ -252,17 +252,11 @@ impl TimmEfficientNet {
         let fc = Linear::load(&mut p, "classifier", classifier_in)?;
         let classes = fc.out();
         p.finish()?;
+        // MobileNetV3's `conv_head` is a hidden layer of the classifier, Hardswish after it.
         let head = Head {
-            gamma: norm.gamma,
-            beta: norm.beta,
-            eps: norm.eps,
-            running: Some(norm.stats),
-            norm_key,
-            activation: act,
             hidden,
             hidden_activation: Activation::Hardswish,
-            classifier: fc.dense("classifier"),
-            distilled: None,
+            ..norm.into_head(&norm_key, act, fc.dense("classifier"))
         };
         let default_name = match kind {
             Kind::EfficientNet => "efficientnet",
@@ -328,10 +322,6 @@ impl Architecture for TimmEfficientNet {
 
     fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError> {
         Self::load(file, device)
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Forward {
-        self.head.forward(&self.trunk(x))
     }
 
     /// Up to the head's BatchNorm: `conv_head`'s output (EfficientNet) or the last block's

@@ -10,7 +10,7 @@ use super::head::{Activation, Head, TrunkOut};
 use super::layers::{BatchNorm, Bias, BnConfig, Conv, ConvBnAct, Gate, Linear, Padding, SqueezeExcite};
 use super::params::Params;
 use super::weights::{WeightFile, WeightsError};
-use super::{Architecture, Description, Forward, Recipe};
+use super::{Architecture, Description, Recipe};
 use crate::data::Interpolation;
 
 /// One block: torchvision's `MBConv` or `FusedMBConv`.
@@ -280,18 +280,7 @@ impl TvEfficientNet {
         let fc = Linear::load(&mut p, "classifier.1", width)?;
         let classes = fc.out();
         p.finish()?;
-        let head = Head {
-            gamma: norm.gamma,
-            beta: norm.beta,
-            eps: norm.eps,
-            running: Some(norm.stats),
-            norm_key: format!("features.{last}.1"),
-            activation: silu,
-            hidden: Vec::new(),
-            hidden_activation: Activation::Identity,
-            classifier: fc.dense("classifier.1"),
-            distilled: None,
-        };
+        let head = norm.into_head(&format!("features.{last}.1"), silu, fc.dense("classifier.1"));
         let arch = known.as_ref().map_or_else(
             || format!("efficientnet (torchvision, {} stages, {} blocks)", stages, blocks.len()),
             |(name, ..)| (*name).to_owned(),
@@ -346,10 +335,6 @@ impl Architecture for TvEfficientNet {
 
     fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError> {
         Self::load(file, device)
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Forward {
-        self.head.forward(&self.trunk(x))
     }
 
     /// Up to the input of the last BatchNorm (`features.N−1.1`): the last 1×1 convolution's output.

@@ -11,7 +11,7 @@ use super::head::{Activation, Head, TrunkOut};
 use super::layers::{BatchNorm, Bias, BnConfig, Conv, ConvBnAct, Gate, Linear, Padding, SqueezeExcite};
 use super::params::Params;
 use super::weights::{WeightFile, WeightsError};
-use super::{Architecture, Description, Forward};
+use super::{Architecture, Description};
 
 /// An inverted residual block.
 #[derive(Clone, Debug)]
@@ -234,16 +234,9 @@ impl TvMobileNet {
         p.finish()?;
         let classes = classifier.weight.dims()[0];
         let head = Head {
-            gamma: norm.gamma,
-            beta: norm.beta,
-            eps: norm.eps,
-            running: Some(norm.stats),
-            norm_key: format!("features.{last}.1"),
-            activation: stem_act,
             hidden,
             hidden_activation: Activation::Hardswish,
-            classifier,
-            distilled: None,
+            ..norm.into_head(&format!("features.{last}.1"), stem_act, classifier)
         };
         let description = Description {
             arch: version.name().into(),
@@ -284,10 +277,6 @@ impl Architecture for TvMobileNet {
 
     fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError> {
         Self::load(file, device)
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Forward {
-        self.head.forward(&self.trunk(x))
     }
 
     /// Up to the input of the last BatchNorm: the last 1×1 convolution's output.

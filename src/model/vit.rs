@@ -15,7 +15,7 @@ use super::head::{Activation, Head, TrunkOut};
 use super::layers::{Bias, Conv, LayerNorm, Linear, Padding};
 use super::params::Params;
 use super::weights::{WeightFile, WeightsError};
-use super::{Architecture, Description, Forward, Recipe};
+use super::{Architecture, Description, Recipe};
 use crate::data::Interpolation;
 use crate::data::resample::float_taps;
 
@@ -195,16 +195,8 @@ impl VisionTransformer {
         let classes = fc.out();
         p.finish()?;
         let head = Head {
-            gamma: norm.gamma,
-            beta: norm.beta,
-            eps: norm.eps,
-            running: None,
-            norm_key: "norm".into(),
-            activation: Activation::Identity,
-            hidden: Vec::new(),
-            hidden_activation: Activation::Identity,
-            classifier: fc.dense("head"),
             distilled: dist,
+            ..norm.into_head("norm", fc.dense("head"))
         };
         let size = grid * patch;
         let kind = if distilled { "deit (distilled)" } else { "vit" };
@@ -299,10 +291,6 @@ impl Architecture for VisionTransformer {
 
     fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError> {
         Self::load(file, device)
-    }
-
-    fn forward(&self, x: Tensor<4>) -> Forward {
-        self.head.forward(&self.trunk(x))
     }
 
     /// Up to the final LayerNorm, on the class token (and DeiT's distillation token):

@@ -135,6 +135,17 @@ fn edited(dir: &Path, name: &str, file: &str, edit: impl Fn(&mut Vec<F32Tensor>)
     path
 }
 
+/// Rewrites the f32 file at `path` (an `edited` copy) with `metadata` as its only metadata.
+fn set_metadata(path: &Path, metadata: &[(&str, &str)]) {
+    let plain = tensors::read_f32(path);
+    let views: Vec<tensorfile::Tensor<'_>> = plain.iter().map(|(n, s, v)| tensorfile::Tensor::f32(n, s, v)).collect();
+    let meta: BTreeMap<String, String> = metadata
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    tensorfile::write(path, &views, &meta).unwrap();
+}
+
 fn refused(path: &Path) -> String {
     let err = Model::load(path, &Device::flex())
         .expect_err("must be refused")
@@ -293,9 +304,7 @@ fn the_tf_port_is_told_by_its_config_when_the_file_does_not_say() {
     let dir = tempfile::tempdir().unwrap();
     // The tf_ weights without their metadata: only the config tells the padding and ε.
     let p = edited(dir.path(), "timm_tf_efficientnet_b0", "model.safetensors", |_| {});
-    let plain: Vec<F32Tensor> = tensors::read_f32(&p);
-    let views: Vec<tensorfile::Tensor<'_>> = plain.iter().map(|(n, s, v)| tensorfile::Tensor::f32(n, s, v)).collect();
-    tensorfile::write(&p, &views, &BTreeMap::new()).unwrap();
+    set_metadata(&p, &[]);
     std::fs::write(
         dir.path().join("config.json"),
         r#"{"architecture": "tf_efficientnet_b0.ns_jft_in1k"}"#,
@@ -379,11 +388,7 @@ fn a_pretrained_cfg_in_the_metadata_gives_the_recipe() {
     let dir = tempfile::tempdir().unwrap();
     let with_cfg = |cfg: &str, file: &str| {
         let p = edited(dir.path(), "timm_convnext_tiny", file, |_| {});
-        let plain = tensors::read_f32(&p);
-        let views: Vec<tensorfile::Tensor<'_>> =
-            plain.iter().map(|(n, s, v)| tensorfile::Tensor::f32(n, s, v)).collect();
-        let meta: BTreeMap<String, String> = [("pretrained_cfg".to_owned(), cfg.to_owned())].into();
-        tensorfile::write(&p, &views, &meta).unwrap();
+        set_metadata(&p, &[("pretrained_cfg", cfg)]);
         p
     };
     let good = with_cfg(r#"{"interpolation": "bicubic", "crop_pct": 0.95}"#, "good.safetensors");
@@ -408,9 +413,7 @@ fn a_pretrained_cfg_in_the_metadata_gives_the_recipe() {
 fn an_export_reopens_as_the_same_network_with_its_recipe() {
     let dir = tempfile::tempdir().unwrap();
     let p = edited(dir.path(), "timm_tf_efficientnet_b0", "model.safetensors", |_| {});
-    let plain: Vec<F32Tensor> = tensors::read_f32(&p);
-    let views: Vec<tensorfile::Tensor<'_>> = plain.iter().map(|(n, s, v)| tensorfile::Tensor::f32(n, s, v)).collect();
-    tensorfile::write(&p, &views, &BTreeMap::new()).unwrap();
+    set_metadata(&p, &[]);
     std::fs::write(
         dir.path().join("config.json"),
         r#"{"architecture": "tf_efficientnet_b0", "pretrained_cfg": {"crop_pct": 0.9, "mean": [0.5, 0.5, 0.5], "std": [0.5, 0.5, 0.5]}}"#,
