@@ -14,7 +14,7 @@ use crate::data::{DecodeError, DecodeLimits, SeededRng, TestTransform, decode_fi
 use crate::gpu::GpuError;
 use crate::inputs::{InputPath, WithPath};
 use crate::model::{Model, Recipe, rows};
-use crate::stats::{Quantile, Tally, quantiles};
+use crate::stats::{FlipCounts, Quantile, Scored, Tally, quantiles};
 
 /// A run of a model over files at one or more test resolutions.
 #[derive(Clone, Copy)]
@@ -43,6 +43,11 @@ pub struct BatchOutput<'a> {
     pub pooled: Vec<Vec<f32>>,
     /// Their logits, one row per image.
     pub logits: Vec<Vec<f32>>,
+    /// The model's multiply-accumulates per image at this resolution (`model::cost`).
+    pub macs_per_image: u64,
+    /// Wall time of the model on this batch (the forward pass and reading its outputs; the
+    /// decoding and resampling run beside it).
+    pub model_seconds: f64,
 }
 
 impl<'a> Sweep<'a> {
@@ -171,8 +176,12 @@ where
                 if !batch.indices.is_empty() {
                     for (r, t) in transforms.iter().enumerate() {
                         let input = path.batch(&batch.prepared, r, t, &sweep.recipe, device)?;
-                        let out = sweep.model.net.forward(input);
-                        let read = rows(&out.pooled).and_then(|pooled| Ok((pooled, rows(&out.logits)?)));
+                        let started = std::time::Instant::now();
+                        let (read, macs) = crate::model::cost::counting(|| {
+                            let out = sweep.model.net.forward(input);
+                            rows(&out.pooled).and_then(|pooled| Ok((pooled, rows(&out.logits)?)))
+                        });
+                        let model_seconds = started.elapsed().as_secs_f64();
                         let (pooled, logits) = match read {
                             // Burn failed to read its result: on a GPU that is lost?
                             Err(e) if sweep.backend.probe_lost() => {
@@ -185,6 +194,8 @@ where
                             indices: &batch.indices,
                             pooled,
                             logits,
+                            macs_per_image: macs / batch.indices.len() as u64,
+                            model_seconds,
                         });
                     }
                 }
@@ -211,6 +222,148 @@ pub fn top1_per_resolution(sweep: &Sweep<'_>, targets: &[usize]) -> anyhow::Resu
         |_, _| true,
     )?;
     Ok(tallies.iter().map(Tally::top1_share).collect())
+}
+
+/// Each image's result at each resolution of a sweep: what the resolution-flip browser and
+/// `fixres eval --per-image` show, and the flip counts between two resolutions.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PerImage {
+    /// `results[r][i]`: image `i` at resolution `r`; `None` where it was not scored (not
+    /// decoded, or the sweep stopped before it).
+    pub results: Vec<Vec<Option<Scored>>>,
+}
+
+impl PerImage {
+    /// An empty table for `resolutions` × `images`.
+    #[must_use]
+    pub fn new(resolutions: usize, images: usize) -> Self {
+        Self {
+            results: vec![vec![None; images]; resolutions],
+        }
+    }
+
+    /// Scores one batch's logits, `targets[i]` being the model output of image `i`'s class;
+    /// returns the batch's results in its order.
+    pub fn record(&mut self, out: &BatchOutput<'_>, targets: &[usize]) -> Vec<Scored> {
+        let row = &mut self.results[out.res_index];
+        out.indices
+            .iter()
+            .zip(&out.logits)
+            .map(|(&i, l)| *row[i].insert(Scored::of(l, targets[i])))
+            .collect()
+    }
+
+    /// Top-1 flips from resolution index `from` to `to`.
+    #[must_use]
+    pub fn flips(&self, from: usize, to: usize) -> FlipCounts {
+        FlipCounts::count(&self.results[from], &self.results[to])
+    }
+
+    /// One CSV row per image × resolution scored: `file,class,res,top1,top5,predicted,
+    /// p_predicted,p_true`, `class_of[i]` being image `i`'s dataset class and `output_name` how a
+    /// model output is named (its class name, else its index).
+    #[must_use]
+    pub fn csv(
+        &self,
+        resolutions: &[usize],
+        files: &[PathBuf],
+        class_of: &[&str],
+        output_name: impl Fn(usize) -> String,
+    ) -> String {
+        let quote = |s: &str| {
+            if s.contains([',', '"', '\n', '\r']) {
+                format!("\"{}\"", s.replace('"', "\"\""))
+            } else {
+                s.to_owned()
+            }
+        };
+        let mut out = String::from("file,class,res,top1,top5,predicted,p_predicted,p_true\n");
+        for (i, file) in files.iter().enumerate() {
+            for (r, &res) in resolutions.iter().enumerate() {
+                if let Some(s) = &self.results[r][i] {
+                    out.push_str(&format!(
+                        "{},{},{res},{},{},{},{},{}\n",
+                        quote(&crate::fsutil::path_text(file)),
+                        quote(class_of[i]),
+                        u8::from(s.top1),
+                        u8::from(s.top5),
+                        quote(&output_name(s.predicted)),
+                        s.p_predicted,
+                        s.p_true
+                    ));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What running the model costs at one resolution: multiply-accumulates per image (from the
+/// layers' shapes) and the measured throughput of the model alone.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Cost {
+    /// Multiply-accumulates per image.
+    pub macs: u64,
+    /// Images through the model.
+    pub images: usize,
+    /// Seconds the model took for them.
+    pub seconds: f64,
+}
+
+impl Cost {
+    /// Adds one batch's output.
+    pub fn add(&mut self, out: &BatchOutput<'_>) {
+        self.record(out.macs_per_image, out.indices.len(), out.model_seconds);
+    }
+
+    /// Adds a batch of `images` that took `seconds`, at `macs_per_image`.
+    pub fn record(&mut self, macs_per_image: u64, images: usize, seconds: f64) {
+        self.macs = macs_per_image;
+        self.images += images;
+        self.seconds += seconds;
+    }
+
+    /// Images per second through the model (0 before any).
+    #[must_use]
+    pub fn images_per_s(&self) -> f64 {
+        if self.seconds > 0.0 {
+            self.images as f64 / self.seconds
+        } else {
+            0.0
+        }
+    }
+
+    /// Milliseconds per image at the sweep's batch size.
+    #[must_use]
+    pub fn ms_per_image(&self) -> f64 {
+        if self.images > 0 {
+            1e3 * self.seconds / self.images as f64
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The points of `(cost, accuracy)` that no other point beats, cheaper (or as cheap) and at least
+/// as accurate: the Pareto front, by increasing cost.
+#[must_use]
+pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..points.len()).collect();
+    order.sort_by(|&a, &b| {
+        points[a]
+            .0
+            .total_cmp(&points[b].0)
+            .then(points[b].1.total_cmp(&points[a].1))
+    });
+    let mut best = f64::NEG_INFINITY;
+    let mut front = Vec::new();
+    for i in order {
+        if points[i].1 > best {
+            best = points[i].1;
+            front.push(i);
+        }
+    }
+    front
 }
 
 /// Histogram of pooled activations.
@@ -294,6 +447,12 @@ impl StatsAccumulator {
                 }
             }
         }
+    }
+
+    /// The uniform sample of the values so far (all of them, up to 2^20).
+    #[must_use]
+    pub fn sample(&self) -> &[f32] {
+        &self.sample
     }
 
     /// The statistics so far.
@@ -659,6 +818,14 @@ mod tests {
              the model has no class names, and by position its 10 outputs need as many dataset classes (this one \
              has 3)"
         );
+    }
+
+    #[test]
+    fn the_pareto_front_keeps_what_nothing_cheaper_beats() {
+        // (cost, accuracy): the 3rd is beaten by the 2nd (cheaper, more accurate); the 4th ties
+        // the 2nd's accuracy at a higher cost.
+        let points = [(1.0, 0.5), (2.0, 0.7), (3.0, 0.6), (4.0, 0.7), (5.0, 0.8)];
+        assert_eq!(pareto_front(&points), vec![0, 1, 4]);
     }
 
     #[test]

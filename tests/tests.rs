@@ -16,6 +16,7 @@ mod it {
     mod gui;
     mod model_cli;
     mod model_parity;
+    mod remedies;
     mod sampler;
     mod train_grid;
     mod transfer;

@@ -1,22 +1,25 @@
 //! Top-1 / top-5 against test resolution on a labelled dataset, as plot and table. Each image is
 //! decoded once and resampled for every resolution of the sweep. Curves are kept per model, so a
-//! fine-tuned model's curve overlays the original's.
+//! fine-tuned (or re-estimated, or adapted) model's curve overlays the original's. The plot can
+//! show accuracy against cost instead (the model's time per image, or its multiply-accumulates),
+//! with the Pareto front marked; under the table, the resolution-flip browser (`flip_browser`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use eframe::egui;
-use egui_plot::{Line, LineStyle, Plot, VLine};
+use egui_plot::{Line, LineStyle, Plot, Points, VLine};
 
+use super::flip_browser::FlipBrowser;
 use super::messages::count;
 use super::panel::{Panel, Place};
 use super::plot_widgets::{export_buttons, legend, set_png_rect};
 use super::{Command, LoadedModel, Shared};
 use crate::data::Interpolation;
-use crate::eval::{Sweep, class_map};
+use crate::eval::{Cost, PerImage, Sweep, class_map, pareto_front};
 use crate::jobs::Latest;
-use crate::stats::Tally;
+use crate::stats::Scored;
 
 /// Images per model batch.
 const BATCH: usize = 16;
@@ -45,6 +48,41 @@ struct Curve {
     total: usize,
     complete: bool,
     failed: usize,
+    /// Each image's result at each resolution (the flip browser's).
+    per_image: PerImage,
+    /// What the model costs at each resolution.
+    cost: Vec<Cost>,
+}
+
+/// What the plot's horizontal axis shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Axis {
+    /// K_test.
+    #[default]
+    Resolution,
+    /// Milliseconds per image through the model, as measured in the sweep.
+    Latency,
+    /// Multiply-accumulates per image, in billions.
+    Gmacs,
+}
+
+impl Axis {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Resolution => "K_test",
+            Self::Latency => "ms per image (the model, on this device)",
+            Self::Gmacs => "GMACs per image",
+        }
+    }
+
+    /// Where resolution `j` of curve `c` lies on this axis.
+    fn x(self, c: &Curve, j: usize) -> f64 {
+        match self {
+            Self::Resolution => c.res[j] as f64,
+            Self::Latency => c.cost[j].ms_per_image(),
+            Self::Gmacs => c.cost[j].macs as f64 / 1e9,
+        }
+    }
 }
 
 impl Curve {
@@ -55,11 +93,12 @@ impl Curve {
 }
 
 enum Event {
+    /// One batch at one resolution: (image index, result) per image scored.
     Batch {
         res_index: usize,
-        top1: usize,
-        top5: usize,
-        scored: usize,
+        results: Vec<(usize, Scored)>,
+        macs_per_image: u64,
+        model_seconds: f64,
     },
     Progress {
         done: usize,
@@ -83,6 +122,8 @@ pub struct AccuracyView {
     /// The last sweep was refused because the dataset's classes are not the model's: the view
     /// offers to train a classifier for them.
     mismatch: bool,
+    flips: FlipBrowser,
+    axis: Axis,
 }
 
 impl AccuracyView {
@@ -97,13 +138,17 @@ impl AccuracyView {
             match event {
                 Event::Batch {
                     res_index,
-                    top1,
-                    top5,
-                    scored,
+                    results,
+                    macs_per_image,
+                    model_seconds,
                 } => {
-                    c.top1[res_index] += top1;
-                    c.top5[res_index] += top5;
-                    c.scored[res_index] += scored;
+                    c.cost[res_index].record(macs_per_image, results.len(), model_seconds);
+                    for (i, r) in results {
+                        c.top1[res_index] += usize::from(r.top1);
+                        c.top5[res_index] += usize::from(r.top5);
+                        c.scored[res_index] += 1;
+                        c.per_image.results[res_index][i] = Some(r);
+                    }
                 }
                 Event::Progress { done } => c.done = done,
                 Event::Done { failed } => {
@@ -112,6 +157,19 @@ impl AccuracyView {
                 }
                 Event::Failed(e) => self.error = Some(e),
             }
+        }
+    }
+
+    /// The sweep's job, as the status bar names it.
+    fn sweep_jobs(&self) -> Vec<String> {
+        match (self.job.running(), self.job_key.and_then(|k| self.curves.get(&k))) {
+            (Some(_), Some(c)) => vec![format!(
+                "accuracy sweep {}/{}",
+                c.done,
+                count(c.total, "image", "images")
+            )],
+            (Some(_), None) => vec!["accuracy sweep".to_owned()],
+            _ => Vec::new(),
         }
     }
 
@@ -158,6 +216,8 @@ impl AccuracyView {
                 total: files.len(),
                 complete: false,
                 failed: 0,
+                per_image: PerImage::new(n, files.len()),
+                cost: vec![Cost::default(); n],
             },
         );
         self.job_key = Some(key);
@@ -170,15 +230,17 @@ impl AccuracyView {
             };
             let result = sweep.run(
                 |out| {
-                    let mut tally = Tally::default();
-                    for (&i, l) in out.indices.iter().zip(&out.logits) {
-                        tally.add(l, targets[i]);
-                    }
+                    let results = out
+                        .indices
+                        .iter()
+                        .zip(&out.logits)
+                        .map(|(&i, l)| (i, Scored::of(l, targets[i])))
+                        .collect();
                     r.send(Event::Batch {
                         res_index: out.res_index,
-                        top1: tally.top1,
-                        top5: tally.top5,
-                        scored: tally.scored,
+                        results,
+                        macs_per_image: out.macs_per_image,
+                        model_seconds: out.model_seconds,
                     });
                 },
                 |done, _| r.send(Event::Progress { done }),
@@ -202,15 +264,11 @@ impl Panel for AccuracyView {
     }
 
     fn jobs(&self) -> Vec<String> {
-        match (self.job.running(), self.job_key.and_then(|k| self.curves.get(&k))) {
-            (Some(_), Some(c)) => vec![format!(
-                "accuracy sweep {}/{}",
-                c.done,
-                count(c.total, "image", "images")
-            )],
-            (Some(_), None) => vec!["accuracy sweep".to_owned()],
-            _ => Vec::new(),
+        let mut jobs = self.sweep_jobs();
+        if self.flips.busy() {
+            jobs.push("flip crops".to_owned());
         }
+        jobs
     }
 
     /// Draws the controls, plot and table.
@@ -258,6 +316,17 @@ impl Panel for AccuracyView {
                 self.job.cancel();
             }
         });
+        ui.horizontal(|ui| {
+            ui.label("against");
+            for axis in [Axis::Resolution, Axis::Latency, Axis::Gmacs] {
+                let text = match axis {
+                    Axis::Resolution => "K_test",
+                    Axis::Latency => "latency",
+                    Axis::Gmacs => "GMACs",
+                };
+                ui.selectable_value(&mut self.axis, axis, text);
+            }
+        });
         if let Some(e) = &self.error {
             ui.colored_label(ui.visuals().error_fg_color, e);
             if self.mismatch
@@ -275,10 +344,11 @@ impl Panel for AccuracyView {
         }
         // `start` above may have added a curve: list again.
         let shown: Vec<(&CurveKey, &Curve)> = self.curves.iter().filter(|(k, _)| k.0 == dataset.id).collect();
+        let axis = self.axis;
         let plot = Plot::new("accuracy")
             .height(240.0)
             .legend(legend())
-            .x_axis_label("K_test")
+            .x_axis_label(axis.label())
             .include_y(0.0)
             .include_y(1.0)
             .allow_scroll(false)
@@ -286,8 +356,18 @@ impl Panel for AccuracyView {
                 for (i, (_, c)) in shown.iter().enumerate() {
                     let color = PALETTE[i % PALETTE.len()];
                     let measured: Vec<usize> = (0..c.res.len()).filter(|&j| c.scored[j] > 0).collect();
-                    let top1: Vec<[f64; 2]> = measured.iter().map(|&j| [c.res[j] as f64, c.accuracy(j).0]).collect();
-                    let top5: Vec<[f64; 2]> = measured.iter().map(|&j| [c.res[j] as f64, c.accuracy(j).1]).collect();
+                    let top1: Vec<[f64; 2]> = measured.iter().map(|&j| [axis.x(c, j), c.accuracy(j).0]).collect();
+                    let top5: Vec<[f64; 2]> = measured.iter().map(|&j| [axis.x(c, j), c.accuracy(j).1]).collect();
+                    if axis != Axis::Resolution {
+                        // The Pareto front of top-1 against this cost: nothing cheaper is as good.
+                        let points: Vec<(f64, f64)> = top1.iter().map(|p| (p[0], p[1])).collect();
+                        let front: Vec<[f64; 2]> = pareto_front(&points).into_iter().map(|i| top1[i]).collect();
+                        p.points(
+                            Points::new(format!("{} Pareto front", c.model_name), front)
+                                .color(color)
+                                .radius(5.0),
+                        );
+                    }
                     p.line(Line::new(format!("{} top-1", c.model_name), top1).color(color));
                     p.line(
                         Line::new(format!("{} top-5", c.model_name), top5)
@@ -295,7 +375,9 @@ impl Panel for AccuracyView {
                             .style(LineStyle::dashed_loose()),
                     );
                 }
-                p.vline(VLine::new("K_test", shared.settings.test_res as f64).color(egui::Color32::RED));
+                if axis == Axis::Resolution {
+                    p.vline(VLine::new("K_test", shared.settings.test_res as f64).color(egui::Color32::RED));
+                }
             })
             .response;
         let current = shared
@@ -320,7 +402,9 @@ impl Panel for AccuracyView {
                 .max_height(220.0)
                 .show(ui, |ui| {
                     egui::Grid::new("acc-grid").striped(true).show(ui, |ui| {
-                        for h in ["K_test", "top-1", "top-5", "images"] {
+                        // Time per image is measured, so it differs run to run: shown on hover
+                        // and in the latency view, not in the table (whose pixels tests compare).
+                        for h in ["K_test", "top-1", "top-5", "GMACs", "images"] {
                             ui.strong(h);
                         }
                         ui.end_row();
@@ -329,11 +413,19 @@ impl Panel for AccuracyView {
                             ui.label(c.res[j].to_string());
                             ui.label(format!("{:.1} %", 100.0 * t1));
                             ui.label(format!("{:.1} %", 100.0 * t5));
+                            ui.label(format!("{:.3}", c.cost[j].macs as f64 / 1e9)).on_hover_text(format!(
+                                "{:.1} ms per image through the model on this device",
+                                c.cost[j].ms_per_image()
+                            ));
                             ui.label(c.scored[j].to_string());
                             ui.end_row();
                         }
                     });
                 });
+            if let Some(model) = shared.model {
+                ui.separator();
+                out.extend(self.flips.ui(ui, shared, model, &c.res, &c.per_image));
+            }
         } else {
             ui.weak("Run the sweep to measure this model at each test resolution.");
         }
@@ -343,11 +435,23 @@ impl Panel for AccuracyView {
 }
 
 fn csv(curves: &[(&CurveKey, &Curve)]) -> String {
-    let mut s = String::from("model,k_test,top1,top5,images\n");
+    let mut s = String::from("model,k_test,top1,top5,images,macs,ms_per_image,pareto_latency\n");
     for (_, c) in curves {
+        let points: Vec<(f64, f64)> = (0..c.res.len())
+            .map(|j| (c.cost[j].ms_per_image(), c.accuracy(j).0))
+            .collect();
+        let front = pareto_front(&points);
         for j in 0..c.res.len() {
             let (t1, t5) = c.accuracy(j);
-            s += &format!("{},{},{t1},{t5},{}\n", c.model_name, c.res[j], c.scored[j]);
+            s += &format!(
+                "{},{},{t1},{t5},{},{},{},{}\n",
+                c.model_name,
+                c.res[j],
+                c.scored[j],
+                c.cost[j].macs,
+                c.cost[j].ms_per_image(),
+                u8::from(front.contains(&j))
+            );
         }
     }
     s

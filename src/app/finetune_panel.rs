@@ -4,7 +4,7 @@
 //! which the new model is exported and opened, so the sweep, the activations and the FixRes
 //! fine-tune continue on it. Both with loss and validation curves, progress, ETA and cancel
 //! (keeping the best weights so far); then export of the whole model (the file loads back here
-//! and into PyTorch).
+//! and into PyTorch). Beside the fine-tune, the label-free remedies (`remedies`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use egui_plot::{Line, Plot, Points};
 use super::messages::count;
 use super::panel::{Panel, Place};
 use super::plot_widgets::legend;
+use super::remedies::Remedies;
 use super::{Command, LoadedModel, Shared};
 use crate::eval::class_map;
 use crate::finetune::run::{Augmentation, Config, CurvePoint, Outcome, Progress, Schedule, export, finetune};
@@ -119,6 +120,8 @@ pub struct FinetunePanel {
     run: Option<Run>,
     export: Latest<Result<PathBuf, String>>,
     exported: Option<PathBuf>,
+    /// The label-free remedies beside the fine-tune.
+    remedies: Remedies,
 }
 
 impl FinetunePanel {
@@ -323,6 +326,7 @@ impl Panel for FinetunePanel {
         if self.export.running().is_some() {
             out.push("exporting".to_owned());
         }
+        out.extend(self.remedies.jobs());
         out
     }
 
@@ -330,6 +334,7 @@ impl Panel for FinetunePanel {
     fn ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>) -> Vec<Command> {
         let ctx = ui.ctx();
         let mut out = self.drain(shared);
+        self.remedies.drain();
         let mut open = self.open;
         let title = if self.transfer {
             "Train a classifier"
@@ -502,6 +507,9 @@ impl FinetunePanel {
                 }
             }
         });
+        if !transfer {
+            out.extend(self.remedies.ui(ui, shared, model, norm));
+        }
         let Some(run) = &self.run else {
             return out;
         };

@@ -10,9 +10,9 @@ use serde_json::json;
 use super::{RecipeArgs, RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
 use crate::data::{Check, DecodeLimits, ImageFolder, Skip};
-use crate::eval::{PooledStats, StatsAccumulator, Sweep, match_classes};
+use crate::eval::{Cost, PerImage, PooledStats, StatsAccumulator, Sweep, match_classes, pareto_front};
 use crate::model::Model;
-use crate::stats::Tally;
+use crate::stats::{FlipCounts, Tally};
 
 /// Arguments of `fixres eval`.
 #[derive(Debug, Args)]
@@ -30,6 +30,10 @@ pub struct EvalArgs {
     pub run: RunArgs,
     #[command(flatten)]
     pub recipe: RecipeArgs,
+    /// Also write each image's result at each resolution to this CSV (file, class, res, top1,
+    /// top5, predicted, p_predicted, p_true).
+    #[arg(long = "per-image")]
+    pub per_image: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -43,7 +47,24 @@ struct ResResult {
     images: usize,
     top1: f64,
     top5: f64,
+    /// Multiply-accumulates per image (counted from the layers' shapes).
+    macs: u64,
+    /// Images per second through the model alone, at `--batch`, on this device.
+    images_per_s: f64,
+    /// Milliseconds per image, likewise.
+    ms_per_image: f64,
+    /// Whether no other resolution is both cheaper (in time) and at least as accurate (top-1).
+    pareto: bool,
     pooled: PooledStats,
+}
+
+/// Top-1 flips from the first resolution to another.
+#[derive(Serialize)]
+struct Flips {
+    from: usize,
+    to: usize,
+    #[serde(flatten)]
+    counts: FlipCounts,
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
@@ -61,14 +82,19 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let targets: Vec<usize> = folder.samples.iter().map(|s| labels[s.class]).collect();
     let n_res = args.res.len();
     let mut tallies = vec![Tally::default(); n_res];
+    let mut per_image = PerImage::new(n_res, files.len());
+    let mut costs = vec![Cost::default(); n_res];
     let mut stats: Vec<StatsAccumulator> = (0..n_res).map(|_| StatsAccumulator::default()).collect();
     let bar = progress_bar(files.len() as u64, "eval");
     let sweep = Sweep::new(&model, &backend, &files, &args.res, args.run.batch);
     let failed = sweep.run(
         |out| {
-            for ((&i, p), l) in out.indices.iter().zip(&out.pooled).zip(&out.logits) {
+            for p in &out.pooled {
                 stats[out.res_index].extend(p);
-                tallies[out.res_index].add(l, targets[i]);
+            }
+            costs[out.res_index].add(&out);
+            for scored in per_image.record(&out, &targets) {
+                tallies[out.res_index].count(&scored);
             }
         },
         |done, _| {
@@ -88,15 +114,43 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             folder.skipped.len()
         );
     }
+    let front = pareto_front(
+        &(0..n_res)
+            .map(|r| (costs[r].ms_per_image(), tallies[r].top1_share()))
+            .collect::<Vec<_>>(),
+    );
     let per_res: Vec<ResResult> = (0..n_res)
         .map(|r| ResResult {
             res: args.res[r],
             images: tallies[r].scored,
             top1: tallies[r].top1_share(),
             top5: tallies[r].top5_share(),
+            macs: costs[r].macs,
+            images_per_s: costs[r].images_per_s(),
+            ms_per_image: costs[r].ms_per_image(),
+            pareto: front.contains(&r),
             pooled: stats[r].finish(),
         })
         .collect();
+    let flips: Vec<Flips> = (1..n_res)
+        .map(|r| Flips {
+            from: args.res[0],
+            to: args.res[r],
+            counts: per_image.flips(0, r),
+        })
+        .collect();
+    if let Some(csv) = &args.per_image {
+        let class_of: Vec<&str> = folder
+            .samples
+            .iter()
+            .map(|s| folder.classes[s.class].as_str())
+            .collect();
+        let names = model.class_names.as_deref();
+        let text = per_image.csv(&args.res, &files, &class_of, |o| {
+            names.and_then(|n| n.get(o)).cloned().unwrap_or_else(|| o.to_string())
+        });
+        crate::fsutil::write_atomic(csv, text.as_bytes())?;
+    }
     if args.json {
         print_json(&json!({
             "weights": crate::fsutil::path_text(&args.weights),
@@ -111,6 +165,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             "device": backend,
             "warnings": model.warnings,
             "results": per_res,
+            "flips": flips,
+            "per_image": args.per_image.as_deref().map(crate::fsutil::path_text),
             "skipped": folder.skipped,
         }))?;
     } else {
@@ -125,14 +181,27 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         );
         for r in &per_res {
             println!(
-                "  K={:<4} top-1 {:6.2}%  top-5 {:6.2}%  pooled mean {:.4}  zeros {:.1}%  ({} images)",
+                "  K={:<4} top-1 {:6.2}%  top-5 {:6.2}%  {:7.3} GMACs  {:7.1} ms/image{}  pooled mean {:.4}  zeros {:.1}%  ({} images)",
                 r.res,
                 100.0 * r.top1,
                 100.0 * r.top5,
+                r.macs as f64 / 1e9,
+                r.ms_per_image,
+                if r.pareto { " *" } else { "  " },
                 r.pooled.mean,
                 100.0 * r.pooled.zero_share,
                 r.images
             );
+        }
+        println!("  (* on the Pareto front of top-1 against time per image)");
+        for f in &flips {
+            println!(
+                "  K={} → K={}: {} right → wrong, {} wrong → right (of {} images)",
+                f.from, f.to, f.counts.right_to_wrong, f.counts.wrong_to_right, f.counts.images
+            );
+        }
+        if let Some(csv) = &args.per_image {
+            println!("  per-image results: {}", csv.display());
         }
         for s in &folder.skipped {
             eprintln!("skipped: {s}");

@@ -1,6 +1,7 @@
 //! The command line: no subcommand opens the GUI; each subcommand runs one job headless.
 //! Every subcommand takes `--json` and then prints one JSON object on stdout.
 
+mod adapt;
 mod bench;
 mod convert;
 mod eval;
@@ -8,6 +9,7 @@ mod features;
 mod finetune;
 mod grid;
 mod preprocess;
+mod recalibrate;
 mod recipe;
 mod size;
 mod train;
@@ -53,6 +55,12 @@ pub enum Command {
     Eval(eval::EvalArgs),
     /// FixRes fine-tune of the last normalisation and the classifier at a test resolution, then export.
     Finetune(finetune::FinetuneArgs),
+    /// Label-free re-estimation of the last BatchNorm's running statistics at a test resolution
+    /// (as torch.optim.swa_utils.update_bn), then export.
+    Recalibrate(recalibrate::RecalibrateArgs),
+    /// Parametric adaptation (paper §3.2): Fréchet fits of the pooled activations at K_train and
+    /// K_test, their quantile map folded into the classifier, then export.
+    Adapt(adapt::AdaptArgs),
     /// Trains at a train resolution: a small ResNet from scratch, or (--from) a pretrained
     /// network's new classifier for the folder's classes.
     Train(train::TrainArgs),
@@ -281,6 +289,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Features(args)) => features::run(&args),
         Some(Command::Eval(args)) => eval::run(&args),
         Some(Command::Finetune(args)) => finetune::run(&args),
+        Some(Command::Recalibrate(args)) => recalibrate::run(&args),
+        Some(Command::Adapt(args)) => adapt::run(&args),
         Some(Command::Convert(args)) => convert::run(&args),
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Grid(args)) => grid::run(&args),

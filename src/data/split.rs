@@ -73,6 +73,17 @@ pub fn held_out(dir: &Path) -> std::path::PathBuf {
     if is_split(dir) { dir.join("val") } else { dir.to_owned() }
 }
 
+/// The folders a label-free remedy estimates on and scores on: `train/` and `val/` of a split
+/// dataset, else `dir` for both (`None`: the same images).
+#[must_use]
+pub fn estimate_and_score(dir: &Path) -> (std::path::PathBuf, Option<std::path::PathBuf>) {
+    if is_split(dir) {
+        (dir.join("train"), Some(dir.join("val")))
+    } else {
+        (dir.to_owned(), None)
+    }
+}
+
 /// Scans and decodes `data`'s two splits.
 pub fn load_splits(data: &Path, seed: u64) -> anyhow::Result<Splits> {
     let all = |f: &ImageFolder| (0..f.samples.len()).collect::<Vec<_>>();

@@ -513,14 +513,6 @@ pub fn export(file: &WeightFile, head: &Head, out: &Path, summary: &Summary, mod
         Some(t) => (Some(t.classes.as_slice()), head.classifier_keys()),
         None => (model.class_names.as_deref(), Vec::new()),
     };
-    let mut metadata = export_model::metadata(&model.arch, class_names, &summary)?;
-    export_model::carry_over(
-        &mut metadata,
-        crate::model::recipe::architecture_name(file)?,
-        file.metadata.get("num_heads"),
-        &model.recipe,
-    );
-    let bytes = file.export_with(&head.named_tensors(), &reshaped, &metadata)?;
-    export_model::write_with_sidecar(out, &bytes, &summary)?;
+    export_model::write_model(file, model, head, class_names, &reshaped, out, &summary)?;
     Ok(summary)
 }

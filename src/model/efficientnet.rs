@@ -16,7 +16,7 @@ use burn::tensor::{Device, Tensor};
 use super::head::{Activation, Head, TrunkOut};
 use super::layers::same_padding;
 use super::weights::{TensorInfo, WeightFile, WeightsError, expect_shape, load_strict};
-use super::{Architecture, Description, Forward};
+use super::{Architecture, Description, Forward, cost};
 
 fn relu6(x: Tensor<4>) -> Tensor<4> {
     x.clamp(0.0, 6.0)
@@ -34,7 +34,7 @@ fn same_conv(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     } else {
         x.pad([ph, pw], PadMode::Constant(0.0))
     };
-    conv.forward(x)
+    cost::conv(conv, x)
 }
 
 /// Mobile inverted bottleneck, without squeeze-excitation.
@@ -52,10 +52,10 @@ impl MbConv {
     fn forward(&self, inputs: Tensor<4>) -> Tensor<4> {
         let mut x = inputs.clone();
         if let (Some(conv), Some(bn)) = (&self._expand_conv, &self._bn0) {
-            x = relu6(bn.forward(conv.forward(x)));
+            x = relu6(bn.forward(cost::conv(conv, x)));
         }
         x = relu6(self._bn1.forward(same_conv(&self._depthwise_conv, x)));
-        x = self._bn2.forward(self._project_conv.forward(x));
+        x = self._bn2.forward(cost::conv(&self._project_conv, x));
         let [_, c_in, ..] = inputs.dims();
         let [_, c_out, ..] = x.dims();
         if self._depthwise_conv.stride == [1, 1] && c_in == c_out {
@@ -276,16 +276,16 @@ impl Architecture for EfficientNetLite {
 
     fn forward(&self, x: Tensor<4>) -> Forward {
         let x = self.body(x);
-        let x = relu6(self._bn1.forward(self._conv_head.forward(x)));
+        let x = relu6(self._bn1.forward(cost::conv(&self._conv_head, x)));
         let pooled: Tensor<2> = self._avg_pooling.forward(x).flatten(1, 3);
-        let logits = self._fc.forward(pooled.clone());
+        let logits = cost::linear(&self._fc, pooled.clone());
         Forward { pooled, logits }
     }
 
     /// Everything up to the head BatchNorm's input (the output of `_conv_head`).
     fn trunk(&self, x: Tensor<4>) -> TrunkOut {
         TrunkOut {
-            pre_bn: self._conv_head.forward(self.body(x)),
+            pre_bn: cost::conv(&self._conv_head, self.body(x)),
             residual: None,
         }
     }

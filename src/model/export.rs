@@ -6,8 +6,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::Recipe;
-use super::weights::Metadata;
+use super::head::Head;
+use super::weights::{Metadata, WeightFile};
+use super::{Model, Recipe};
 use crate::fsutil::write_atomic;
 
 /// The metadata of an exported model: `format` "pt" (the safetensors convention for PyTorch
@@ -27,7 +28,7 @@ pub fn metadata(arch: &str, class_names: Option<&[String]>, report: &impl Serial
 /// What an export must carry beside the weights for the loaders to rebuild the same network
 /// with the same recipe: the source's architecture name (timm's `tf_` ports are told by it) and
 /// number of attention heads, and the model's recipe as a timm `pretrained_cfg`.
-pub fn carry_over(metadata: &mut Metadata, architecture: Option<String>, num_heads: Option<&String>, recipe: &Recipe) {
+fn carry_over(metadata: &mut Metadata, architecture: Option<String>, num_heads: Option<&String>, recipe: &Recipe) {
     if let Some(a) = architecture {
         metadata.insert("architecture".into(), a);
     }
@@ -35,6 +36,30 @@ pub fn carry_over(metadata: &mut Metadata, architecture: Option<String>, num_hea
         metadata.insert("num_heads".into(), h.clone());
     }
     metadata.insert("pretrained_cfg".into(), recipe.timm_cfg(None).to_string());
+}
+
+/// Writes `model` (read from `file`) with its head replaced by `head` to `out`: every key under
+/// the source library's name, f32, so PyTorch's strict `load_state_dict` takes it; `reshaped` the
+/// head keys whose shape may differ from the file's (a new classifier), `class_names` the outputs'
+/// names; the run's `report` in the metadata and in the JSON sidecar.
+pub fn write_model(
+    file: &WeightFile,
+    model: &Model,
+    head: &Head,
+    class_names: Option<&[String]>,
+    reshaped: &[String],
+    out: &Path,
+    report: &impl Serialize,
+) -> anyhow::Result<()> {
+    let mut metadata = metadata(&model.arch, class_names, report)?;
+    carry_over(
+        &mut metadata,
+        super::recipe::architecture_name(file)?,
+        file.metadata.get("num_heads"),
+        &model.recipe,
+    );
+    let bytes = file.export_with(&head.named_tensors(), reshaped, &metadata)?;
+    write_with_sidecar(out, &bytes, report)
 }
 
 /// Writes the safetensors `bytes` to `out` and `report`, pretty JSON, to the sidecar `out` +

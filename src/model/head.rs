@@ -95,6 +95,8 @@ impl Dense {
     /// passes its autodiff leaves).
     #[must_use]
     pub fn apply(x: Tensor<2>, weight: Tensor<2>, bias: Tensor<1>) -> Tensor<2> {
+        let ([rows, inp], [out, _]) = (x.dims(), weight.dims());
+        super::cost::matmul_done(1, rows, inp, out);
         x.matmul(weight.transpose()) + bias.unsqueeze::<2>()
     }
 
@@ -184,6 +186,27 @@ impl Head {
             classifier: Dense::from_linear(fc, fc_key),
             distilled: None,
         }
+    }
+
+    /// This head with `a·x + b` applied to every value of the classifier's input, folded into
+    /// the layers that read it (the first of an MLP, or the classifier and the distillation
+    /// head): `W(a·x + b) + c = (a·W)·x + (c + b·ΣW)`, row sums per output.
+    #[must_use]
+    pub fn with_affine_input(&self, a: f32, b: f32) -> Self {
+        let mut head = self.clone();
+        let first: Vec<&mut Dense> = if head.hidden.is_empty() {
+            std::iter::once(&mut head.classifier)
+                .chain(head.distilled.iter_mut())
+                .collect()
+        } else {
+            vec![&mut head.hidden[0]]
+        };
+        for layer in first {
+            let row_sums = layer.weight.clone().sum_dim(1).flatten::<1>(0, 1);
+            layer.bias = layer.bias.clone() + row_sums * b;
+            layer.weight = layer.weight.clone() * a;
+        }
+        head
     }
 
     /// "BatchNorm" or "LayerNorm": what the head normalises with, for the user.

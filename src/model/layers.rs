@@ -120,12 +120,14 @@ impl Conv {
                 (x, [0, 0])
             }
         };
-        conv2d(
+        let y = conv2d(
             x,
             self.weight.clone(),
             self.bias.clone(),
             ConvOptions::new([s, s], pad, [1, 1], self.groups),
-        )
+        );
+        super::cost::conv_done(self.weight.dims(), y.dims());
+        y
     }
 
     /// This convolution with the inference BatchNorm `bn` folded in.
@@ -338,6 +340,7 @@ impl Linear {
         let mut dims = x.dims();
         let width = dims[D - 1];
         let rows = x.reshape([dims.iter().product::<usize>() / width.max(1), width]);
+        super::cost::matmul_done(1, rows.dims()[0], width, self.out());
         let y = rows.matmul(self.weight.clone().transpose()) + self.bias.clone().unsqueeze::<2>();
         dims[D - 1] = self.out();
         y.reshape(dims)

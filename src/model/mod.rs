@@ -3,6 +3,7 @@
 //! every model gives the pooled features (the classifier's input) and the logits.
 
 pub mod convnext;
+pub mod cost;
 pub mod efficientnet;
 pub mod export;
 pub mod fast_math;

@@ -14,7 +14,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::head::{Activation, Head, TrunkOut};
 use super::weights::{TensorInfo, WeightFile, WeightsError, expect_shape, load_strict};
-use super::{Architecture, Description, Forward, values};
+use super::{Architecture, Description, Forward, cost, values};
 
 /// `downsample`: torchvision's `Sequential(conv1x1, BatchNorm)`, keys `downsample.0` / `.1`.
 #[derive(Module, Debug)]
@@ -38,13 +38,13 @@ pub struct Block {
 impl Block {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => d.bn.forward(cost::conv(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(self.conv1.forward(x)));
-        let out = self.bn2.forward(self.conv2.forward(out));
+        let out = relu(self.bn1.forward(cost::conv(&self.conv1, x)));
+        let out = self.bn2.forward(cost::conv(&self.conv2, out));
         let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => bn3.forward(conv3.forward(relu(out))),
+            (Some(conv3), Some(bn3)) => bn3.forward(cost::conv(conv3, relu(out))),
             _ => out,
         };
         relu(out + identity)
@@ -390,7 +390,7 @@ impl ResNet {
 
     /// conv1, bn1, ReLU and (ImageNet stem) the max-pool.
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(self.conv1.forward(x)));
+        let x = relu(self.bn1.forward(cost::conv(&self.conv1, x)));
         match &self.maxpool {
             Some(pool) => pool.forward(x),
             None => x,
@@ -439,7 +439,7 @@ impl Architecture for ResNet {
             .flatten()
             .fold(x, |x, block| block.forward(x));
         let pooled: Tensor<2> = self.avgpool.forward(x).flatten(1, 3);
-        let logits = self.fc.forward(pooled.clone());
+        let logits = cost::linear(&self.fc, pooled.clone());
         Forward { pooled, logits }
     }
 
@@ -454,13 +454,13 @@ impl Architecture for ResNet {
             .chain(rest)
             .fold(x, |x, block| block.forward(x));
         let residual = match &last.downsample {
-            Some(d) => d.bn.forward(d.conv.forward(x.clone())),
+            Some(d) => d.bn.forward(cost::conv(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let out = relu(last.bn1.forward(last.conv1.forward(x)));
+        let out = relu(last.bn1.forward(cost::conv(&last.conv1, x)));
         let pre_bn = match &last.conv3 {
-            Some(conv3) => conv3.forward(relu(last.bn2.forward(last.conv2.forward(out)))),
-            None => last.conv2.forward(out),
+            Some(conv3) => cost::conv(conv3, relu(last.bn2.forward(cost::conv(&last.conv2, out)))),
+            None => cost::conv(&last.conv2, out),
         };
         TrunkOut {
             pre_bn,

@@ -43,6 +43,7 @@ impl Block {
         let qkv = self.qkv.forward(x).reshape([b, n, 3, h, hd]).permute([2, 0, 3, 1, 4]);
         let part = |i: usize| qkv.clone().narrow(0, i, 1).reshape([b, h, n, hd]);
         let (q, k, v) = (part(0), part(1), part(2));
+        super::cost::matmul_done(2 * b * h, n, hd, n); // q·kᵀ and attn·v
         let attn = softmax(q.matmul(k.swap_dims(2, 3)) * (hd as f64).powf(-0.5), 3);
         let y = attn.matmul(v).swap_dims(1, 2).reshape([b, n, d]);
         self.proj.forward(y)
