@@ -176,37 +176,56 @@ impl AccuracyView {
     /// Starts the sweep for the open model and dataset.
     fn start(&mut self, shared: &Shared<'_>, model: &Arc<LoadedModel>) -> Option<Command> {
         let dataset = shared.dataset?;
-        let labels = match class_map(&dataset.folder.classes, &model.model) {
-            Ok(l) => l,
-            Err(why) => {
-                self.error = Some(format!("cannot score this dataset with this model: {why}"));
-                self.error_for = (dataset.id, model.id);
-                self.mismatch = true;
-                return None;
-            }
-        };
+        if let Err(why) = class_map(&dataset.folder.classes, &model.model) {
+            self.error = Some(format!("cannot score this dataset with this model: {why}"));
+            self.error_for = (dataset.id, model.id);
+            self.mismatch = true;
+            return None;
+        }
         self.error = None;
         self.mismatch = false;
+        let name = model.name();
+        let recipe = (model.model.recipe.crop_ratio, model.model.recipe.interpolation);
+        self.sweep(shared, model.id, name, recipe, Source::Open(Arc::clone(model)))
+    }
+
+    /// Sweeps the weights at `path` on the open dataset for their curve alone, beside the open
+    /// model's (a remedy's or a fine-tune's export), without opening them.
+    pub fn overlay(&mut self, shared: &Shared<'_>, path: PathBuf) -> Option<Command> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        path.hash(&mut h);
+        // Apart from the loaded models' ids, which count up from 1.
+        let id = h.finish() | (1 << 63);
+        let name = path.file_stem().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        self.error = None;
+        self.sweep(shared, id, name, (shared.settings.crop_ratio, shared.settings.interpolation), Source::File(path))
+    }
+
+    /// Starts a sweep of `source` (named `name`, whose own test transform is `own`) on the open
+    /// dataset, its curve under `model_id`.
+    fn sweep(
+        &mut self,
+        shared: &Shared<'_>,
+        model_id: u64,
+        name: String,
+        own: (f64, Interpolation),
+        source: Source,
+    ) -> Option<Command> {
+        let dataset = Arc::clone(shared.dataset?);
         let resolutions = shared.settings.sweep_resolutions();
         let files: Vec<PathBuf> = dataset.folder.samples.iter().map(|s| s.path.clone()).collect();
-        let targets: Vec<usize> = dataset.folder.samples.iter().map(|s| labels[s.class]).collect();
-        let key = curve_key(dataset.id, model.id, shared.settings);
+        let key = curve_key(dataset.id, model_id, shared.settings);
         let n = resolutions.len();
+        let transform = (shared.settings.crop_ratio, shared.settings.interpolation);
         self.curves.insert(
             key,
             Curve {
                 // The name says when the test transform is not the model's own.
-                model_name: if (shared.settings.crop_ratio, shared.settings.interpolation)
-                    == (model.model.recipe.crop_ratio, model.model.recipe.interpolation)
-                {
-                    model.name()
+                model_name: if transform == own {
+                    name
                 } else {
-                    format!(
-                        "{} (crop {:.3}, {:?})",
-                        model.name(),
-                        shared.settings.crop_ratio,
-                        shared.settings.interpolation
-                    )
+                    format!("{name} (crop {:.3}, {:?})", transform.0, transform.1)
                 },
                 res: resolutions.clone(),
                 top1: vec![0; n],
@@ -221,9 +240,31 @@ impl AccuracyView {
             },
         );
         self.job_key = Some(key);
-        let recipe = shared.settings.recipe_for(&model.model.recipe);
-        let model = Arc::clone(model);
         let started = self.job.start("accuracy-sweep", shared.wake.clone(), move |r| {
+            let model = match source {
+                Source::Open(m) => m,
+                Source::File(path) => match LoadedModel::open(&path) {
+                    Ok(m) => Arc::new(m),
+                    Err(e) => {
+                        r.send(Event::Failed(format!("{}: {e:#}", path.display())));
+                        return;
+                    }
+                },
+            };
+            let labels = match class_map(&dataset.folder.classes, &model.model) {
+                Ok(l) => l,
+                Err(why) => {
+                    let text = format!("cannot score this dataset with {}: {why}", model.name());
+                    r.send(Event::Failed(text));
+                    return;
+                }
+            };
+            let targets: Vec<usize> = dataset.folder.samples.iter().map(|s| labels[s.class]).collect();
+            let recipe = crate::model::Recipe {
+                crop_ratio: transform.0,
+                interpolation: transform.1,
+                ..model.model.recipe
+            };
             let sweep = Sweep {
                 recipe,
                 ..Sweep::new(&model.model, &model.backend, &files, &resolutions, BATCH)
@@ -256,6 +297,14 @@ impl AccuracyView {
         self.job_key = None;
         Some(Command::not_started("the accuracy sweep", &e))
     }
+}
+
+/// Whose curve a sweep draws.
+enum Source {
+    /// The open model.
+    Open(Arc<LoadedModel>),
+    /// Weights loaded for their curve alone.
+    File(PathBuf),
 }
 
 impl Panel for AccuracyView {
@@ -362,11 +411,8 @@ impl Panel for AccuracyView {
                         // The Pareto front of top-1 against this cost: nothing cheaper is as good.
                         let points: Vec<(f64, f64)> = top1.iter().map(|p| (p[0], p[1])).collect();
                         let front: Vec<[f64; 2]> = pareto_front(&points).into_iter().map(|i| top1[i]).collect();
-                        p.points(
-                            Points::new(format!("{} Pareto front", c.model_name), front)
-                                .color(color)
-                                .radius(5.0),
-                        );
+                        // Unnamed: the legend lists each model's lines once.
+                        p.points(Points::new("", front).color(color).radius(5.0));
                     }
                     p.line(Line::new(format!("{} top-1", c.model_name), top1).color(color));
                     p.line(

@@ -8,7 +8,7 @@ use eframe::egui;
 
 use super::messages::Message;
 use super::{
-    Dataset, ExplorerApp, LoadedModel, Settings, demo_photos, demo_weights, export, fashion_photos, fashion_weights,
+    Dataset, ExplorerApp, LoadedModel, Settings, Shared, demo_photos, demo_weights, export, fashion_photos, fashion_weights,
     own_classes_photos,
 };
 
@@ -63,6 +63,9 @@ pub enum Command {
         /// Screen rectangle, in points.
         rect: egui::Rect,
     },
+    /// Sweep these weights on the open dataset and overlay their accuracy curve on the open
+    /// model's, without opening them.
+    OverlayCurve(PathBuf),
     /// Show the fine-tune window.
     ShowFinetune,
     /// Show the fine-tune window in its transfer mode: a new classifier for the dataset's classes.
@@ -164,6 +167,20 @@ impl ExplorerApp {
             }
             Command::Error(text) => self.messages.push(Message::error(text)),
             Command::SetExportDir(dir) => self.settings.export_dir = dir,
+            Command::OverlayCurve(path) => {
+                let jobs = Vec::new();
+                let shared = Shared {
+                    settings: &self.settings,
+                    dataset: self.dataset.as_ref(),
+                    model: self.model.as_ref(),
+                    selected: self.selected,
+                    wake: &self.wake,
+                    jobs: &jobs,
+                };
+                if let Some(failed) = self.panels.accuracy.overlay(&shared, path) {
+                    self.run(failed);
+                }
+            }
             Command::ShowFinetune => self.panels.finetune.open = true,
             Command::ShowTransfer => {
                 self.panels.finetune.open = true;

@@ -600,13 +600,21 @@ impl FinetunePanel {
                 {
                     out.push(Command::ExportFinetuned(default));
                 }
-                if let Some(path) = &self.exported
-                    && ui
-                        .button("Open the exported model")
-                        .on_hover_text("Load it, e.g. to overlay its accuracy sweep on the original's")
+                if let Some(path) = &self.exported {
+                    if ui
+                        .button("Overlay its accuracy curve")
+                        .on_hover_text("Sweeps the exported model on the dataset beside the open model's curve")
                         .clicked()
-                {
-                    out.push(Command::OpenWeights(path.clone()));
+                    {
+                        out.push(Command::OverlayCurve(path.clone()));
+                    }
+                    if ui
+                        .button("Open the exported model")
+                        .on_hover_text("Make it the open model")
+                        .clicked()
+                    {
+                        out.push(Command::OpenWeights(path.clone()));
+                    }
                 }
             });
         }

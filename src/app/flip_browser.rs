@@ -16,7 +16,7 @@ use crate::jobs::Latest;
 use crate::model::Recipe;
 use crate::stats::{Flip, Scored};
 
-/// Screen side of each test crop, in points.
+/// Largest screen side of each test crop, in points (two fit the column).
 const CROP_SIDE: f32 = 150.0;
 
 /// The test crops of one image at the two resolutions, as rendered.
@@ -29,7 +29,8 @@ struct CropKey {
 /// The browser's state.
 #[derive(Default)]
 pub struct FlipBrowser {
-    /// The two resolutions compared (values of K, not indices), once chosen.
+    /// The two resolutions compared (values of K, not indices), once the user chose them;
+    /// until then they follow K_train and K_test.
     pair: Option<(usize, usize)>,
     /// Which flips are listed.
     kind: Option<Flip>,
@@ -78,6 +79,7 @@ impl FlipBrowser {
                 (a, b)
             }
         };
+        let shown = (a, b);
         ui.horizontal(|ui| {
             ui.strong("Resolution flips");
             for (label, index) in [("from", &mut a), ("to", &mut b)] {
@@ -94,7 +96,9 @@ impl FlipBrowser {
                     .labelled_by(l.id);
             }
         });
-        self.pair = Some((res[a], res[b]));
+        if (a, b) != shown {
+            self.pair = Some((res[a], res[b]));
+        }
         let counts = per_image.flips(a, b);
         let kind = *self.kind.get_or_insert(Flip::RightToWrong);
         ui.horizontal(|ui| {
@@ -156,20 +160,22 @@ impl FlipBrowser {
                 .cloned()
                 .unwrap_or_else(|| format!("class {o}"))
         };
+        let side = ((ui.available_width() - 3.0 * ui.spacing().item_spacing.x) / 2.0).clamp(48.0, CROP_SIDE);
         ui.horizontal(|ui| {
             for (k, r, slot) in [(res[a], ra, 0), (res[b], rb, 1)] {
                 ui.vertical(|ui| {
+                    ui.set_max_width(side); // the caption wraps under its crop
                     match &self.shown {
                         Some((shown, Ok(textures))) if *shown == key => {
                             ui.add(
-                                egui::Image::new(&textures[slot]).fit_to_exact_size(egui::vec2(CROP_SIDE, CROP_SIDE)),
+                                egui::Image::new(&textures[slot]).fit_to_exact_size(egui::vec2(side, side)),
                             );
                         }
                         Some((shown, Err(e))) if *shown == key => {
                             ui.colored_label(ui.visuals().error_fg_color, e);
                         }
                         _ => {
-                            ui.add_sized([CROP_SIDE, CROP_SIDE], egui::Spinner::new());
+                            ui.add_sized([side, side], egui::Spinner::new());
                         }
                     }
                     ui.label(caption(k, &r, &name));

@@ -1,7 +1,7 @@
 //! The label-free remedies of the fine-tune window, beside the FixRes fine-tune: BatchNorm
 //! re-estimation at K_test (`recalibrate`) and the parametric adaptation from K_train to K_test
 //! (`adapt`). Each runs as a job on the open model and dataset, writes its model to the export
-//! folder and offers to open it, so that its accuracy sweep overlays the original's.
+//! folder and offers to overlay its accuracy curve on the open model's (or to open it).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -142,16 +142,22 @@ impl Remedies {
                         count(sc.images, "image", "images")
                     ));
                 }
-                if ui
-                    .button("Open the adapted model")
-                    .on_hover_text(format!(
-                        "{}: load it to overlay its accuracy sweep on the original's",
-                        f.path.display()
-                    ))
-                    .clicked()
-                {
-                    out.push(Command::OpenWeights(f.path.clone()));
-                }
+                ui.horizontal(|ui| {
+                    if ui
+                        .button("Overlay its accuracy curve")
+                        .on_hover_text("Sweeps it on the dataset and draws its curve beside the open model's")
+                        .clicked()
+                    {
+                        out.push(Command::OverlayCurve(f.path.clone()));
+                    }
+                    if ui
+                        .button("Open it")
+                        .on_hover_text(format!("{}: make it the open model", f.path.display()))
+                        .clicked()
+                    {
+                        out.push(Command::OpenWeights(f.path.clone()));
+                    }
+                });
             }
             Some(Err(e)) => {
                 ui.colored_label(ui.visuals().error_fg_color, e);
