@@ -181,11 +181,15 @@ pub fn adapt(
                         Err(e) => failed = Some(e),
                     }
                 },
-                |done, total| progress(done, total),
+                |done, total| {
+                    cancelled = !progress(done, total);
+                    !cancelled
+                },
             )?;
             if let Some(e) = failed {
                 return Err(e);
             }
+            anyhow::ensure!(!cancelled, "cancelled");
             Some(Scores {
                 images: before.scored,
                 top1_before: crate::training::val_top1(&before),

@@ -45,8 +45,9 @@ pub struct BatchOutput<'a> {
     pub logits: Vec<Vec<f32>>,
     /// The model's multiply-accumulates per image at this resolution (`model::cost`).
     pub macs_per_image: u64,
-    /// Wall time of the model on this batch (the forward pass and reading its outputs; the
-    /// decoding and resampling run beside it).
+    /// Wall time of the model on this batch: the forward pass and reading its outputs (on a
+    /// GPU with the inputs resampled there, that includes finishing the resampling; on the CPU
+    /// the decoding and resampling run beside it).
     pub model_seconds: f64,
 }
 
@@ -308,6 +309,11 @@ pub struct Cost {
     pub images: usize,
     /// Seconds the model took for them.
     pub seconds: f64,
+    /// Images and seconds of the batches after the first: the first batch at a resolution
+    /// pays one-off costs (a GPU compiles its kernels for the new shapes), so the rate is taken
+    /// from the others when there are any.
+    #[serde(skip)]
+    warm: (usize, f64),
 }
 
 impl Cost {
@@ -318,29 +324,36 @@ impl Cost {
 
     /// Adds a batch of `images` that took `seconds`, at `macs_per_image`.
     pub fn record(&mut self, macs_per_image: u64, images: usize, seconds: f64) {
+        if self.images > 0 {
+            self.warm.0 += images;
+            self.warm.1 += seconds;
+        }
         self.macs = macs_per_image;
         self.images += images;
         self.seconds += seconds;
     }
 
+    /// Images and seconds the rate is taken from: the batches after the first, if any.
+    fn timed(&self) -> (usize, f64) {
+        if self.warm.0 > 0 {
+            self.warm
+        } else {
+            (self.images, self.seconds)
+        }
+    }
+
     /// Images per second through the model (0 before any).
     #[must_use]
     pub fn images_per_s(&self) -> f64 {
-        if self.seconds > 0.0 {
-            self.images as f64 / self.seconds
-        } else {
-            0.0
-        }
+        let (n, s) = self.timed();
+        if s > 0.0 { n as f64 / s } else { 0.0 }
     }
 
     /// Milliseconds per image at the sweep's batch size.
     #[must_use]
     pub fn ms_per_image(&self) -> f64 {
-        if self.images > 0 {
-            1e3 * self.seconds / self.images as f64
-        } else {
-            0.0
-        }
+        let (n, s) = self.timed();
+        if n > 0 { 1e3 * s / n as f64 } else { 0.0 }
     }
 }
 

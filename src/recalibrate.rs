@@ -19,7 +19,7 @@ use crate::eval::class_map;
 use crate::fsutil::{path_text, serialize_path};
 use crate::model::head::{Head, RunningStats, TrunkOut};
 use crate::model::weights::WeightFile;
-use crate::model::{Model, Recipe, export as export_model, input_batch, rows, values};
+use crate::model::{Model, Recipe, export as export_model, input_batch, rows};
 use crate::stats::{BatchStatsAverage, Tally};
 use crate::training::DeviceName;
 
@@ -36,6 +36,9 @@ pub struct Config {
     /// The test transform's crop ratio and filter, and the normalisation.
     pub recipe: Recipe,
 }
+
+/// Trunk outputs kept between the estimating and the scoring pass over the same images.
+const KEEP_BYTES: usize = 1 << 30;
 
 /// Top-1 at K_test before and after, where the folder's classes match the model's.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -161,10 +164,11 @@ pub fn recalibrate(
         .map_err(|why| format!("not scored: {why}"));
     let mut average = BatchStatsAverage::default();
     let mut images = 0;
-    // Trunk outputs kept for scoring when it is the same pass (pooled BatchNorm inputs are small:
-    // [batch, C, h, w] at the head).
+    // Scoring the same images reuses the trunk's outputs of this pass (the last BatchNorm's
+    // input, [batch, C, h, w]) up to KEEP_BYTES; beyond, the scoring runs the trunk again.
     let mut kept: Vec<(TrunkOut, Vec<usize>)> = Vec::new();
-    let keep = score_folder.is_none() && targets.is_ok();
+    let mut kept_bytes = 0usize;
+    let mut keep = score_folder.is_none() && targets.is_ok();
     let unreadable = for_each_trunk(
         model,
         backend,
@@ -173,10 +177,20 @@ pub fn recalibrate(
         &cfg.recipe,
         cfg.batch,
         &mut |trunk, indices| {
+            let read = trunk
+                .pre_bn
+                .to_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| anyhow::anyhow!("reading {}'s input: {e:?}", head.norm_key))?;
             average
-                .add(&values(&trunk.pre_bn), trunk.pre_bn.dims())
+                .add(&read, trunk.pre_bn.dims())
                 .map_err(|why| anyhow::anyhow!("{}: {why}", head.norm_key))?;
             images += indices.len();
+            kept_bytes += 4 * read.len();
+            if keep && kept_bytes > KEEP_BYTES {
+                keep = false;
+                kept.clear();
+            }
             if keep {
                 kept.push((trunk.clone(), indices.to_vec()));
             }
@@ -209,10 +223,13 @@ pub fn recalibrate(
                 Ok(())
             };
             match &score_folder {
-                None => {
+                None if keep => {
                     for (trunk, indices) in &kept {
                         score(trunk, indices)?;
                     }
+                }
+                None => {
+                    for_each_trunk(model, backend, &files, t, &cfg.recipe, cfg.batch, &mut score, progress)?;
                 }
                 Some(folder) => {
                     let val_files: Vec<PathBuf> = folder.samples.iter().map(|s| s.path.clone()).collect();

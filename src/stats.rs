@@ -202,6 +202,9 @@ impl BatchStatsAverage {
     /// value per channel has no unbiased variance (PyTorch refuses it in training): refused.
     pub fn add(&mut self, values: &[f32], dims: [usize; 4]) -> Result<(), String> {
         let [n, c, h, w] = dims;
+        if values.len() != n * c * h * w {
+            return Err(format!("{} values for a {dims:?} batch", values.len()));
+        }
         let count = n * h * w;
         if count < 2 {
             return Err(format!(

@@ -155,7 +155,13 @@ impl AccuracyView {
                     c.complete = true;
                     c.failed = failed;
                 }
-                Event::Failed(e) => self.error = Some(e),
+                Event::Failed(e) => {
+                    self.error = Some(e);
+                    // Nothing measured: no empty curve in the legend and the CSV.
+                    if c.scored.iter().all(|&n| n == 0) {
+                        self.curves.remove(&key);
+                    }
+                }
             }
         }
     }
@@ -197,9 +203,17 @@ impl AccuracyView {
         path.hash(&mut h);
         // Apart from the loaded models' ids, which count up from 1.
         let id = h.finish() | (1 << 63);
-        let name = path.file_stem().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+        let name = path
+            .file_stem()
+            .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
         self.error = None;
-        self.sweep(shared, id, name, (shared.settings.crop_ratio, shared.settings.interpolation), Source::File(path))
+        self.sweep(
+            shared,
+            id,
+            name,
+            (shared.settings.crop_ratio, shared.settings.interpolation),
+            Source::File(path),
+        )
     }
 
     /// Starts a sweep of `source` (named `name`, whose own test transform is `own`) on the open
@@ -459,10 +473,11 @@ impl Panel for AccuracyView {
                             ui.label(c.res[j].to_string());
                             ui.label(format!("{:.1} %", 100.0 * t1));
                             ui.label(format!("{:.1} %", 100.0 * t5));
-                            ui.label(format!("{:.3}", c.cost[j].macs as f64 / 1e9)).on_hover_text(format!(
-                                "{:.1} ms per image through the model on this device",
-                                c.cost[j].ms_per_image()
-                            ));
+                            ui.label(format!("{:.3}", c.cost[j].macs as f64 / 1e9))
+                                .on_hover_text(format!(
+                                    "{:.1} ms per image through the model on this device",
+                                    c.cost[j].ms_per_image()
+                                ));
                             ui.label(c.scored[j].to_string());
                             ui.end_row();
                         }
@@ -483,10 +498,13 @@ impl Panel for AccuracyView {
 fn csv(curves: &[(&CurveKey, &Curve)]) -> String {
     let mut s = String::from("model,k_test,top1,top5,images,macs,ms_per_image,pareto_latency\n");
     for (_, c) in curves {
-        let points: Vec<(f64, f64)> = (0..c.res.len())
-            .map(|j| (c.cost[j].ms_per_image(), c.accuracy(j).0))
+        // The front among the resolutions measured so far.
+        let measured: Vec<usize> = (0..c.res.len()).filter(|&j| c.scored[j] > 0).collect();
+        let points: Vec<(f64, f64)> = measured
+            .iter()
+            .map(|&j| (c.cost[j].ms_per_image(), c.accuracy(j).0))
             .collect();
-        let front = pareto_front(&points);
+        let front: Vec<usize> = pareto_front(&points).into_iter().map(|i| measured[i]).collect();
         for j in 0..c.res.len() {
             let (t1, t5) = c.accuracy(j);
             s += &format!(

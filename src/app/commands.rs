@@ -8,8 +8,8 @@ use eframe::egui;
 
 use super::messages::Message;
 use super::{
-    Dataset, ExplorerApp, LoadedModel, Settings, Shared, demo_photos, demo_weights, export, fashion_photos, fashion_weights,
-    own_classes_photos,
+    Dataset, ExplorerApp, LoadedModel, Settings, Shared, demo_photos, demo_weights, export, fashion_photos,
+    fashion_weights, own_classes_photos,
 };
 
 /// What a panel asks the app to do.

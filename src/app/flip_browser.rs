@@ -113,7 +113,10 @@ impl FlipBrowser {
             ui.weak(format!("of {} scored at both", counts.images));
         });
         let listed: Vec<usize> = (0..dataset.folder.samples.len())
-            .filter(|&i| Flip::between(per_image.results[a][i].as_ref(), per_image.results[b][i].as_ref()) == self.kind)
+            .filter(|&i| {
+                let at = |r: usize| per_image.results[r].get(i).copied().flatten();
+                Flip::between(at(a).as_ref(), at(b).as_ref()) == self.kind
+            })
             .collect();
         egui::ScrollArea::vertical()
             .id_salt("flip-list")
@@ -167,9 +170,7 @@ impl FlipBrowser {
                     ui.set_max_width(side); // the caption wraps under its crop
                     match &self.shown {
                         Some((shown, Ok(textures))) if *shown == key => {
-                            ui.add(
-                                egui::Image::new(&textures[slot]).fit_to_exact_size(egui::vec2(side, side)),
-                            );
+                            ui.add(egui::Image::new(&textures[slot]).fit_to_exact_size(egui::vec2(side, side)));
                         }
                         Some((shown, Err(e))) if *shown == key => {
                             ui.colored_label(ui.visuals().error_fg_color, e);
@@ -226,7 +227,7 @@ fn transform(k: usize, recipe: &Recipe) -> TestTransform {
     }
 }
 
-/// "K = 224: ✔ tabby 83.1 % (true class 83.1 %)".
+/// "K = 224: right, tabby 83.1 %" and, below, "true class 83.1 %".
 fn caption(k: usize, r: &Scored, name: &dyn Fn(usize) -> String) -> String {
     format!(
         "K = {k}: {} {} {:.1} %\ntrue class {:.1} %",

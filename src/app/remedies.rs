@@ -43,6 +43,8 @@ struct Finished {
 pub struct Remedies {
     job: Latest<Event>,
     running: Option<(Remedy, usize, usize)>,
+    /// The (dataset, model) ids the running or last remedy is for: another pair hides its result.
+    ids: (u64, u64),
     last: Option<Result<Finished, String>>,
 }
 
@@ -131,7 +133,8 @@ impl Remedies {
                     .animate(true),
             );
         }
-        match &self.last {
+        let current = shared.dataset.map(|d| d.id) == Some(self.ids.0) && model.id == self.ids.1;
+        match self.last.as_ref().filter(|_| current) {
             Some(Ok(f)) => {
                 ui.label(&f.summary);
                 if let Some(sc) = &f.scores {
@@ -176,6 +179,7 @@ impl Remedies {
             Remedy::Recalibrate => format!("{}_bn{res}.safetensors", model.name()),
             Remedy::Adapt => format!("{}_frechet{train_res}to{res}.safetensors", model.name()),
         });
+        self.ids = (dataset.id, model.id);
         let model = Arc::clone(model);
         self.last = None;
         self.running = Some((remedy, 0, 0));
