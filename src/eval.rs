@@ -210,19 +210,22 @@ where
     }
 }
 
-/// Top-1 of a sweep at each of its resolutions, `targets[i]` being the model output of
-/// `files[i]`'s class; images that do not decode are not scored.
-pub fn top1_per_resolution(sweep: &Sweep<'_>, targets: &[usize]) -> anyhow::Result<Vec<f64>> {
+/// Top-1 and multiply-accumulates per image of a sweep at each of its resolutions,
+/// `targets[i]` being the model output of `files[i]`'s class; images that do not decode are not
+/// scored.
+pub fn top1_per_resolution(sweep: &Sweep<'_>, targets: &[usize]) -> anyhow::Result<Vec<(f64, u64)>> {
     let mut tallies = vec![Tally::default(); sweep.resolutions.len()];
+    let mut macs = vec![0; sweep.resolutions.len()];
     sweep.run(
         |out| {
+            macs[out.res_index] = out.macs_per_image;
             for (&i, l) in out.indices.iter().zip(&out.logits) {
                 tallies[out.res_index].add(l, targets[i]);
             }
         },
         |_, _| true,
     )?;
-    Ok(tallies.iter().map(Tally::top1_share).collect())
+    Ok(tallies.iter().map(Tally::top1_share).zip(macs).collect())
 }
 
 /// Each image's result at each resolution of a sweep: what the resolution-flip browser and

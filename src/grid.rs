@@ -72,6 +72,10 @@ pub struct Cell {
     pub top1: f64,
     /// Validation top-1 after the FixRes fine-tune at `test_res`, when run.
     pub finetuned_top1: Option<f64>,
+    /// The model's multiply-accumulates per image at `test_res` (absent in grids written before
+    /// the tool counted them).
+    #[serde(default)]
+    pub macs: Option<u64>,
 }
 
 /// What `grid.json` holds.
@@ -182,12 +186,13 @@ impl Grid {
     #[must_use]
     pub fn csv(&self, train: &[usize], test: &[usize]) -> String {
         let cells = self.lookup();
-        let mut s = String::from("train_res,test_res,top1,finetuned_top1\n");
+        let mut s = String::from("train_res,test_res,top1,finetuned_top1,macs\n");
         for &a in train {
             for &b in test {
                 if let Some(c) = cells.get(&(a, b)) {
                     let ft = c.finetuned_top1.map(|v| v.to_string()).unwrap_or_default();
-                    s += &format!("{a},{b},{},{ft}\n", c.top1);
+                    let macs = c.macs.map(|m| m.to_string()).unwrap_or_default();
+                    s += &format!("{a},{b},{},{ft},{macs}\n", c.top1);
                 }
             }
         }
@@ -215,6 +220,19 @@ impl Grid {
                         None => format!("{star}{:.1}", 100.0 * c.top1),
                     }
                 });
+                s += &format!(" {text:>13}");
+            }
+            s.push('\n');
+        }
+        // The cost of each test resolution (one architecture: the same in every row).
+        let macs: Vec<Option<u64>> = test
+            .iter()
+            .map(|&b| train.iter().find_map(|&a| cells.get(&(a, b)).and_then(|c| c.macs)))
+            .collect();
+        if macs.iter().any(Option::is_some) {
+            s += &format!("{:>10}", "GMACs");
+            for m in macs {
+                let text = m.map_or_else(String::new, |m| format!("{:.4}", m as f64 / 1e9));
                 s += &format!(" {text:>13}");
             }
             s.push('\n');
@@ -346,13 +364,14 @@ pub fn run(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress)) ->
             .collect();
         if !missing.is_empty() {
             let started = Instant::now();
-            let top1 = evaluate(&model, backend, &val, &missing)?;
-            for (&k, acc) in missing.iter().zip(top1) {
+            let scores = evaluate(&model, backend, &val, &missing)?;
+            for (&k, (acc, macs)) in missing.iter().zip(scores) {
                 grid.cells.push(Cell {
                     train_res: k_train,
                     test_res: k,
                     top1: acc,
                     finetuned_top1: None,
+                    macs: Some(macs),
                 });
             }
             let what = format!("evaluate the {k_train} model at {} resolutions", missing.len());
@@ -449,8 +468,14 @@ fn check_resumable(grid: &Grid, cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Validation top-1 at each of `resolutions` (each image decoded once).
-fn evaluate(model: &Model, backend: &Backend, val: &ImageFolder, resolutions: &[usize]) -> anyhow::Result<Vec<f64>> {
+/// Validation top-1 and multiply-accumulates per image at each of `resolutions` (each image
+/// decoded once).
+fn evaluate(
+    model: &Model,
+    backend: &Backend,
+    val: &ImageFolder,
+    resolutions: &[usize],
+) -> anyhow::Result<Vec<(f64, u64)>> {
     let labels = class_map(&val.classes, model).map_err(|why| anyhow::anyhow!("{}: {why}", val.root.display()))?;
     let files: Vec<PathBuf> = val.samples.iter().map(|s| s.path.clone()).collect();
     let targets: Vec<usize> = val.samples.iter().map(|s| labels[s.class]).collect();

@@ -134,9 +134,14 @@ fn the_grid_writes_its_table_and_resumes() {
     for c in cells {
         assert!(c["top1"].as_f64().unwrap() > 0.1, "{c}");
         assert!(c["finetuned_top1"].as_f64().is_some(), "{c}");
+        assert!(c["macs"].as_u64() > Some(0), "the cost of each cell: {c}");
     }
     let csv = std::fs::read_to_string(out.join("grid.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
+    assert!(
+        csv.starts_with("train_res,test_res,top1,finetuned_top1,macs\n"),
+        "{csv}"
+    );
     let png = image::open(out.join("grid.png")).unwrap();
     assert_eq!(
         (png.width(), png.height()),
