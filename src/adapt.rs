@@ -14,13 +14,12 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::data::split::estimate_and_score;
 use crate::data::{Check, DecodeLimits, ImageFolder};
-use crate::eval::{StatsAccumulator, Sweep, class_map};
+use crate::eval::{Scores, StatsAccumulator, Sweep, class_map};
 use crate::frechet::{Frechet, QuantileMap};
 use crate::fsutil::{path_text, serialize_path};
 use crate::model::head::Head;
 use crate::model::weights::WeightFile;
 use crate::model::{Model, Recipe, export as export_model, rows};
-use crate::recalibrate::Scores;
 use crate::stats::Tally;
 use crate::training::DeviceName;
 
@@ -190,11 +189,7 @@ pub fn adapt(
                 return Err(e);
             }
             anyhow::ensure!(!cancelled, "cancelled");
-            Some(Scores {
-                images: before.scored,
-                top1_before: crate::training::val_top1(&before),
-                top1_after: crate::training::val_top1(&after),
-            })
+            Some(Scores::of(&before, &after))
         }
     };
     let report = Report {

@@ -302,6 +302,44 @@ impl PerImage {
     }
 }
 
+/// Top-1 of a model before and after a remedy (at K_test, on the same images), where the
+/// folder's classes match the model's.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Scores {
+    /// Images scored.
+    pub images: usize,
+    /// Top-1 of the model as it came (NaN without images: `training::val_top1`).
+    pub top1_before: f64,
+    /// Top-1 after the remedy.
+    pub top1_after: f64,
+}
+
+impl Scores {
+    /// The scores from the tallies of the same images before and after.
+    #[must_use]
+    pub fn of(before: &Tally, after: &Tally) -> Self {
+        Self {
+            images: before.scored,
+            top1_before: crate::training::val_top1(before),
+            top1_after: crate::training::val_top1(after),
+        }
+    }
+
+    /// "top-1 12.30% -> 45.60% (39 images)", or why there are no scores.
+    #[must_use]
+    pub fn text(scores: Option<&Self>, not_scored: Option<&str>) -> String {
+        match scores {
+            Some(s) => format!(
+                "top-1 {:.2}% -> {:.2}% ({} images)",
+                100.0 * s.top1_before,
+                100.0 * s.top1_after,
+                s.images
+            ),
+            None => not_scored.unwrap_or_default().to_owned(),
+        }
+    }
+}
+
 /// What running the model costs at one resolution: multiply-accumulates per image (from the
 /// layers' shapes) and the measured throughput of the model alone.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]

@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::data::split::estimate_and_score;
 use crate::data::{Check, DecodeLimits, ImageFolder, RgbImage, TestTransform, decode_file};
-use crate::eval::class_map;
+use crate::eval::{Scores, class_map};
 use crate::fsutil::{path_text, serialize_path};
 use crate::model::head::{Head, RunningStats, TrunkOut};
 use crate::model::weights::WeightFile;
@@ -39,17 +39,6 @@ pub struct Config {
 
 /// Trunk outputs kept between the estimating and the scoring pass over the same images.
 const KEEP_BYTES: usize = 1 << 30;
-
-/// Top-1 at K_test before and after, where the folder's classes match the model's.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
-pub struct Scores {
-    /// Images scored.
-    pub images: usize,
-    /// Top-1 with the model's own statistics.
-    pub top1_before: f64,
-    /// Top-1 with the re-estimated statistics.
-    pub top1_after: f64,
-}
 
 /// A re-estimation's report, as `fixres recalibrate --json` prints it and the export stores it.
 #[derive(Clone, Debug, Serialize)]
@@ -245,11 +234,7 @@ pub fn recalibrate(
                     )?;
                 }
             }
-            Some(Scores {
-                images: before.scored,
-                top1_before: crate::training::val_top1(&before),
-                top1_after: crate::training::val_top1(&after),
-            })
+            Some(Scores::of(&before, &after))
         }
     };
     let report = Report {

@@ -10,10 +10,10 @@ use eframe::egui;
 
 use super::messages::count;
 use super::{Command, LoadedModel, Shared};
+use crate::eval::Scores;
 use crate::frechet::PAPER_XI;
 use crate::jobs::Latest;
 use crate::model::weights::WeightFile;
-use crate::recalibrate::Scores;
 
 /// Images per batch of both remedies (each batch's statistics weigh the same in the
 /// re-estimation, as `update_bn`'s).

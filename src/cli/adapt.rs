@@ -10,6 +10,7 @@ use clap::Args;
 use super::{RecipeArgs, RunArgs, parse_positive, parse_res, print_json, progress_bar, warn};
 use crate::adapt::{Config, adapt, export};
 use crate::backend::choose;
+use crate::eval::Scores;
 use crate::frechet::PAPER_XI;
 use crate::model::Model;
 use crate::model::weights::WeightFile;
@@ -69,16 +70,7 @@ pub fn run(args: &AdaptArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&serde_json::to_value(&report)?)?;
     } else {
-        let scores = match (&report.scores, &report.not_scored) {
-            (Some(s), _) => format!(
-                "top-1 at K={} {:.2}% -> {:.2}% ({} images)",
-                args.res,
-                100.0 * s.top1_before,
-                100.0 * s.top1_after,
-                s.images
-            ),
-            (None, why) => why.clone().unwrap_or_default(),
-        };
+        let scores = Scores::text(report.scores.as_ref(), report.not_scored.as_deref());
         let (t, q) = (report.map.train, report.map.test);
         println!(
             "{}: Fréchet (ξ={}) at K={}: loc {:.4} scale {:.4}; at K={}: loc {:.4} scale {:.4}; map {:.4}·x + {:.4} \

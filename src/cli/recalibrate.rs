@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::{RecipeArgs, RunArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
+use crate::eval::Scores;
 use crate::model::Model;
 use crate::model::weights::WeightFile;
 use crate::recalibrate::{Config, export, recalibrate};
@@ -59,15 +60,7 @@ pub fn run(args: &RecalibrateArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         print_json(&serde_json::to_value(&report)?)?;
     } else {
-        let scores = match (&report.scores, &report.not_scored) {
-            (Some(s), _) => format!(
-                "top-1 {:.2}% -> {:.2}% ({} images)",
-                100.0 * s.top1_before,
-                100.0 * s.top1_after,
-                s.images
-            ),
-            (None, why) => why.clone().unwrap_or_default(),
-        };
+        let scores = Scores::text(report.scores.as_ref(), report.not_scored.as_deref());
         println!(
             "{} {} re-estimated at K={} over {} images ({} batches): {scores}; wrote {}",
             model.arch,
