@@ -406,7 +406,7 @@ pub fn run(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress)) ->
                     schedule: Schedule::Constant,
                     curve: vec![k_test],
                     recipe: model.recipe,
-                    new_classifier: false,
+                    new_classifier: None,
                 },
                 &mut |_| true,
             )?;

@@ -262,6 +262,14 @@ pub fn export(file: &WeightFile, head: &Head, out: &Path, report: &Report, model
         out: Some(path_text(out)),
         ..report.clone()
     };
-    export_model::write_model(file, model, head, model.class_names.as_deref(), &[], out, &report)?;
+    export_model::write_model(
+        file,
+        model,
+        &head.named_tensors(),
+        model.class_names.as_deref(),
+        &[],
+        out,
+        &report,
+    )?;
     Ok(report)
 }

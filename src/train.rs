@@ -18,13 +18,12 @@ use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::data::split::{Splits, load_splits};
-use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform};
+use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TrainTransform};
 use crate::fsutil::{path_text, serialize_path};
 use crate::model::resnet::ResNet;
-use crate::model::{Architecture, Recipe, export as export_model, input_batch, rows};
-use crate::stats::Tally;
+use crate::model::{Architecture, Recipe, export as export_model, input_batch};
 use crate::tensorfile::{self, Dtype};
-use crate::training::{DeviceName, EpochRecord, Schedule, crop_seed};
+use crate::training::{DeviceName, EpochRecord, Schedule, accuracy, crop_seed};
 
 /// The architectures `fixres train` builds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -177,30 +176,6 @@ pub struct Trained {
     pub classes: Vec<String>,
     /// Everything about the run.
     pub summary: Summary,
-}
-
-/// Validation top-1 of `net` at `res` with the test transform and normalisation of `recipe`
-/// (NaN without images: `training::val_top1`).
-pub fn accuracy(
-    net: &dyn Architecture,
-    recipe: &Recipe,
-    images: &[RgbImage],
-    labels: &[usize],
-    res: usize,
-    device: &burn::tensor::Device,
-) -> anyhow::Result<f64> {
-    let t = TestTransform {
-        res,
-        crop_ratio: recipe.crop_ratio,
-        interpolation: recipe.interpolation,
-    };
-    let mut tally = Tally::default();
-    for (chunk, chunk_labels) in images.chunks(256).zip(labels.chunks(256)) {
-        let inputs: Vec<RgbImage> = chunk.par_iter().map(|img| t.apply(img)).collect();
-        let out = net.forward(input_batch(&inputs, recipe.mean, recipe.std, device));
-        tally.add_rows(&rows(&out.logits)?, chunk_labels);
-    }
-    Ok(crate::training::val_top1(&tally))
 }
 
 /// torchvision's ResNet initialisation drawn from `seed`, so that the same seed trains the same

@@ -4,11 +4,14 @@
 
 use std::path::PathBuf;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::backend::{Backend, BackendKind};
-use crate::data::SeededRng;
+use crate::data::{RgbImage, SeededRng, TestTransform};
 use crate::fsutil::serialize_path;
+use crate::model::{Architecture, Recipe, input_batch, rows};
+use crate::stats::Tally;
 
 /// Learning rate against epochs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -112,8 +115,27 @@ impl From<&Backend> for DeviceName {
 #[serde(rename_all = "kebab-case")]
 pub enum Part {
     /// The new classifier and the last normalisation's affine and running statistics (the
-    /// FixRes fine-tune's head, `model::head`), over the trunk frozen in eval mode.
+    /// FixRes fine-tune's head, `model::head`), over the trunk frozen in eval mode: any family.
     Head,
+    /// Also the last stage (ResNet's `layer4`; EfficientNet-Lite's last stage and head
+    /// convolution), its BatchNorms in training mode; the rest frozen in eval mode. Families
+    /// built of Burn modules only (`model::end_to_end`).
+    LastStage,
+    /// The whole network, every BatchNorm in training mode (the usual fine-tune of a pretrained
+    /// network). Families built of Burn modules only.
+    All,
+}
+
+impl Part {
+    /// The name `--trainable` takes.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Head => "head",
+            Self::LastStage => "last-stage",
+            Self::All => "all",
+        }
+    }
 }
 
 /// What a transfer's report adds: where the network came from, what trained, and the classes
@@ -147,6 +169,30 @@ pub fn linear_init(rng: &mut SeededRng, out: usize, fan_in: usize) -> (Vec<f32>,
     let weight = draw(out * fan_in);
     let bias = draw(out);
     (weight, bias)
+}
+
+/// Validation top-1 of `net` at `res` with the test transform and normalisation of `recipe`
+/// (NaN without images: `training::val_top1`).
+pub fn accuracy(
+    net: &dyn Architecture,
+    recipe: &Recipe,
+    images: &[RgbImage],
+    labels: &[usize],
+    res: usize,
+    device: &burn::tensor::Device,
+) -> anyhow::Result<f64> {
+    let t = TestTransform {
+        res,
+        crop_ratio: recipe.crop_ratio,
+        interpolation: recipe.interpolation,
+    };
+    let mut tally = Tally::default();
+    for (chunk, chunk_labels) in images.chunks(256).zip(labels.chunks(256)) {
+        let inputs: Vec<RgbImage> = chunk.par_iter().map(|img| t.apply(img)).collect();
+        let out = net.forward(input_batch(&inputs, recipe.mean, recipe.std, device));
+        tally.add_rows(&rows(&out.logits)?, chunk_labels);
+    }
+    Ok(crate::training::val_top1(&tally))
 }
 
 #[cfg(test)]

@@ -21,7 +21,9 @@ use crate::eval::class_map;
 use crate::finetune::run::{Augmentation, Config, CurvePoint, Outcome, Progress, Schedule, export, finetune};
 use crate::finetune::{Sgd, Trainable};
 use crate::jobs::{Latest, Wake};
+use crate::model::end_to_end::FAMILIES;
 use crate::model::weights::WeightFile;
+use crate::training::Part;
 
 /// Memory for cached trunk outputs before they spill to a temporary file.
 const CACHE_BYTES: usize = 2 << 30;
@@ -35,6 +37,8 @@ struct Form {
     lr: f64,
     train_bn: bool,
     train_classifier: bool,
+    /// What a transfer trains.
+    part: Part,
     da: Augmentation,
     schedule: Schedule,
     seed: u64,
@@ -50,6 +54,7 @@ impl Default for Form {
             lr: Sgd::fixres_lr(16),
             train_bn: true,
             train_classifier: true,
+            part: Part::Head,
             da: Augmentation::Test,
             schedule: Schedule::Constant,
             seed: 0,
@@ -72,11 +77,7 @@ impl Form {
 
     /// The default learning rate of the mode for the form's batch.
     fn default_lr(&self, transfer: bool) -> f64 {
-        if transfer {
-            Sgd::transfer_lr(self.batch)
-        } else {
-            Sgd::fixres_lr(self.batch)
-        }
+        Sgd::default_lr(transfer.then_some(self.part), self.batch)
     }
 }
 
@@ -160,7 +161,7 @@ impl FinetunePanel {
                 .map_or(Ok(()), std::fs::create_dir_all)
                 .map_err(anyhow::Error::from)
                 .and_then(|()| WeightFile::open(&model.path).map_err(anyhow::Error::from))
-                .and_then(|file| export(&file, &outcome.head, &path, &outcome.summary, &model.model))
+                .and_then(|file| export(&file, &outcome.trained, &path, &outcome.summary, &model.model))
                 .map(|_| path.clone())
                 .map_err(|e| format!("{}: {e:#}", path.display()));
             r.send(result);
@@ -253,9 +254,10 @@ impl FinetunePanel {
             epochs: f.epochs,
             batch: f.batch,
             lr: (!f.fixres_lr).then_some(f.lr),
+            // A transfer's head trains its classifier and norm whatever the fine-tune's boxes say.
             trainable: Trainable {
-                classifier: f.train_classifier,
-                bn_affine: f.train_bn,
+                classifier: transfer || f.train_classifier,
+                bn_affine: transfer || f.train_bn,
             },
             da: f.da,
             cache_bytes: CACHE_BYTES,
@@ -265,7 +267,7 @@ impl FinetunePanel {
             curve: Vec::new(),
             // The test transform the sliders set, as the plots use.
             recipe: shared.settings.recipe_for(&model.model.recipe),
-            new_classifier: transfer,
+            new_classifier: transfer.then_some(f.part),
         };
         self.exported = None;
         // An export still writing for the previous run must not open its file into this one.
@@ -385,14 +387,23 @@ impl FinetunePanel {
                 );
             });
         });
+        let end_to_end = model.model.net.trains_end_to_end();
         if self.transfer {
+            let part = self.transfer_form.as_ref().map_or(Part::Head, |f| f.part);
+            let with = match part {
+                Part::Head => format!(
+                    "the network stays frozen, in eval mode, except the last {norm}, which trains with it: its affine{}",
+                    if norm == "BatchNorm" { " and running statistics" } else { "" }
+                ),
+                Part::LastStage => "the last stage trains with it, its BatchNorms in training mode; the rest stays frozen, in eval mode".to_owned(),
+                Part::All => "the whole network trains with it, every BatchNorm in training mode".to_owned(),
+            };
             ui.label(format!(
-                "Trains a new classifier for the {} of {} on {} at K_train = {} (the classifier starts as PyTorch initialises it; the network stays frozen, in eval mode, except the last {norm}, which trains with it: its affine{}). When it ends the new model is saved to the export folder and opened: the sweep, the activations and the FixRes fine-tune at K_test then run on it.",
+                "Trains a new classifier for the {} of {} on {} at K_train = {} (the classifier starts as PyTorch initialises it; {with}). When it ends the new model is saved to the export folder and opened: the sweep, the activations and the FixRes fine-tune at K_test then run on it.",
                 count(classes, "class", "classes"),
                 dataset.name(),
                 model.name(),
                 shared.settings.train_res,
-                if norm == "BatchNorm" { " and running statistics" } else { "" },
             ));
         } else {
             ui.label(format!(
@@ -436,8 +447,10 @@ impl FinetunePanel {
                 ui.horizontal(|ui| {
                     ui.checkbox(
                         &mut f.fixres_lr,
-                        if transfer {
+                        if transfer && f.part == Part::Head {
                             "default (0.1 · batch / 256)"
+                        } else if transfer {
+                            "default (0.01 · batch / 256)"
                         } else {
                             "FixRes default"
                         },
@@ -454,12 +467,18 @@ impl FinetunePanel {
                 ui.label("trains");
                 if transfer {
                     ui.horizontal(|ui| {
-                        ui.radio(true, "head: the new classifier and the last norm")
+                        ui.radio_value(&mut f.part, Part::Head, "head: the new classifier and the last norm")
                             .on_hover_text(format!("The classifier and the last {norm}'s affine (and statistics)"));
-                        ui.add_enabled(false, egui::RadioButton::new(false, "last stage"))
-                            .on_disabled_hover_text("Not available yet: `fixres train --from` trains the head only");
-                        ui.add_enabled(false, egui::RadioButton::new(false, "all"))
-                            .on_disabled_hover_text("Not available yet: `fixres train --from` trains the head only");
+                        let why =
+                            format!("Only the head of this family trains: the whole network trains for {FAMILIES}");
+                        ui.add_enabled_ui(end_to_end, |ui| {
+                            ui.radio_value(&mut f.part, Part::LastStage, "last stage")
+                                .on_hover_text("Also the last block group, its BatchNorms in training mode")
+                                .on_disabled_hover_text(&why);
+                            ui.radio_value(&mut f.part, Part::All, "all")
+                                .on_hover_text("The whole network, every BatchNorm in training mode")
+                                .on_disabled_hover_text(&why);
+                        });
                     });
                 } else {
                     ui.horizontal(|ui| {

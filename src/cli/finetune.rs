@@ -106,10 +106,10 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         schedule: args.schedule,
         curve: args.curve.clone(),
         recipe: model.recipe,
-        new_classifier: false,
+        new_classifier: None,
     };
     let outcome = run_job(&model, &args.weights, &backend, config, "finetune")?;
-    let summary = export(&file, &outcome.head, &args.out, &outcome.summary, &model)?;
+    let summary = export(&file, &outcome.trained, &args.out, &outcome.summary, &model)?;
     if args.json {
         print_json(&serde_json::to_value(&summary)?)?;
     } else {

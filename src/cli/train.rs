@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use super::finetune::run_job;
 use super::{RecipeArgs, RunArgs, parse_res, print_json, progress_bar, warn};
@@ -38,8 +38,10 @@ pub struct TrainArgs {
     /// `nn.Linear` (uniform in ±1/√features) from --seed. Any family `fixres` loads.
     #[arg(long)]
     pub from: Option<PathBuf>,
-    /// With --from, what trains [default: head] (training more of the network, the last stage
-    /// or all of it, is not there yet).
+    /// With --from, what trains beside the new classifier [default: head]: `head` the last
+    /// normalisation (any family, over the frozen trunk); `last-stage` also the last block group
+    /// and `all` the whole network, their BatchNorms in training mode (torchvision ResNets and
+    /// EfficientNet-Lite; learning rate 0.01 · batch / 256 unless --lr).
     #[arg(long, value_enum, requires = "from")]
     pub trainable: Option<Part>,
     /// With --from, the training images' transform [default: train]: `train` is
@@ -165,11 +167,9 @@ fn transfer(args: &TrainArgs, from: &Path) -> anyhow::Result<ExitCode> {
         epochs: args.epochs,
         batch: args.run.training_batch()?,
         lr: args.lr,
-        trainable: match part {
-            Part::Head => Trainable {
-                classifier: true,
-                bn_affine: true,
-            },
+        trainable: Trainable {
+            classifier: true,
+            bn_affine: true,
         },
         da: args.da.unwrap_or(Augmentation::Train),
         cache_bytes: TRUNK_CACHE_BYTES,
@@ -178,10 +178,10 @@ fn transfer(args: &TrainArgs, from: &Path) -> anyhow::Result<ExitCode> {
         schedule: Schedule::Cosine,
         curve: args.curve.clone(),
         recipe: model.recipe,
-        new_classifier: true,
+        new_classifier: Some(part),
     };
     let outcome = run_job(&model, from, &backend, config, "train")?;
-    let summary = export_transfer(&file, &outcome.head, &args.out, &outcome.summary, &model)?;
+    let summary = export_transfer(&file, &outcome.trained, &args.out, &outcome.summary, &model)?;
     if args.json {
         print_json(&serde_json::to_value(&summary)?)?;
         return Ok(ExitCode::SUCCESS);
@@ -200,8 +200,7 @@ fn transfer(args: &TrainArgs, from: &Path) -> anyhow::Result<ExitCode> {
         "{} with a new classifier for {} classes ({}) trained at {} on {train_images} images: {val}, wrote {}",
         model.arch,
         summary.classes,
-        part.to_possible_value()
-            .map_or_else(String::new, |v| v.get_name().to_owned()),
+        part.name(),
         args.res,
         args.out.display()
     );

@@ -9,13 +9,14 @@
 //! as every statistic of PyTorch's, to the letter (checked in the fine-tune tests).
 
 pub mod cache;
+pub mod network;
 pub mod run;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::model::head::{Head, Layers, TrunkOut};
 use crate::model::values;
-use crate::training::{classifier_rng, linear_init};
+use crate::training::{Part, classifier_rng, linear_init};
 
 /// Which head parameters train.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +57,25 @@ impl Sgd {
     #[must_use]
     pub fn fixres_lr(batch: usize) -> f64 {
         8e-3 * batch as f64 / 512.0
+    }
+
+    /// The default learning rate of a run: the FixRes fine-tune's (`new_classifier` None), a new
+    /// classifier's over the frozen network (`Part::Head`), or a transfer's end to end.
+    #[must_use]
+    pub fn default_lr(new_classifier: Option<Part>, batch: usize) -> f64 {
+        match new_classifier {
+            None => Self::fixres_lr(batch),
+            Some(Part::Head) => Self::transfer_lr(batch),
+            Some(Part::LastStage | Part::All) => Self::finetune_lr(batch),
+        }
+    }
+
+    /// The default learning rate of a transfer that trains more than the head
+    /// (`Part::LastStage`, `Part::All`) for a batch size: 0.01·batch/256, the usual rate for
+    /// fine-tuning a pretrained network end to end.
+    #[must_use]
+    pub fn finetune_lr(batch: usize) -> f64 {
+        0.01 * batch as f64 / 256.0
     }
 
     /// The default learning rate of a new classifier for a dataset's classes (a transfer) for a

@@ -15,6 +15,7 @@ use crate::data::split::{Labelled, Splits, load_splits};
 use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform};
 use crate::eval::class_map;
 use crate::fsutil::{path_text, serialize_path};
+use crate::model::end_to_end::EndToEnd;
 use crate::model::head::{Head, TrunkOut};
 use crate::model::weights::WeightFile;
 use crate::model::{Model, Recipe, export as export_model, input_batch, rows};
@@ -45,8 +46,7 @@ pub struct Config {
     pub epochs: usize,
     /// Images per step (at least 2: batch statistics).
     pub batch: usize,
-    /// Learning rate; `None`: FixRes's 8e-3 · batch / 512, or for a new classifier
-    /// `Sgd::transfer_lr`.
+    /// Learning rate; `None`: `Sgd::default_lr` (FixRes's 8e-3 · batch / 512, or a transfer's).
     pub lr: Option<f64>,
     /// What trains.
     pub trainable: Trainable,
@@ -64,11 +64,13 @@ pub struct Config {
     pub curve: Vec<usize>,
     /// The test transform's crop ratio and filter, and the normalisation (usually the model's).
     pub recipe: Recipe,
-    /// Replace the model's classifier by a new one for the dataset's own classes, initialised as
-    /// PyTorch's `nn.Linear` from `seed` (a transfer, `fixres train --from`): every dataset class
-    /// is an output, in order, and "before" is that new classifier. Otherwise the dataset's
-    /// classes are matched to the model's outputs (`eval::class_map`).
-    pub new_classifier: bool,
+    /// `Some(part)`: replace the model's classifier by a new one for the dataset's own classes,
+    /// initialised as PyTorch's `nn.Linear` from `seed`, and train it with `part` of the network
+    /// (a transfer, `fixres train --from`; `Part::Head` trains what `trainable` says, the others
+    /// the network end to end, `finetune::network`): every dataset class is an output, in order,
+    /// and "before" is that new classifier. `None`: the dataset's classes are matched to the
+    /// model's outputs (`eval::class_map`) and the head fine-tunes.
+    pub new_classifier: Option<Part>,
 }
 
 /// What a running fine-tune reports.
@@ -195,11 +197,19 @@ pub struct Summary {
     pub weights: PathBuf,
 }
 
+/// What a run trained.
+pub enum Trained {
+    /// The head (the fine-tune, a transfer with `Part::Head`): the trunk is the model's.
+    Head(Head),
+    /// The whole network (a transfer with `Part::LastStage` or `Part::All`), on the plain device.
+    Network(EndToEnd),
+}
+
 /// How a run ended.
 pub struct Outcome {
     /// The weights to keep: the last epoch's, the best so far if cancelled, the last good ones
     /// if the loss went non-finite.
-    pub head: Head,
+    pub trained: Trained,
     /// Everything about the run.
     pub summary: Summary,
     /// Validation top-1 before and after.
@@ -219,6 +229,70 @@ fn shuffled(split: Labelled, seed: u64) -> Labelled {
     Labelled {
         labels: order.iter().map(|&i| split.labels[i]).collect(),
         images: order.iter().filter_map(|&i| images[i].take()).collect(),
+    }
+}
+
+/// The run's images, decoded, labelled with the model's outputs (or, for a new classifier, the
+/// dataset's classes), the training images shuffled.
+pub(super) struct Prepared {
+    pub train_split: Labelled,
+    pub val_split: Labelled,
+    pub classes: Vec<String>,
+    pub unreadable: usize,
+}
+
+fn prepare(model: &Model, cfg: &Config, report: &mut dyn FnMut(Progress) -> bool) -> anyhow::Result<Prepared> {
+    report(Progress::Stage("decoding the images".into()));
+    let Splits {
+        train: mut train_split,
+        val: mut val_split,
+        classes,
+        unreadable,
+    } = load_splits(&cfg.data, cfg.seed)?;
+    let n_classes = classes.len();
+    // Dataset classes → the model's outputs (by name when the model has names); a new
+    // classifier has the dataset's classes as its outputs.
+    let to_model = if cfg.new_classifier.is_some() {
+        anyhow::ensure!(
+            n_classes >= 2,
+            "{}: {n_classes} class ({}): a classifier needs two classes",
+            cfg.data.display(),
+            classes.join(", ")
+        );
+        (0..n_classes).collect()
+    } else {
+        class_map(&classes, model).map_err(|why| anyhow::anyhow!("{}: {why}", cfg.data.display()))?
+    };
+    for split in [&mut train_split, &mut val_split] {
+        for l in &mut split.labels {
+            *l = to_model[*l];
+        }
+    }
+    // Batches mix classes (seeded shuffle once; each epoch then visits the batches in a new order,
+    // which keeps the cached trunk outputs per batch).
+    Ok(Prepared {
+        train_split: shuffled(train_split, cfg.seed),
+        val_split,
+        classes,
+        unreadable,
+    })
+}
+
+/// The test resolutions of the before/after curve: only K_test after a cancel (the user is
+/// waiting), else the ones asked for, else K/2 to 2K in eight steps with K.
+pub(super) fn curve_resolutions(cfg: &Config, cancelled: bool) -> Vec<usize> {
+    if cancelled {
+        vec![cfg.res]
+    } else if cfg.curve.is_empty() {
+        let mut r: Vec<usize> = (0..8)
+            .map(|i| (cfg.res / 2 + i * (cfg.res * 3 / 2) / 7).max(16))
+            .collect();
+        r.push(cfg.res);
+        r.sort_unstable();
+        r.dedup();
+        r
+    } else {
+        cfg.curve.clone()
     }
 }
 
@@ -244,35 +318,22 @@ pub fn finetune(
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let device = &backend.device;
-    report(Progress::Stage("decoding the images".into()));
-    let Splits {
-        train: mut train_split,
-        val: mut val_split,
+    let Prepared {
+        train_split,
+        val_split,
         classes,
         unreadable,
-    } = load_splits(&cfg.data, cfg.seed)?;
+    } = prepare(model, cfg, report)?;
     let n_classes = classes.len();
-    // Dataset classes → the model's outputs (by name when the model has names); a new
-    // classifier has the dataset's classes as its outputs.
-    let to_model = if cfg.new_classifier {
-        anyhow::ensure!(
-            n_classes >= 2,
-            "{}: {n_classes} class ({}): a classifier needs two classes",
-            cfg.data.display(),
-            classes.join(", ")
-        );
-        (0..n_classes).collect()
-    } else {
-        class_map(&classes, model).map_err(|why| anyhow::anyhow!("{}: {why}", cfg.data.display()))?
-    };
-    for split in [&mut train_split, &mut val_split] {
-        for l in &mut split.labels {
-            *l = to_model[*l];
-        }
+    if let Some(part @ (Part::LastStage | Part::All)) = cfg.new_classifier {
+        let data = Prepared {
+            train_split,
+            val_split,
+            classes,
+            unreadable,
+        };
+        return super::network::train(model, weights, backend, cfg, part, data, started, report);
     }
-    // Batches mix classes (seeded shuffle once; each epoch then visits the batches in a new order,
-    // which keeps the cached trunk outputs per batch).
-    let train_split = shuffled(train_split, cfg.seed);
     let recipe = cfg.recipe;
     let test_t = TestTransform {
         res: cfg.res,
@@ -299,20 +360,14 @@ pub fn finetune(
     report(Progress::Stage("validation images through the trunk".into()));
     let val_trunks = trunks(&val_split.images, &test_transform);
     let mut head = model.net.head();
-    if cfg.new_classifier {
+    if cfg.new_classifier.is_some() {
         head = head.with_new_classifier(n_classes, cfg.seed, device);
     }
     // The model the run starts from, for the before/after curve.
     let initial = head.clone();
     let before = top1(&head, &val_trunks, &val_split.labels)?;
     let trainable = cfg.trainable;
-    let lr = cfg.lr.unwrap_or_else(|| {
-        if cfg.new_classifier {
-            Sgd::transfer_lr(batch)
-        } else {
-            Sgd::fixres_lr(batch)
-        }
-    });
+    let lr = cfg.lr.unwrap_or_else(|| Sgd::default_lr(cfg.new_classifier, batch));
     let mut sgd = Sgd::new(lr, 0.9, 1e-4);
     // With test-time augmentation the trunk's output is a function of (image, K): computed once,
     // kept in memory up to the cap and in a temporary file beyond.
@@ -424,19 +479,7 @@ pub fn finetune(
     let after = top1(&head, &val_trunks, &val_split.labels)?;
     // The accuracy-against-resolution curve of the new model beside the old (same trunk).
     report(Progress::Stage("accuracy against test resolution".into()));
-    let curve_res: Vec<usize> = if cancelled {
-        vec![cfg.res] // the user is waiting: only the resolution fine-tuned for
-    } else if cfg.curve.is_empty() {
-        let mut r: Vec<usize> = (0..8)
-            .map(|i| (cfg.res / 2 + i * (cfg.res * 3 / 2) / 7).max(16))
-            .collect();
-        r.push(cfg.res);
-        r.sort_unstable();
-        r.dedup();
-        r
-    } else {
-        cfg.curve.clone()
-    };
+    let curve_res = curve_resolutions(cfg, cancelled);
     let mut curve = Vec::new();
     for &k in &curve_res {
         let t = TestTransform {
@@ -479,10 +522,10 @@ pub fn finetune(
         stopped: stopped.clone(),
         train_images: train_split.images.len(),
         train_seconds,
-        transfer: cfg.new_classifier.then(|| Transfer {
+        transfer: cfg.new_classifier.map(|trainable| Transfer {
             classes: classes.clone(),
             from: weights.to_owned(),
-            trainable: Part::Head,
+            trainable,
         }),
         unreadable,
         val_images: val_split.images.len(),
@@ -491,7 +534,7 @@ pub fn finetune(
         weights: weights.to_owned(),
     };
     Ok(Outcome {
-        head,
+        trained: Trained::Head(head),
         summary,
         before,
         after,
@@ -500,19 +543,29 @@ pub fn finetune(
     })
 }
 
-/// Writes the whole model (the source library's keys, f32, head replaced) to `out` and a JSON sidecar
-/// (`out` + `.json`), both atomically; `summary`, with `out` set, goes into both and is returned
-/// as written. After a transfer the classifier has the dataset's classes (its shape changes, and
-/// the class names in the metadata are the dataset's).
-pub fn export(file: &WeightFile, head: &Head, out: &Path, summary: &Summary, model: &Model) -> anyhow::Result<Summary> {
+/// Writes the whole model (the source library's keys, f32, what trained replaced) to `out` and a
+/// JSON sidecar (`out` + `.json`), both atomically; `summary`, with `out` set, goes into both and
+/// is returned as written. After a transfer the classifier has the dataset's classes (its shape
+/// changes, and the class names in the metadata are the dataset's).
+pub fn export(
+    file: &WeightFile,
+    trained: &Trained,
+    out: &Path,
+    summary: &Summary,
+    model: &Model,
+) -> anyhow::Result<Summary> {
     let summary = Summary {
         out: Some(path_text(out)),
         ..summary.clone()
     };
+    let (replace, classifier) = match trained {
+        Trained::Head(head) => (head.named_tensors(), head.classifier_keys()),
+        Trained::Network(net) => (net.state_dict(), net.head().classifier_keys()),
+    };
     let (class_names, reshaped) = match &summary.transfer {
-        Some(t) => (Some(t.classes.as_slice()), head.classifier_keys()),
+        Some(t) => (Some(t.classes.as_slice()), classifier),
         None => (model.class_names.as_deref(), Vec::new()),
     };
-    export_model::write_model(file, model, head, class_names, &reshaped, out, &summary)?;
+    export_model::write_model(file, model, &replace, class_names, &reshaped, out, &summary)?;
     Ok(summary)
 }

@@ -13,6 +13,7 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig};
 use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Tensor};
 
+use super::burn_modules::{Named, batch_norm, batch_norm_state, conv_state, linear_state};
 use super::head::{Activation, Head, TrunkOut};
 use super::layers::same_padding;
 use super::weights::{TensorInfo, WeightFile, WeightsError, expect_shape, load_strict};
@@ -52,10 +53,10 @@ impl MbConv {
     fn forward(&self, inputs: Tensor<4>) -> Tensor<4> {
         let mut x = inputs.clone();
         if let (Some(conv), Some(bn)) = (&self._expand_conv, &self._bn0) {
-            x = relu6(bn.forward(cost::conv(conv, x)));
+            x = relu6(batch_norm(bn, cost::conv(conv, x)));
         }
-        x = relu6(self._bn1.forward(same_conv(&self._depthwise_conv, x)));
-        x = self._bn2.forward(cost::conv(&self._project_conv, x));
+        x = relu6(batch_norm(&self._bn1, same_conv(&self._depthwise_conv, x)));
+        x = batch_norm(&self._bn2, cost::conv(&self._project_conv, x));
         let [_, c_in, ..] = inputs.dims();
         let [_, c_out, ..] = x.dims();
         if self._depthwise_conv.stride == [1, 1] && c_in == c_out {
@@ -103,8 +104,13 @@ impl EfficientNetShape {
     }
 }
 
+/// The package's BatchNorm: ε = 1e-3, momentum 1 − 0.99 (TensorFlow's decay 0.99), which a
+/// network training end to end updates its running statistics with.
 fn bn(channels: usize, device: &Device) -> BatchNorm {
-    BatchNormConfig::new(channels).with_epsilon(1e-3).init(device)
+    BatchNormConfig::new(channels)
+        .with_epsilon(1e-3)
+        .with_momentum(0.01)
+        .init(device)
 }
 
 /// A convolution with no built-in padding (`same_conv` pads).
@@ -236,9 +242,65 @@ impl EfficientNetLite {
         Ok((net, shape))
     }
 
+    /// Every tensor under its `efficientnet-lite-pytorch` key, PyTorch layouts, f32 (BatchNorm's
+    /// `num_batches_tracked` excepted).
+    #[must_use]
+    pub fn state_dict(&self) -> Vec<Named> {
+        let mut out = conv_state("_conv_stem", &self._conv_stem);
+        out.extend(batch_norm_state("_bn0", &self._bn0));
+        for (i, b) in self._blocks.iter().enumerate() {
+            let p = format!("_blocks.{i}");
+            if let (Some(conv), Some(bn)) = (&b._expand_conv, &b._bn0) {
+                out.extend(conv_state(&format!("{p}._expand_conv"), conv));
+                out.extend(batch_norm_state(&format!("{p}._bn0"), bn));
+            }
+            out.extend(conv_state(&format!("{p}._depthwise_conv"), &b._depthwise_conv));
+            out.extend(batch_norm_state(&format!("{p}._bn1"), &b._bn1));
+            out.extend(conv_state(&format!("{p}._project_conv"), &b._project_conv));
+            out.extend(batch_norm_state(&format!("{p}._bn2"), &b._bn2));
+        }
+        out.extend(conv_state("_conv_head", &self._conv_head));
+        out.extend(batch_norm_state("_bn1", &self._bn1));
+        out.extend(linear_state("_fc", &self._fc));
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// This network with `fc` as its classifier (a new one, for other classes).
+    #[must_use]
+    pub fn with_classifier(self, fc: Linear) -> Self {
+        Self { _fc: fc, ..self }
+    }
+
+    /// This network with everything before its last stage frozen (no gradients, BatchNorms in
+    /// evaluation mode): the last stage's blocks (the trailing run of the last block's output
+    /// width: one block in Lite0), `_conv_head`, `_bn1` and `_fc` train.
+    #[must_use]
+    pub fn freeze_all_but_last_stage(self) -> Self {
+        let width = |b: &MbConv| b._project_conv.weight.dims()[0];
+        let last = self._blocks.last().map(width);
+        let first_trainable = self
+            ._blocks
+            .iter()
+            .rposition(|b| Some(width(b)) != last)
+            .map_or(0, |i| i + 1);
+        let blocks = self
+            ._blocks
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| if i < first_trainable { b.freeze() } else { b })
+            .collect();
+        Self {
+            _conv_stem: self._conv_stem.freeze(),
+            _bn0: self._bn0.freeze(),
+            _blocks: blocks,
+            ..self
+        }
+    }
+
     /// The stem and the MBConv blocks, which `forward` and `trunk` share.
     fn body(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu6(self._bn0.forward(same_conv(&self._conv_stem, x)));
+        let x = relu6(batch_norm(&self._bn0, same_conv(&self._conv_stem, x)));
         self._blocks.iter().fold(x, |x, b| b.forward(x))
     }
 }
@@ -276,7 +338,7 @@ impl Architecture for EfficientNetLite {
 
     fn forward(&self, x: Tensor<4>) -> Forward {
         let x = self.body(x);
-        let x = relu6(self._bn1.forward(cost::conv(&self._conv_head, x)));
+        let x = relu6(batch_norm(&self._bn1, cost::conv(&self._conv_head, x)));
         let pooled: Tensor<2> = self._avg_pooling.forward(x).flatten(1, 3);
         let logits = cost::linear(&self._fc, pooled.clone());
         Forward { pooled, logits }
@@ -298,6 +360,10 @@ impl Architecture for EfficientNetLite {
 
     fn library(&self) -> &'static str {
         "efficientnet-lite-pytorch"
+    }
+
+    fn trains_end_to_end(&self) -> bool {
+        true
     }
 
     // The recipe is the default: ImageNet mean/std and bilinear, as efficientnet-lite-pytorch's

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::head::Head;
+use super::burn_modules::Named;
 use super::weights::{Metadata, WeightFile};
 use super::{Model, Recipe};
 use crate::fsutil::write_atomic;
@@ -38,14 +38,15 @@ fn carry_over(metadata: &mut Metadata, architecture: Option<String>, num_heads: 
     metadata.insert("pretrained_cfg".into(), recipe.timm_cfg(None).to_string());
 }
 
-/// Writes `model` (read from `file`) with its head replaced by `head` to `out`: every key under
-/// the source library's name, f32, so PyTorch's strict `load_state_dict` takes it; `reshaped` the
-/// head keys whose shape may differ from the file's (a new classifier), `class_names` the outputs'
-/// names; the run's `report` in the metadata and in the JSON sidecar.
+/// Writes `model` (read from `file`) with the tensors of `replace` (a head's `named_tensors`, or
+/// a whole network's state dict) swapped in, to `out`: every key under the source library's
+/// name, f32, so PyTorch's strict `load_state_dict` takes it; `reshaped` the keys whose shape may
+/// differ from the file's (a new classifier), `class_names` the outputs' names; the run's
+/// `report` in the metadata and in the JSON sidecar.
 pub fn write_model(
     file: &WeightFile,
     model: &Model,
-    head: &Head,
+    replace: &[Named],
     class_names: Option<&[String]>,
     reshaped: &[String],
     out: &Path,
@@ -58,7 +59,7 @@ pub fn write_model(
         file.metadata.get("num_heads"),
         &model.recipe,
     );
-    let bytes = file.export_with(&head.named_tensors(), reshaped, &metadata)?;
+    let bytes = file.export_with(replace, reshaped, &metadata)?;
     write_with_sidecar(out, &bytes, report)
 }
 

@@ -2,9 +2,11 @@
 //! weights (torchvision, timm, efficientnet-lite-pytorch), so their state_dicts load as they are;
 //! every model gives the pooled features (the classifier's input) and the logits.
 
+pub mod burn_modules;
 pub mod convnext;
 pub mod cost;
 pub mod efficientnet;
+pub mod end_to_end;
 pub mod export;
 pub mod fast_math;
 pub mod head;
@@ -90,6 +92,11 @@ pub trait Architecture: std::fmt::Debug + Send + Sync {
     /// The library whose module tree and key names the weights have.
     fn library(&self) -> &'static str {
         "torchvision"
+    }
+
+    /// Whether the whole network can train (`model::end_to_end`), not only its head.
+    fn trains_end_to_end(&self) -> bool {
+        false
     }
 }
 

@@ -12,9 +12,10 @@ use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, PaddingConfig2d
 use burn::tensor::activation::relu;
 use burn::tensor::{Device, Tensor};
 
+use super::burn_modules::{Named, batch_norm, batch_norm_state, conv_state, linear_state};
 use super::head::{Activation, Head, TrunkOut};
 use super::weights::{TensorInfo, WeightFile, WeightsError, expect_shape, load_strict};
-use super::{Architecture, Description, Forward, cost, values};
+use super::{Architecture, Description, Forward, cost};
 
 /// `downsample`: torchvision's `Sequential(conv1x1, BatchNorm)`, keys `downsample.0` / `.1`.
 #[derive(Module, Debug)]
@@ -38,13 +39,13 @@ pub struct Block {
 impl Block {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some(d) => d.bn.forward(cost::conv(&d.conv, x.clone())),
+            Some(d) => batch_norm(&d.bn, cost::conv(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let out = relu(self.bn1.forward(cost::conv(&self.conv1, x)));
-        let out = self.bn2.forward(cost::conv(&self.conv2, out));
+        let out = relu(batch_norm(&self.bn1, cost::conv(&self.conv1, x)));
+        let out = batch_norm(&self.bn2, cost::conv(&self.conv2, out));
         let out = match (&self.conv3, &self.bn3) {
-            (Some(conv3), Some(bn3)) => bn3.forward(cost::conv(conv3, relu(out))),
+            (Some(conv3), Some(bn3)) => batch_norm(bn3, cost::conv(conv3, relu(out))),
             _ => out,
         };
         relu(out + identity)
@@ -339,58 +340,57 @@ impl ResNet {
     /// Every tensor under its torchvision key, PyTorch layouts, f32 (BatchNorm's
     /// `num_batches_tracked` excepted: see `batch_norm_keys`).
     #[must_use]
-    pub fn state_dict(&self) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-        let mut out = Vec::new();
-        let mut conv = |key: &str, c: &Conv2d| {
-            let w = c.weight.val();
-            out.push((format!("{key}.weight"), w.dims().to_vec(), values(&w)));
-        };
-        let mut convs = vec![("conv1".to_owned(), &self.conv1)];
-        let mut bns = vec![("bn1".to_owned(), &self.bn1)];
+    pub fn state_dict(&self) -> Vec<Named> {
+        let mut out = conv_state("conv1", &self.conv1);
+        out.extend(batch_norm_state("bn1", &self.bn1));
         for (stage, layer) in [&self.layer1, &self.layer2, &self.layer3, &self.layer4]
             .into_iter()
             .enumerate()
         {
             for (i, b) in layer.iter().enumerate() {
                 let p = format!("layer{}.{i}", stage + 1);
-                convs.push((format!("{p}.conv1"), &b.conv1));
-                convs.push((format!("{p}.conv2"), &b.conv2));
-                bns.push((format!("{p}.bn1"), &b.bn1));
-                bns.push((format!("{p}.bn2"), &b.bn2));
+                out.extend(conv_state(&format!("{p}.conv1"), &b.conv1));
+                out.extend(conv_state(&format!("{p}.conv2"), &b.conv2));
+                out.extend(batch_norm_state(&format!("{p}.bn1"), &b.bn1));
+                out.extend(batch_norm_state(&format!("{p}.bn2"), &b.bn2));
                 if let (Some(c3), Some(b3)) = (&b.conv3, &b.bn3) {
-                    convs.push((format!("{p}.conv3"), c3));
-                    bns.push((format!("{p}.bn3"), b3));
+                    out.extend(conv_state(&format!("{p}.conv3"), c3));
+                    out.extend(batch_norm_state(&format!("{p}.bn3"), b3));
                 }
                 if let Some(d) = &b.downsample {
-                    convs.push((format!("{p}.downsample.0"), &d.conv));
-                    bns.push((format!("{p}.downsample.1"), &d.bn));
+                    out.extend(conv_state(&format!("{p}.downsample.0"), &d.conv));
+                    out.extend(batch_norm_state(&format!("{p}.downsample.1"), &d.bn));
                 }
             }
         }
-        for (key, c) in convs {
-            conv(&key, c);
-        }
-        for (key, bn) in bns {
-            let c = bn.gamma.val().dims()[0];
-            out.push((format!("{key}.weight"), vec![c], values(&bn.gamma.val())));
-            out.push((format!("{key}.bias"), vec![c], values(&bn.beta.val())));
-            out.push((format!("{key}.running_mean"), vec![c], values(&bn.running_mean.value())));
-            out.push((format!("{key}.running_var"), vec![c], values(&bn.running_var.value())));
-        }
-        // Burn stores Linear as [in, out]; PyTorch as [out, in].
-        let w = self.fc.weight.val().transpose();
-        out.push(("fc.weight".into(), w.dims().to_vec(), values(&w)));
-        if let Some(b) = &self.fc.bias {
-            let b = b.val();
-            out.push(("fc.bias".into(), b.dims().to_vec(), values(&b)));
-        }
+        out.extend(linear_state("fc", &self.fc));
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
     }
 
+    /// This network with `fc` as its classifier (a new one, for other classes).
+    #[must_use]
+    pub fn with_classifier(self, fc: Linear) -> Self {
+        Self { fc, ..self }
+    }
+
+    /// This network with everything before its last stage frozen (no gradients, BatchNorms in
+    /// evaluation mode): `layer4` and `fc` train.
+    #[must_use]
+    pub fn freeze_all_but_last_stage(self) -> Self {
+        Self {
+            conv1: self.conv1.freeze(),
+            bn1: self.bn1.freeze(),
+            layer1: self.layer1.freeze(),
+            layer2: self.layer2.freeze(),
+            layer3: self.layer3.freeze(),
+            ..self
+        }
+    }
+
     /// conv1, bn1, ReLU and (ImageNet stem) the max-pool.
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = relu(self.bn1.forward(cost::conv(&self.conv1, x)));
+        let x = relu(batch_norm(&self.bn1, cost::conv(&self.conv1, x)));
         match &self.maxpool {
             Some(pool) => pool.forward(x),
             None => x,
@@ -454,12 +454,12 @@ impl Architecture for ResNet {
             .chain(rest)
             .fold(x, |x, block| block.forward(x));
         let residual = match &last.downsample {
-            Some(d) => d.bn.forward(cost::conv(&d.conv, x.clone())),
+            Some(d) => batch_norm(&d.bn, cost::conv(&d.conv, x.clone())),
             None => x.clone(),
         };
-        let out = relu(last.bn1.forward(cost::conv(&last.conv1, x)));
+        let out = relu(batch_norm(&last.bn1, cost::conv(&last.conv1, x)));
         let pre_bn = match &last.conv3 {
-            Some(conv3) => cost::conv(conv3, relu(last.bn2.forward(cost::conv(&last.conv2, out)))),
+            Some(conv3) => cost::conv(conv3, relu(batch_norm(&last.bn2, cost::conv(&last.conv2, out)))),
             None => cost::conv(&last.conv2, out),
         };
         TrunkOut {
@@ -480,5 +480,9 @@ impl Architecture for ResNet {
         );
         // PyTorch's momentum (weight of the new batch) is 0.1 for torchvision models.
         Head::from_modules(bn, &self.fc, 0.1, Activation::Relu, &bn_key, "fc")
+    }
+
+    fn trains_end_to_end(&self) -> bool {
+        true
     }
 }

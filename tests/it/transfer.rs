@@ -338,3 +338,171 @@ fn transfer_options_need_from_and_from_scratch_options_refuse_it() {
     let err = fixres_err(&[&base[..], &from, &["--trainable", "everything"]].concat());
     assert!(err.stderr.contains("possible values: head"), "{}", err.stderr);
 }
+
+/// `fixres train --from weights --trainable part` on the reference's folder with its settings
+/// (full batch, test transform) for `epochs` epochs.
+fn end_to_end_as_reference(reference: &Path, weights: &Path, part: &str, data: &Path, out: &Path, epochs: usize) {
+    let settings: serde_json::Value = serde_json::from_str(&metadata(reference)["settings"]).unwrap();
+    let arg = |key: &str| settings[key].to_string();
+    fixres_ok(&[
+        "train",
+        "--from",
+        weights.to_str().unwrap(),
+        "--trainable",
+        part,
+        "--data",
+        data.to_str().unwrap(),
+        "--res",
+        &arg("res"),
+        "--epochs",
+        &epochs.to_string(),
+        "--seed",
+        &arg("seed"),
+        "--batch",
+        &arg("batch"),
+        "--lr",
+        &arg("lr"),
+        "--da",
+        "test",
+        "--device",
+        "cpu",
+        "--curve",
+        &arg("res"),
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+}
+
+/// One SGD step of the whole network (and of the last stage) against PyTorch's from the same
+/// start (tests/fixtures/make_end_to_end_reference.py): the loss, first and last layers, the
+/// last stage's BatchNorms (affine and running statistics, PyTorch's unbiased variance) and the
+/// classifier; with `last-stage`, the frozen layers unchanged.
+#[test]
+fn one_end_to_end_step_matches_pytorch() {
+    let reference = model("end_to_end__reference.safetensors");
+    let theirs = |key: &str| f32_tensor(&reference, key).1;
+    let keys: Vec<String> = tensors::read(&reference).into_iter().map(|t| t.name).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let data = reference_folder(&reference, dir.path());
+    for (case, weights, part) in [
+        ("resnet18_all", resnet18_narrow(), "all"),
+        ("resnet18_last-stage", resnet18_narrow(), "last-stage"),
+        ("lite0_all", efficientnet_lite0(), "all"),
+    ] {
+        let init = dir.path().join(format!("{case}_init.safetensors"));
+        end_to_end_as_reference(&reference, &weights, part, &data, &init, 0);
+        let out = dir.path().join(format!("{case}.safetensors"));
+        end_to_end_as_reference(&reference, &weights, part, &data, &out, 1);
+        let summary: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.path().join(format!("{case}.safetensors.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(summary["transfer"]["trainable"], part, "{case}");
+        let (ours, expect) = (
+            summary["epochs"][0]["loss"].as_f64().unwrap(),
+            f64::from(theirs(&format!("{case}.loss"))[0]),
+        );
+        println!("{case}: loss {ours} (PyTorch {expect})");
+        assert!(
+            ((ours - expect) / expect).abs() <= 1e-4,
+            "{case}: loss {ours} vs {expect}"
+        );
+        // The export has every key of the original.
+        let names = |p: &Path| tensors::read(p).into_iter().map(|t| t.name).collect::<Vec<_>>();
+        assert_eq!(names(&out), names(&weights), "{case}");
+        let prefix = format!("{case}.after.");
+        let mut updated = 0;
+        for key in keys.iter().filter_map(|k| k.strip_prefix(&prefix)) {
+            let start = theirs(&format!("{case}.init.{key}"));
+            assert!(
+                f32_tensor(&init, key).1 == start,
+                "{case} {key}: the start changed since the reference was made"
+            );
+            let (ours, expect) = (f32_tensor(&out, key).1, theirs(&format!("{case}.after.{key}")));
+            let err = ours
+                .iter()
+                .zip(&expect)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            if expect == start {
+                // Frozen (the last stage's run): unchanged here too.
+                assert!(ours == start, "{case} {key}: frozen in PyTorch, changed here");
+                println!("{case} {key}: frozen");
+                continue;
+            }
+            // The values agree, and so do the step's updates: a step not taken, or taken with
+            // the wrong gradient, would pass the first check where the update is small. An update
+            // below 1e-6 (Lite0's `_bn1.running_mean`, whose batch mean is its running mean to
+            // 5e-8) is f32 rounding on both sides: its values are checked, not its update.
+            assert!(err <= 1e-3, "{case} {key}: max error {err}");
+            let update = |v: &[f32]| v.iter().zip(&start).map(|(a, b)| a - b).collect::<Vec<f32>>();
+            let largest = update(&expect).iter().fold(0f32, |m, u| m.max(u.abs()));
+            if largest < 1e-6 {
+                println!("{case} {key}: max error {err:.2e}; update at most {largest:.1e}, not compared");
+                continue;
+            }
+            let update_err = relative_error(&update(&ours), &update(&expect));
+            println!("{case} {key}: max error {err:.2e}; relative error of the update {update_err:.2e}");
+            assert!(
+                update_err <= 1e-2,
+                "{case} {key}: relative error of the update {update_err}"
+            );
+            updated += 1;
+        }
+        assert!(updated >= 6, "{case}: {updated} tensors updated");
+    }
+}
+
+#[test]
+fn a_family_without_burn_modules_trains_its_head_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path(), 2, 3);
+    let weights = crate::util::fixtures::model("zoo/tv_mobilenet_v3_large.safetensors");
+    let out = dir.path().join("out.safetensors");
+    let err = fixres_err(&[
+        "train",
+        "--from",
+        weights.to_str().unwrap(),
+        "--trainable",
+        "all",
+        "--data",
+        data.to_str().unwrap(),
+        "--res",
+        "64",
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        err.stderr
+            .contains("--trainable all trains torchvision ResNets and EfficientNet-Lite end to end")
+            && err.stderr.contains("tv_mobilenet_v3_large.safetensors"),
+        "{}",
+        err.stderr
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn a_diverging_end_to_end_transfer_keeps_the_last_good_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path(), 3, 5);
+    let out = dir.path().join("out.safetensors");
+    let summary = transfer(
+        &resnet18_narrow(),
+        &data,
+        &out,
+        &["--trainable", "all", "--epochs", "2", "--lr", "1e30"],
+    );
+    let stopped = summary["stopped"].as_str().unwrap_or_default();
+    assert!(
+        stopped.contains("kept the last good weights (those of the start)"),
+        "{summary}"
+    );
+    let fc = tensors::named(&tensors::read(&out), "fc.weight").data.clone();
+    assert!(le_f32s(&fc).iter().all(|v| v.is_finite()));
+}
