@@ -325,7 +325,10 @@ fn own_classes_train_a_classifier_then_the_sweep_runs_on_it() {
     h.get_by_label_contains("Trains a new classifier for the 2 classes");
     h.get_by_role_and_label(Role::SpinButton, "epochs")
         .set_value_accesskit(2.0);
+    // The whole network trains (EfficientNet-Lite is built of Burn modules).
+    h.get_by_role_and_label(Role::RadioButton, "all").click_accesskit();
     h.run_steps(2);
+    h.get_by_label_contains("the whole network trains with it");
     h.get_by_label("Start training").click_accesskit();
     settle(&mut h);
     h.get_by_label_contains("New classifier: validation top-1 at 64:");
@@ -333,6 +336,20 @@ fn own_classes_train_a_classifier_then_the_sweep_runs_on_it() {
     let model = app.opened().1.expect("a model");
     let exported = tmp.path().join("exports/efficientnet_lite0_2classes_k64.safetensors");
     assert_eq!(model.path, exported, "the new model is the open one");
+    let sidecar: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(tmp.path().join("exports/efficientnet_lite0_2classes_k64.safetensors.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sidecar["transfer"]["trainable"], "all");
+    let stem = |p: &std::path::Path| {
+        let file = fixres::model::weights::WeightFile::open(p).unwrap();
+        let net = fixres::model::end_to_end::EndToEnd::from_file(&file, &burn::tensor::Device::flex()).unwrap();
+        net.unwrap().state_dict().into_iter().find(|(k, ..)| k == "_conv_stem.weight").unwrap().2
+    };
+    assert!(
+        stem(&exported) != stem(&crate::util::fixtures::efficientnet_lite0()),
+        "the stem trained"
+    );
     assert_eq!(model.model.classes, 2);
     assert_eq!(
         model.model.class_names.as_deref(),
