@@ -76,11 +76,7 @@ impl<'a> Sweep<'a> {
     pub fn transforms(&self) -> Vec<TestTransform> {
         self.resolutions
             .iter()
-            .map(|&res| TestTransform {
-                res,
-                crop_ratio: self.recipe.crop_ratio,
-                interpolation: self.recipe.interpolation,
-            })
+            .map(|&res| self.recipe.test_transform(res))
             .collect()
     }
 

@@ -138,11 +138,7 @@ pub fn recalibrate(
     let estimate = ImageFolder::scan(&estimate_root, Check::List, DecodeLimits::default())?;
     let files: Vec<PathBuf> = estimate.samples.iter().map(|s| s.path.clone()).collect();
     anyhow::ensure!(!files.is_empty(), "{}: no images", estimate_root.display());
-    let t = TestTransform {
-        res: cfg.res,
-        crop_ratio: cfg.recipe.crop_ratio,
-        interpolation: cfg.recipe.interpolation,
-    };
+    let t = cfg.recipe.test_transform(cfg.res);
     // Scoring: the same images (one pass) unless the folder holds a val/ apart.
     let score_folder = score_root
         .map(|root| ImageFolder::scan(&root, Check::List, DecodeLimits::default()))

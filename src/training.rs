@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::backend::{Backend, BackendKind};
-use crate::data::{RgbImage, SeededRng, TestTransform};
+use crate::data::{RgbImage, SeededRng};
 use crate::fsutil::serialize_path;
 use crate::model::{Architecture, Recipe, input_batch, rows};
 use crate::stats::Tally;
@@ -181,11 +181,7 @@ pub fn accuracy(
     res: usize,
     device: &burn::tensor::Device,
 ) -> anyhow::Result<f64> {
-    let t = TestTransform {
-        res,
-        crop_ratio: recipe.crop_ratio,
-        interpolation: recipe.interpolation,
-    };
+    let t = recipe.test_transform(res);
     let mut tally = Tally::default();
     for (chunk, chunk_labels) in images.chunks(256).zip(labels.chunks(256)) {
         let inputs: Vec<RgbImage> = chunk.par_iter().map(|img| t.apply(img)).collect();

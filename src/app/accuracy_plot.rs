@@ -16,7 +16,7 @@ use super::messages::count;
 use super::panel::{Panel, Place};
 use super::plot_widgets::{export_buttons, legend, set_png_rect};
 use super::{Command, LoadedModel, Shared};
-use crate::data::Interpolation;
+use crate::data::{CropMode, Interpolation};
 use crate::eval::{Cost, PerImage, Sweep, class_map, pareto_front};
 use crate::jobs::Latest;
 use crate::stats::Scored;
@@ -30,11 +30,18 @@ const PALETTE: [egui::Color32; 4] = [
     egui::Color32::from_rgb(220, 90, 200),
 ];
 
-/// What a curve depends on: dataset, model, crop ratio (bits) and filter.
-type CurveKey = (u64, u64, u64, Interpolation);
+/// What a curve depends on: dataset, model, crop ratio (bits), crop mode and filter.
+type CurveKey = (u64, u64, u64, CropMode, Interpolation);
 
 fn curve_key(dataset: u64, model: u64, s: &super::Settings) -> CurveKey {
-    (dataset, model, s.crop_ratio.to_bits(), s.interpolation)
+    (dataset, model, s.crop_ratio.to_bits(), s.crop_mode, s.interpolation)
+}
+
+/// The test transform a curve is measured with: crop ratio, crop mode, filter.
+type Transform = (f64, CropMode, Interpolation);
+
+fn transform_of(r: &crate::model::Recipe) -> Transform {
+    (r.crop_ratio, r.crop_mode, r.interpolation)
 }
 
 /// One model's sweep on one dataset.
@@ -191,8 +198,8 @@ impl AccuracyView {
         self.error = None;
         self.mismatch = false;
         let name = model.name();
-        let recipe = (model.model.recipe.crop_ratio, model.model.recipe.interpolation);
-        self.sweep(shared, model.id, name, recipe, Source::Open(Arc::clone(model)))
+        let own = transform_of(&model.model.recipe);
+        self.sweep(shared, model.id, name, own, Source::Open(Arc::clone(model)))
     }
 
     /// Sweeps the weights at `path` on the open dataset for their curve alone, beside the open
@@ -211,7 +218,11 @@ impl AccuracyView {
             shared,
             id,
             name,
-            (shared.settings.crop_ratio, shared.settings.interpolation),
+            (
+                shared.settings.crop_ratio,
+                shared.settings.crop_mode,
+                shared.settings.interpolation,
+            ),
             Source::File(path),
         )
     }
@@ -223,7 +234,7 @@ impl AccuracyView {
         shared: &Shared<'_>,
         model_id: u64,
         name: String,
-        own: (f64, Interpolation),
+        own: Transform,
         source: Source,
     ) -> Option<Command> {
         let dataset = Arc::clone(shared.dataset?);
@@ -231,7 +242,11 @@ impl AccuracyView {
         let files: Vec<PathBuf> = dataset.folder.samples.iter().map(|s| s.path.clone()).collect();
         let key = curve_key(dataset.id, model_id, shared.settings);
         let n = resolutions.len();
-        let transform = (shared.settings.crop_ratio, shared.settings.interpolation);
+        let transform = (
+            shared.settings.crop_ratio,
+            shared.settings.crop_mode,
+            shared.settings.interpolation,
+        );
         self.curves.insert(
             key,
             Curve {
@@ -239,7 +254,10 @@ impl AccuracyView {
                 model_name: if transform == own {
                     name
                 } else {
-                    format!("{name} (crop {:.3}, {:?})", transform.0, transform.1)
+                    match transform.1 {
+                        CropMode::Center => format!("{name} (crop {:.3}, {:?})", transform.0, transform.2),
+                        mode => format!("{name} (crop {:.3} {}, {:?})", transform.0, mode.name(), transform.2),
+                    }
                 },
                 res: resolutions.clone(),
                 top1: vec![0; n],
@@ -276,7 +294,8 @@ impl AccuracyView {
             let targets: Vec<usize> = dataset.folder.samples.iter().map(|s| labels[s.class]).collect();
             let recipe = crate::model::Recipe {
                 crop_ratio: transform.0,
-                interpolation: transform.1,
+                crop_mode: transform.1,
+                interpolation: transform.2,
                 ..model.model.recipe
             };
             let sweep = Sweep {

@@ -15,7 +15,7 @@ use super::messages::count;
 use super::panel::{Panel, Place};
 use super::plot_widgets::{export_buttons, legend, set_png_rect};
 use super::{Command, LoadedModel, Shared};
-use crate::data::{Interpolation, SeededRng};
+use crate::data::{CropMode, Interpolation, SeededRng};
 use crate::eval::{PooledStats, StatsAccumulator, Sweep};
 use crate::jobs::Latest;
 use crate::stats::quantile;
@@ -41,6 +41,7 @@ struct Key {
     dataset: u64,
     res: usize,
     crop_ratio_bits: u64,
+    crop_mode: CropMode,
     interpolation: Interpolation,
     images: usize,
 }
@@ -138,6 +139,7 @@ impl ActivationView {
             dataset: dataset.id,
             res,
             crop_ratio_bits: s.crop_ratio.to_bits(),
+            crop_mode: s.crop_mode,
             interpolation: s.interpolation,
             images: s.activation_images.min(dataset.folder.samples.len()),
         };

@@ -4,7 +4,7 @@ use eframe::egui;
 
 use super::panel::{Panel, Place};
 use super::{Command, Settings, Shared};
-use crate::data::Interpolation;
+use crate::data::{CropMode, Interpolation};
 use crate::model::Recipe;
 use crate::size::analytic;
 
@@ -71,11 +71,36 @@ fn edit(ui: &mut egui::Ui, settings: &mut Settings, recipe: Option<&Recipe>) -> 
             .fixed_decimals(3),
     )
     .on_hover_text("K_test / resize side: Resize(int(K_test / ratio)) + CenterCrop(K_test)");
-    ui.label(format!(
-        "Resize({}) + CenterCrop({})",
-        crate::data::transforms::test_resize_size(settings.test_res, settings.crop_ratio),
-        settings.test_res
-    ));
+    let s = crate::data::transforms::test_resize_size(settings.test_res, settings.crop_ratio);
+    let k = settings.test_res;
+    ui.label(match settings.crop_mode {
+        CropMode::Center => format!("Resize({s}) + CenterCrop({k})"),
+        CropMode::Squash => format!("Resize(({s}, {s})) + CenterCrop({k})"),
+        CropMode::Border => format!("ResizeKeepRatio({s}, longest) + CenterCropOrPad({k})"),
+    });
+    egui::ComboBox::from_label("crop mode")
+        .selected_text(settings.crop_mode.name())
+        .show_ui(ui, |ui| {
+            for (mode, what) in [
+                (
+                    CropMode::Center,
+                    "the shorter side to the resize side, the longer cropped (torchvision, timm's default)",
+                ),
+                (
+                    CropMode::Squash,
+                    "both sides to the resize side: the aspect ratio changes, nothing is cropped away at crop ratio 1",
+                ),
+                (
+                    CropMode::Border,
+                    "the longer side to the resize side, padded with the mean colour (timm)",
+                ),
+            ] {
+                ui.selectable_value(&mut settings.crop_mode, mode, mode.name())
+                    .on_hover_text(what);
+            }
+        })
+        .response
+        .on_hover_text("How the image is fitted to the resize side before the crop (timm's crop_mode)");
     egui::ComboBox::from_label("interpolation")
         .selected_text(format!("{:?}", settings.interpolation))
         .show_ui(ui, |ui| {
@@ -137,7 +162,8 @@ fn edit(ui: &mut egui::Ui, settings: &mut Settings, recipe: Option<&Recipe>) -> 
     });
     if ui.button("Reset to torchvision defaults").clicked() {
         let d = Settings::default();
-        (settings.scale, settings.ratio, settings.crop_ratio) = (d.scale, d.ratio, d.crop_ratio);
+        (settings.scale, settings.ratio, settings.crop_ratio, settings.crop_mode) =
+            (d.scale, d.ratio, d.crop_ratio, d.crop_mode);
     }
     out
 }

@@ -11,7 +11,7 @@ use eframe::egui;
 use super::browser::fit;
 use super::panel::{Panel, Place};
 use super::{Command, Shared};
-use crate::data::transforms::{resized_size, test_resize_size};
+
 use crate::data::{
     CropBox, DecodeLimits, RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform, decode_file,
 };
@@ -167,7 +167,7 @@ impl CropsView {
         let key = CropKey {
             path: path.clone(),
             train,
-            test: s.test_transform(),
+            test: s.test_transform(shared.model.map(|m| &m.model.recipe)),
             params: train_params(&train, s.seed, s.train_crops, image.width(), image.height()),
         };
         if self.requested_key.as_ref() != Some(&key) {
@@ -234,6 +234,7 @@ impl Panel for CropsView {
         }
         let (w, h) = (image.width(), image.height());
         let s = shared.settings;
+        let test = s.test_transform(shared.model.map(|m| &m.model.recipe));
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -273,7 +274,7 @@ impl Panel for CropsView {
                     TRAIN_COLOR,
                 );
             }
-            let (l, t, bw, bh) = s.test_transform().source_rect(w, h);
+            let (l, t, bw, bh) = test.source_rect(w, h);
             painter.rect_stroke(
                 to_screen(l, t, bw, bh),
                 0.0,
@@ -324,6 +325,7 @@ impl CropsView {
 
     fn crops_ui(&mut self, ui: &mut egui::Ui, shared: &Shared<'_>, w: usize, h: usize) {
         let s = shared.settings;
+        let test = s.test_transform(shared.model.map(|m| &m.model.recipe));
         let n = s.train_crops;
         let gap = ui.spacing().item_spacing.x;
         // One screen scale for every crop: points per network pixel.
@@ -362,7 +364,7 @@ impl CropsView {
                     egui::Stroke::new(2.0, TEST_COLOR),
                     egui::StrokeKind::Outside,
                 );
-                let (rw, rh) = resized_size(w, h, test_resize_size(s.test_res, s.crop_ratio));
+                let (rw, rh) = test.resized_size(w, h);
                 ui.small(format!("test: resized to {rw}×{rh}"));
             });
         });
@@ -372,8 +374,9 @@ impl CropsView {
         ));
         if let Some([_, _, ow, oh]) = self.object {
             let r = (ow * oh).sqrt();
-            let (rw, _) = resized_size(w, h, test_resize_size(s.test_res, s.crop_ratio));
-            let test = r * rw as f64 / w as f64;
+            // The test crop's scale along each axis (they differ in the squash mode).
+            let (rw, rh) = test.resized_size(w, h);
+            let test = r * ((rw as f64 / w as f64) * (rh as f64 / h as f64)).sqrt();
             // Train-time size = r · K_train / √(crop area): the crop statistics depend on the
             // image size, the sampler and the seed only, so they are sampled once for those.
             let key = (w, h, s.sampler(), s.seed);

@@ -220,11 +220,7 @@ impl FlipBrowser {
 
 /// The test transform at `k` with the recipe the sliders set.
 fn transform(k: usize, recipe: &Recipe) -> TestTransform {
-    TestTransform {
-        res: k,
-        crop_ratio: recipe.crop_ratio,
-        interpolation: recipe.interpolation,
-    }
+    recipe.test_transform(k)
 }
 
 /// "K = 224: right, tabby 83.1 %" and, below, "true class 83.1 %".

@@ -37,6 +37,7 @@ impl ExplorerApp {
                     }
                     // The model's own test recipe is where its accuracy is known to hold.
                     self.settings.crop_ratio = model.model.recipe.crop_ratio;
+                    self.settings.crop_mode = model.model.recipe.crop_mode;
                     self.settings.interpolation = model.model.recipe.interpolation;
                     self.model = Some(Arc::new(model));
                 }

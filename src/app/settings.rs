@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Interpolation, RandomResizedCrop, TestTransform, TrainTransform};
+use crate::data::{CropMode, Interpolation, RandomResizedCrop, TestTransform, TrainTransform};
 use crate::model::Recipe;
 use crate::size::SizeSetup;
 
@@ -21,6 +21,8 @@ pub struct Settings {
     pub test_res: usize,
     /// K_test / resize side of the test transform.
     pub crop_ratio: f64,
+    /// How the test transform fits an image to its resize side.
+    pub crop_mode: CropMode,
     /// RandomResizedCrop's area range.
     pub scale: (f64, f64),
     /// RandomResizedCrop's aspect-ratio range.
@@ -52,6 +54,7 @@ impl Default for Settings {
             train_res: 224,
             test_res: 224,
             crop_ratio: 0.875,
+            crop_mode: CropMode::Center,
             scale: crop.scale,
             ratio: crop.ratio,
             interpolation: Interpolation::Bilinear,
@@ -77,14 +80,12 @@ impl Settings {
         }
     }
 
-    /// The test transform at K_test.
+    /// The test transform at K_test, for `model`'s recipe (torchvision's without a model: the
+    /// border mode's padding is the normalisation mean's colour).
     #[must_use]
-    pub fn test_transform(&self) -> TestTransform {
-        TestTransform {
-            res: self.test_res,
-            crop_ratio: self.crop_ratio,
-            interpolation: self.interpolation,
-        }
+    pub fn test_transform(&self, model: Option<&Recipe>) -> TestTransform {
+        self.recipe_for(model.unwrap_or(&Recipe::default()))
+            .test_transform(self.test_res)
     }
 
     /// The train transform at K_train.
@@ -109,12 +110,13 @@ impl Settings {
         }
     }
 
-    /// `model`'s recipe with the test transform these settings choose (crop ratio, filter); the
-    /// normalisation stays the model's. What every view that runs the model uses.
+    /// `model`'s recipe with the test transform these settings choose (crop ratio, crop mode,
+    /// filter); the normalisation stays the model's. What every view that runs the model uses.
     #[must_use]
     pub fn recipe_for(&self, model: &Recipe) -> Recipe {
         Recipe {
             crop_ratio: self.crop_ratio,
+            crop_mode: self.crop_mode,
             interpolation: self.interpolation,
             ..*model
         }

@@ -119,11 +119,7 @@ fn preprocess(args: &PreprocessBenchArgs) -> anyhow::Result<ExitCode> {
         .num_threads(threads)
         .thread_name(|i| format!("bench-preprocess-{i}"))
         .build()?;
-    let transform = TestTransform {
-        res: args.res,
-        crop_ratio: args.crop_ratio,
-        interpolation: args.interp,
-    };
+    let transform = TestTransform::center(args.res, args.crop_ratio, args.interp);
     let failures = AtomicUsize::new(0);
     let one_pass = || {
         folder
@@ -301,15 +297,7 @@ fn sweep(args: &SweepBenchArgs) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(!files.is_empty(), "{}: no readable images", args.data.display());
     // torchvision's ImageNet recipe, as the Python peer runs it.
     let recipe = Recipe::default();
-    let transforms: Vec<TestTransform> = args
-        .res
-        .iter()
-        .map(|&res| TestTransform {
-            res,
-            crop_ratio: recipe.crop_ratio,
-            interpolation: recipe.interpolation,
-        })
-        .collect();
+    let transforms: Vec<TestTransform> = args.res.iter().map(|&res| recipe.test_transform(res)).collect();
     let backend = choose(args.device)?;
     let device = &backend.device;
     let crops = files.len() * transforms.len();

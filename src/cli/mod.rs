@@ -81,6 +81,11 @@ pub struct RecipeArgs {
     /// Test transform: K_test / resize side, instead of the model's.
     #[arg(long = "crop-ratio", value_parser = parse_crop_ratio)]
     pub crop_ratio: Option<f64>,
+    /// Test transform: how the image is fitted to the resize side (timm's crop_mode), instead of
+    /// the model's: `center` the shorter side (torchvision), `squash` both sides, `border` the
+    /// longer side, padded with the mean colour.
+    #[arg(long = "crop-mode", value_enum)]
+    pub crop_mode: Option<crate::data::CropMode>,
     /// Resampling filter, instead of the model's.
     #[arg(long = "interp", value_enum)]
     pub interpolation: Option<crate::data::Interpolation>,
@@ -108,6 +113,7 @@ impl RecipeArgs {
         let r = &mut model.recipe;
         let before = *r;
         r.crop_ratio = self.crop_ratio.unwrap_or(r.crop_ratio);
+        r.crop_mode = self.crop_mode.unwrap_or(r.crop_mode);
         r.interpolation = self.interpolation.unwrap_or(r.interpolation);
         r.mean = three(&self.mean, "--mean")?.unwrap_or(r.mean);
         r.std = three(&self.std, "--std")?.unwrap_or(r.std);

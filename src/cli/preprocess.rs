@@ -8,9 +8,9 @@ use clap::Args;
 use serde_json::json;
 
 use super::{CropRanges, parse_crop_ratio, parse_res, print_json};
-use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
+use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, border_fill, to_tensor_normalized};
 use crate::data::{
-    CropBox, DecodeLimits, Interpolation, RgbImage, SeededRng, TestTransform, TrainTransform, decode_file,
+    CropBox, CropMode, DecodeLimits, Interpolation, RgbImage, SeededRng, TestTransform, TrainTransform, decode_file,
 };
 use crate::tensorfile::{self, Tensor};
 
@@ -26,6 +26,10 @@ pub struct PreprocessArgs {
     /// Test transform: K / resize side.
     #[arg(long, value_parser = parse_crop_ratio, default_value = "0.875")]
     pub crop_ratio: f64,
+    /// Test transform: how the image is fitted to the resize side (timm's crop_mode; `border`
+    /// pads with the ImageNet mean's colour).
+    #[arg(long, value_enum, default_value_t = CropMode::Center, conflicts_with = "train")]
+    pub crop_mode: CropMode,
     /// Resampling filter.
     #[arg(long, value_enum, default_value_t = Interpolation::Bilinear)]
     pub interp: Interpolation,
@@ -72,9 +76,9 @@ pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
         (s.image, Some(s.crop), s.flipped)
     } else {
         let t = TestTransform {
-            res: args.res,
-            crop_ratio: args.crop_ratio,
-            interpolation: args.interp,
+            crop_mode: args.crop_mode,
+            border_fill: border_fill(IMAGENET_MEAN),
+            ..TestTransform::center(args.res, args.crop_ratio, args.interp)
         };
         (t.apply(&img), None, false)
     };
@@ -87,6 +91,7 @@ pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
         "res": args.res,
         "transform": if args.train { "train" } else { "test" },
         "crop_ratio": args.crop_ratio,
+        "crop_mode": (!args.train).then_some(args.crop_mode),
         "interpolation": args.interp,
         "crop": crop,
         "flipped": flipped,

@@ -14,4 +14,4 @@ pub use decode::{DecodeError, DecodeLimits, decode_file};
 pub use folder::{Check, ImageFolder, Sample, ScanError, Skip};
 pub use resample::{Interpolation, resize, resize_window};
 pub use rng::SeededRng;
-pub use transforms::{CropBox, RandomResizedCrop, TestTransform, TrainTransform};
+pub use transforms::{CropBox, CropMode, RandomResizedCrop, TestTransform, TrainTransform};

@@ -48,7 +48,17 @@ pub fn test_resize_size(res: usize, crop_ratio: f64) -> usize {
 /// PIL `img.crop((left, top, left + width, top + height))`: pixels outside the image are black.
 #[must_use]
 pub fn crop(img: &RgbImage, top: i64, left: i64, height: usize, width: usize) -> RgbImage {
-    let mut out = RgbImage::zeros(width, height);
+    crop_filled(img, top, left, height, width, [0; 3])
+}
+
+/// `crop`, with the pixels outside the image `fill` (torchvision's `F.pad(fill=…)` then the crop).
+#[must_use]
+pub fn crop_filled(img: &RgbImage, top: i64, left: i64, height: usize, width: usize, fill: [u8; 3]) -> RgbImage {
+    let mut out = if fill == [0; 3] {
+        RgbImage::zeros(width, height)
+    } else {
+        RgbImage::from_raw(width, height, fill.repeat(width * height)).expect("width·height·3 bytes")
+    };
     let x0 = left.max(0);
     let x1 = (left + width as i64).min(img.width() as i64);
     if x1 <= x0 {
@@ -223,7 +233,54 @@ impl RandomResizedCrop {
     }
 }
 
-/// The test-time transform: `Resize(int(res / crop_ratio))` + `CenterCrop(res)`.
+/// How the test transform fits an image to the resize side `s = int(res / crop_ratio)` before its
+/// center crop of `res` (timm's eval `crop_mode`, `timm.data.transforms_imagenet_eval`).
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CropMode {
+    /// The shorter side to `s`, the aspect ratio kept (torchvision's `Resize(s)`; timm's default):
+    /// the crop loses the longer side's ends.
+    #[default]
+    Center,
+    /// Both sides to `s` (`Resize((s, s))`): the aspect ratio is not kept; nothing is lost when
+    /// `crop_ratio` is 1.
+    Squash,
+    /// The longer side to `s`, the aspect ratio kept (timm's `ResizeKeepRatio(longest=1)`), then
+    /// padded to `res` with the mean colour (`CenterCropOrPad`): nothing is lost when
+    /// `crop_ratio` is 1.
+    Border,
+}
+
+impl CropMode {
+    /// timm's name.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Center => "center",
+            Self::Squash => "squash",
+            Self::Border => "border",
+        }
+    }
+
+    /// The mode timm calls `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Self::Center, Self::Squash, Self::Border]
+            .into_iter()
+            .find(|m| m.name() == name)
+    }
+}
+
+/// timm's fill of the border mode's padding: `round(255 · mean)` per channel (Python's `round`).
+#[must_use]
+pub fn border_fill(mean: [f32; 3]) -> [u8; 3] {
+    mean.map(|m| round_half_even(255.0 * f64::from(m)).clamp(0, 255) as u8)
+}
+
+/// The test-time transform: a resize to `int(res / crop_ratio)` as the crop mode says, then
+/// `CenterCrop(res)` (padding where the resized image is smaller).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TestTransform {
     /// Network input side, K_test.
@@ -232,21 +289,63 @@ pub struct TestTransform {
     pub crop_ratio: f64,
     /// Resampling filter.
     pub interpolation: Interpolation,
+    /// How the image is fitted to the resize side.
+    pub crop_mode: CropMode,
+    /// The colour of the padding in `CropMode::Border` (`border_fill` of the normalisation's
+    /// mean); the other modes pad black, as torchvision's `CenterCrop`.
+    pub border_fill: [u8; 3],
 }
 
 impl TestTransform {
+    /// torchvision's test transform: `Resize(int(res / crop_ratio))` + `CenterCrop(res)`.
+    #[must_use]
+    pub fn center(res: usize, crop_ratio: f64, interpolation: Interpolation) -> Self {
+        Self {
+            res,
+            crop_ratio,
+            interpolation,
+            crop_mode: CropMode::Center,
+            border_fill: [0; 3],
+        }
+    }
+
+    /// The size `(width, height)` an image of `width`×`height` is resized to before the crop.
+    #[must_use]
+    pub fn resized_size(&self, width: usize, height: usize) -> (usize, usize) {
+        let s = test_resize_size(self.res, self.crop_ratio);
+        match self.crop_mode {
+            CropMode::Center => resized_size(width, height, s),
+            CropMode::Squash => (s, s),
+            CropMode::Border => {
+                // timm's ResizeKeepRatio.get_params with longest = 1: the larger of the two
+                // ratios, each side round(side / ratio), in Python's float arithmetic.
+                if width == 0 || height == 0 {
+                    return (width, height);
+                }
+                let (w, h) = (width as f64, height as f64);
+                let ratio = (h / s as f64).max(w / s as f64);
+                let side = |x: f64| round_half_even(x / ratio).max(0) as usize;
+                (side(w), side(h))
+            }
+        }
+    }
+
     /// The uint8 network input, `res`×`res`.
     #[must_use]
     pub fn apply(&self, img: &RgbImage) -> RgbImage {
         let k = self.res;
-        let (w, h) = resized_size(img.width(), img.height(), test_resize_size(k, self.crop_ratio));
+        let (w, h) = self.resized_size(img.width(), img.height());
         let (top, left) = center_crop_origin(w, h, k, k);
         if top >= 0 && left >= 0 && top as usize + k <= h && left as usize + k <= w {
             let (top, left) = (top as usize, left as usize);
             resize_window(img, w, h, self.interpolation, left..left + k, top..top + k)
         } else {
             // The crop reaches past the resized image: resize all of it, then pad.
-            center_crop(&resize(img, w, h, self.interpolation), k)
+            let fill = match self.crop_mode {
+                CropMode::Border => self.border_fill,
+                CropMode::Center | CropMode::Squash => [0; 3],
+            };
+            crop_filled(&resize(img, w, h, self.interpolation), top, left, k, k, fill)
         }
     }
 
@@ -254,7 +353,7 @@ impl TestTransform {
     /// original image's coordinates (fractional, as resizing scales it).
     #[must_use]
     pub fn source_rect(&self, width: usize, height: usize) -> (f64, f64, f64, f64) {
-        let (rw, rh) = resized_size(width, height, test_resize_size(self.res, self.crop_ratio));
+        let (rw, rh) = self.resized_size(width, height);
         let (top, left) = center_crop_origin(rw, rh, self.res, self.res);
         let (sx, sy) = (width as f64 / rw as f64, height as f64 / rh as f64);
         (

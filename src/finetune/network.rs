@@ -20,7 +20,7 @@ use super::run::{
     Augmentation, Config, CurvePoint, Outcome, Prepared, Progress, Summary, SummaryConfig, Trained, curve_resolutions,
 };
 use crate::backend::Backend;
-use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform};
+use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TrainTransform};
 use crate::model::end_to_end::{EndToEnd, FAMILIES};
 use crate::model::weights::WeightFile;
 use crate::model::{Model, input_batch};
@@ -102,11 +102,7 @@ pub(super) fn train(
         }))
         .init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let test_t = TestTransform {
-        res: cfg.res,
-        crop_ratio: recipe.crop_ratio,
-        interpolation: recipe.interpolation,
-    };
+    let test_t = recipe.test_transform(cfg.res);
     let train_t = TrainTransform {
         res: cfg.res,
         crop: RandomResizedCrop::default(),

@@ -12,7 +12,7 @@ use super::cache::TrunkCache;
 use super::{Sgd, Trainable};
 use crate::backend::Backend;
 use crate::data::split::{Labelled, Splits, load_splits};
-use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TestTransform, TrainTransform};
+use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TrainTransform};
 use crate::eval::class_map;
 use crate::fsutil::{path_text, serialize_path};
 use crate::model::end_to_end::EndToEnd;
@@ -335,11 +335,7 @@ pub fn finetune(
         return super::network::train(model, weights, backend, cfg, part, data, started, report);
     }
     let recipe = cfg.recipe;
-    let test_t = TestTransform {
-        res: cfg.res,
-        crop_ratio: recipe.crop_ratio,
-        interpolation: recipe.interpolation,
-    };
+    let test_t = recipe.test_transform(cfg.res);
     let batch = cfg.batch.max(2);
     // Trunk output of batch `c` (images `c·batch ..`), each image transformed with its index.
     let trunk_of = |images: &[RgbImage], c: usize, transform: &(dyn Fn(&RgbImage, usize) -> RgbImage + Sync)| {
@@ -482,11 +478,7 @@ pub fn finetune(
     let curve_res = curve_resolutions(cfg, cancelled);
     let mut curve = Vec::new();
     for &k in &curve_res {
-        let t = TestTransform {
-            res: k,
-            crop_ratio: recipe.crop_ratio,
-            interpolation: recipe.interpolation,
-        };
+        let t = recipe.test_transform(k);
         let tr = trunks(&val_split.images, &|img: &RgbImage, _| t.apply(img));
         curve.push(CurvePoint {
             res: k,

@@ -7,9 +7,7 @@ use cubecl::wgpu::{AutoCompiler, WgpuServer};
 
 use super::{Gpu, GpuError};
 use crate::data::resample::{Plan, Taps, plan};
-use crate::data::transforms::{
-    center_crop_origin, normalization_table, resized_size, test_resize_size, to_tensor_normalized,
-};
+use crate::data::transforms::{center_crop_origin, normalization_table, to_tensor_normalized};
 use crate::data::{RgbImage, TestTransform};
 
 /// An image uploaded once, packed RGB8 (one u32 per pixel), in bands of whole rows.
@@ -246,7 +244,8 @@ impl Gpu {
     /// The crop window of `t` on `img`, or None when the GPU does not do it (see `test_input`).
     fn window(&self, img: &GpuImage, t: &TestTransform) -> Option<Window> {
         let k = t.res;
-        let (w, h) = resized_size(img.width, img.height, test_resize_size(k, t.crop_ratio));
+        // Any crop mode whose crop lies inside the resized image; padding is the CPU path's.
+        let (w, h) = t.resized_size(img.width, img.height);
         let (top, left) = center_crop_origin(w, h, k, k);
         if k == 0 || top < 0 || left < 0 || top as usize + k > h || left as usize + k > w || img.width == 0 {
             return None;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::weights::{WeightFile, WeightsError};
-use crate::data::Interpolation;
-use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
+use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, border_fill, test_resize_size};
+use crate::data::{CropMode, Interpolation, TestTransform};
 
 /// How a model wants its images: what the test transform and normalisation must be.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize)]
@@ -23,6 +23,8 @@ pub struct Recipe {
     pub interpolation: Interpolation,
     /// K / resize side of the test transform.
     pub crop_ratio: f64,
+    /// How the test transform fits an image to its resize side (timm's `crop_mode`).
+    pub crop_mode: CropMode,
 }
 
 impl Default for Recipe {
@@ -33,14 +35,28 @@ impl Default for Recipe {
             std: IMAGENET_STD,
             interpolation: Interpolation::Bilinear,
             crop_ratio: 0.875,
+            crop_mode: CropMode::Center,
         }
     }
 }
 
 impl Recipe {
+    /// The test transform at K = `res`.
+    #[must_use]
+    pub fn test_transform(&self, res: usize) -> TestTransform {
+        TestTransform {
+            res,
+            crop_ratio: self.crop_ratio,
+            interpolation: self.interpolation,
+            crop_mode: self.crop_mode,
+            border_fill: border_fill(self.mean),
+        }
+    }
+
     /// The test transform at K = `res` as a torchvision `transforms.Compose` (PIL images in),
     /// which gives the same bytes as `fixres preprocess`: the resize side is the integer the tool
-    /// resizes to.
+    /// resizes to. The border mode has no torchvision transform: its resize and pad are timm's
+    /// (`timm.data.transforms`), as timm's eval transform builds them.
     #[must_use]
     pub fn torchvision_code(&self, res: usize) -> String {
         let mode = match self.interpolation {
@@ -49,16 +65,33 @@ impl Recipe {
             Interpolation::Lanczos => "LANCZOS",
         };
         let list = |v: [f32; 3]| format!("[{}, {}, {}]", v[0], v[1], v[2]);
+        let s = test_resize_size(res, self.crop_ratio);
+        let (import, fit) = match self.crop_mode {
+            CropMode::Center => (
+                String::new(),
+                format!("T.Resize({s}, interpolation=T.InterpolationMode.{mode}),\n    T.CenterCrop({res}),"),
+            ),
+            CropMode::Squash => (
+                String::new(),
+                format!("T.Resize(({s}, {s}), interpolation=T.InterpolationMode.{mode}),\n    T.CenterCrop({res}),"),
+            ),
+            CropMode::Border => (
+                "from timm.data.transforms import CenterCropOrPad, ResizeKeepRatio\n".to_owned(),
+                format!(
+                    "ResizeKeepRatio({s}, interpolation=\"{}\", longest=1.0),\n    CenterCropOrPad({res}, fill={:?}),",
+                    self.interpolation.name(),
+                    border_fill(self.mean)
+                ),
+            ),
+        };
         format!(
             "from torchvision import transforms as T\n\
-             \n\
+             {import}\n\
              transform = T.Compose([\n    \
-             T.Resize({}, interpolation=T.InterpolationMode.{mode}),\n    \
-             T.CenterCrop({res}),\n    \
+             {fit}\n    \
              T.ToTensor(),\n    \
              T.Normalize(mean={}, std={}),\n\
              ])\n",
-            crate::data::transforms::test_resize_size(res, self.crop_ratio),
             list(self.mean),
             list(self.std),
         )
@@ -72,7 +105,7 @@ impl Recipe {
         let mut cfg = serde_json::json!({
             "interpolation": self.interpolation.name(),
             "crop_pct": self.crop_ratio,
-            "crop_mode": "center",
+            "crop_mode": self.crop_mode.name(),
             "mean": decimal(self.mean),
             "std": decimal(self.std),
         });
@@ -100,6 +133,7 @@ struct RecipeFields {
     std: Option<[f32; 3]>,
     interpolation: Option<Interpolation>,
     crop_ratio: Option<f64>,
+    crop_mode: Option<CropMode>,
 }
 
 /// The names beside the weights a config is looked for under, in order.
@@ -190,13 +224,14 @@ impl Config {
                     .ok_or_else(|| bad(format!("crop_pct: expected a number in (0, 1], found {v}")))?,
             ),
         };
-        if let Some(mode) = cfg.get("crop_mode")
-            && mode.as_str() != Some("center")
-        {
-            return Err(bad(format!(
-                "crop_mode: {mode} is not supported (only \"center\", timm's default, is)"
-            )));
-        }
+        let crop_mode = match cfg.get("crop_mode") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(v.as_str().and_then(CropMode::from_name).ok_or_else(|| {
+                bad(format!(
+                    "crop_mode: {v} is not one of timm's (\"center\", \"squash\", \"border\")"
+                ))
+            })?),
+        };
         Ok(Self {
             path: path.to_owned(),
             architecture,
@@ -205,6 +240,7 @@ impl Config {
                 std: triple("std")?,
                 interpolation,
                 crop_ratio,
+                crop_mode,
             },
         })
     }
@@ -218,6 +254,7 @@ impl Config {
             std: r.std.unwrap_or(base.std),
             interpolation: r.interpolation.unwrap_or(base.interpolation),
             crop_ratio: r.crop_ratio.unwrap_or(base.crop_ratio),
+            crop_mode: r.crop_mode.unwrap_or(base.crop_mode),
         }
     }
 }

@@ -294,6 +294,7 @@ impl TvEfficientNet {
                 crop_ratio: crop as f64 / resize as f64,
                 mean: if half { [0.5; 3] } else { Recipe::default().mean },
                 std: if half { [0.5; 3] } else { Recipe::default().std },
+                crop_mode: crate::data::CropMode::Center,
             }
         });
         let description = Description {

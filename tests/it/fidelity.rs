@@ -1,7 +1,7 @@
 //! Pixels against torchvision on PIL (references from tests/fixtures/make_reference.py).
 
-use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
-use fixres::data::{Interpolation, TestTransform};
+use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, border_fill, to_tensor_normalized};
+use fixres::data::{CropMode, Interpolation, TestTransform};
 
 use crate::util::fixtures::{fixtures, photo, reference};
 use crate::util::images::{crc32, diff, load};
@@ -60,12 +60,7 @@ fn resize_and_center_crop_match_torchvision_on_pil() {
         ] {
             for k in r["resolutions"].as_array().unwrap() {
                 let k = k.as_u64().unwrap() as usize;
-                let ours = TestTransform {
-                    res: k,
-                    crop_ratio,
-                    interpolation,
-                }
-                .apply(&img);
+                let ours = TestTransform::center(k, crop_ratio, interpolation).apply(&img);
                 let theirs = load(
                     &fixtures()
                         .join("resize")
@@ -85,15 +80,53 @@ fn resize_and_center_crop_match_torchvision_on_pil() {
     println!("{}", report.join("\n"));
 }
 
+/// timm's eval transform in its three crop modes (tests/fixtures/make_timm_crop_reference.py):
+/// every fixture photo at K 224 and 288, crop_pct 0.875 and 1, bilinear and bicubic; the crops'
+/// bytes by CRC-32.
+#[test]
+fn crop_modes_match_timms_eval_transform() {
+    let text = std::fs::read_to_string(fixtures().join("timm_crops.json")).unwrap();
+    let reference: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let cases = reference["cases"].as_array().unwrap();
+    let mut images = std::collections::HashMap::new();
+    let mut wrong = Vec::new();
+    let mut modes = std::collections::BTreeSet::new();
+    for case in cases {
+        let name = case["photo"].as_str().unwrap();
+        let img = images.entry(name.to_owned()).or_insert_with(|| load(&photo(name)));
+        let mode = CropMode::from_name(case["mode"].as_str().unwrap()).unwrap();
+        let interpolation = match case["interpolation"].as_str().unwrap() {
+            "bilinear" => Interpolation::Bilinear,
+            _ => Interpolation::Bicubic,
+        };
+        let k = case["res"].as_u64().unwrap() as usize;
+        let t = TestTransform {
+            crop_mode: mode,
+            border_fill: border_fill(IMAGENET_MEAN),
+            ..TestTransform::center(k, case["crop_pct"].as_f64().unwrap(), interpolation)
+        };
+        let ours = t.apply(img);
+        modes.insert(mode.name());
+        if (ours.width(), ours.height()) != (k, k) || u64::from(crc32(ours.as_raw())) != case["crc32"].as_u64().unwrap()
+        {
+            wrong.push(format!("{case}"));
+        }
+    }
+    assert_eq!(modes.len(), 3);
+    assert!(cases.len() >= 13 * 3 * 2 * 2 * 2, "{} cases", cases.len());
+    assert!(
+        wrong.is_empty(),
+        "{} of {} differ from timm:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
+}
+
 #[test]
 fn to_tensor_normalize_matches_torchvision() {
     let (_, expect) = f32_tensor(&fixtures().join("normalize.safetensors"), "input");
-    let crop = TestTransform {
-        res: 128,
-        crop_ratio: 0.875,
-        interpolation: Interpolation::Bilinear,
-    }
-    .apply(&load(&photo("rocket.jpg")));
+    let crop = TestTransform::center(128, 0.875, Interpolation::Bilinear).apply(&load(&photo("rocket.jpg")));
     let ours = to_tensor_normalized(&crop, IMAGENET_MEAN, IMAGENET_STD);
     assert_eq!(ours.len(), expect.len());
     let worst = ours

@@ -32,11 +32,7 @@ pub fn three_sgd_steps(weights: &Path, reference: &str, renamed: impl Fn(&str) -
 
     let device = Device::flex();
     let model = fixres::model::Model::load(weights, &device).unwrap_or_else(|e| panic!("{e}"));
-    let t = TestTransform {
-        res,
-        crop_ratio: 0.875,
-        interpolation: Interpolation::Bilinear,
-    };
+    let t = TestTransform::center(res, 0.875, Interpolation::Bilinear);
     let batch: Vec<_> = photos.iter().map(|p| t.apply(&load(&photo(p)))).collect();
     // The trunk runs once (frozen, eval mode); every step reuses its output.
     let trunk = model
@@ -83,12 +79,7 @@ fn three_sgd_steps_match_pytorch() {
 #[test]
 fn trunk_then_head_is_the_whole_network() {
     let device = Device::flex();
-    let img = TestTransform {
-        res: 96,
-        crop_ratio: 0.875,
-        interpolation: Interpolation::Bilinear,
-    }
-    .apply(&load(&photo("grace_hopper.jpg")));
+    let img = TestTransform::center(96, 0.875, Interpolation::Bilinear).apply(&load(&photo("grace_hopper.jpg")));
     for weights in [model("resnet50_narrow.safetensors"), efficientnet_lite0()] {
         let model = fixres::model::Model::load(&weights, &device).unwrap();
         let x = || input_batch(std::slice::from_ref(&img), IMAGENET_MEAN, IMAGENET_STD, &device);

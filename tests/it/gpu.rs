@@ -6,7 +6,7 @@
 
 use burn::tensor::{Device, DeviceKind};
 use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, to_tensor_normalized};
-use fixres::data::{Interpolation, TestTransform};
+use fixres::data::{CropMode, Interpolation, TestTransform};
 use fixres::gpu::{Gpu, GpuError};
 use fixres::model::{Model, input_batch};
 
@@ -31,11 +31,7 @@ fn gpu_test_crops_match_the_cpu_path() {
         let uploaded = gpu.upload(&img).unwrap();
         for interpolation in [Interpolation::Bilinear, Interpolation::Bicubic] {
             for res in [64, 128, 224, 288, 320] {
-                let t = TestTransform {
-                    res,
-                    crop_ratio: 0.875,
-                    interpolation,
-                };
+                let t = TestTransform::center(res, 0.875, interpolation);
                 let (crop, input) = gpu
                     .test_input(&uploaded, &t, IMAGENET_MEAN, IMAGENET_STD)
                     .unwrap()
@@ -177,16 +173,17 @@ fn gpu_inputs_written_into_burns_buffer_match_the_cpu_path() {
         .enumerate()
         .map(|(i, (img, up))| (img, (i != 2).then_some(up)))
         .collect();
-    for (res, crop_ratio, interpolation) in [
-        (96, 0.875, Interpolation::Bilinear),
-        (160, 0.875, Interpolation::Bicubic),
+    for (res, crop_ratio, interpolation, crop_mode) in [
+        (96, 0.875, Interpolation::Bilinear, CropMode::Center),
+        (160, 0.875, Interpolation::Bicubic, CropMode::Center),
+        // Both sides to 182, then the crop: on the GPU too.
+        (160, 0.875, Interpolation::Bicubic, CropMode::Squash),
         // Resize to 133 then crop 160: every crop is padded, all slots from the CPU.
-        (160, 1.2, Interpolation::Bilinear),
+        (160, 1.2, Interpolation::Bilinear, CropMode::Center),
     ] {
         let t = TestTransform {
-            res,
-            crop_ratio,
-            interpolation,
+            crop_mode,
+            ..TestTransform::center(res, crop_ratio, interpolation)
         };
         let written = gpu
             .batch_input(&batch, &t, IMAGENET_MEAN, IMAGENET_STD)
@@ -212,11 +209,7 @@ fn gpu_inputs_written_into_burns_buffer_match_the_cpu_path() {
     }
     // A batch over one storage buffer (the limit lowered here) is refused, for the caller to
     // build on the CPU (`inputs::IntoBurn` does).
-    let t = TestTransform {
-        res: 96,
-        crop_ratio: 0.875,
-        interpolation: Interpolation::Bicubic,
-    };
+    let t = TestTransform::center(96, 0.875, Interpolation::Bicubic);
     assert!(
         gpu.batch_input(&batch, &t, IMAGENET_MEAN, IMAGENET_STD)
             .unwrap()
@@ -232,11 +225,7 @@ fn gpu_inputs_written_into_burns_buffer_match_the_cpu_path() {
     );
     // A real forward pass on the written tensor (the Fashion model: small, so quick on lavapipe).
     let model = Model::load(&fashion_model(), &device).unwrap();
-    let t = TestTransform {
-        res: 28,
-        crop_ratio: 1.0,
-        interpolation: Interpolation::Bilinear,
-    };
+    let t = TestTransform::center(28, 1.0, Interpolation::Bilinear);
     let (mean, std) = (model.recipe.mean, model.recipe.std);
     let written = gpu.batch_input(&batch, &t, mean, std).unwrap().unwrap();
     let crops: Vec<_> = images.iter().map(|img| t.apply(img)).collect();
@@ -262,11 +251,7 @@ fn an_image_uploaded_in_bands_resamples_as_the_cpu_path() {
             (224, Interpolation::Bilinear),
             (320, Interpolation::Bicubic),
         ] {
-            let t = TestTransform {
-                res,
-                crop_ratio: 0.875,
-                interpolation,
-            };
+            let t = TestTransform::center(res, 0.875, interpolation);
             let (crop, input) = gpu
                 .test_input(&banded, &t, IMAGENET_MEAN, IMAGENET_STD)
                 .unwrap()
@@ -279,10 +264,6 @@ fn an_image_uploaded_in_bands_resamples_as_the_cpu_path() {
     // Not one row fits: refused by name, for the caller to resample on the CPU.
     let img = load(&photo("rocket.jpg"));
     assert!(matches!(gpu.upload_in_bands(&img, 64), Err(GpuError::TooLarge { .. })));
-    let t = TestTransform {
-        res: 64,
-        crop_ratio: 0.875,
-        interpolation: Interpolation::Bilinear,
-    };
+    let t = TestTransform::center(64, 0.875, Interpolation::Bilinear);
     assert_eq!(fixres::gpu::sweep_crops(&gpu, &img, &[t]).unwrap(), vec![t.apply(&img)]);
 }

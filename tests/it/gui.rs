@@ -337,14 +337,23 @@ fn own_classes_train_a_classifier_then_the_sweep_runs_on_it() {
     let exported = tmp.path().join("exports/efficientnet_lite0_2classes_k64.safetensors");
     assert_eq!(model.path, exported, "the new model is the open one");
     let sidecar: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(tmp.path().join("exports/efficientnet_lite0_2classes_k64.safetensors.json")).unwrap(),
+        &std::fs::read_to_string(
+            tmp.path()
+                .join("exports/efficientnet_lite0_2classes_k64.safetensors.json"),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(sidecar["transfer"]["trainable"], "all");
     let stem = |p: &std::path::Path| {
         let file = fixres::model::weights::WeightFile::open(p).unwrap();
         let net = fixres::model::end_to_end::EndToEnd::from_file(&file, &burn::tensor::Device::flex()).unwrap();
-        net.unwrap().state_dict().into_iter().find(|(k, ..)| k == "_conv_stem.weight").unwrap().2
+        net.unwrap()
+            .state_dict()
+            .into_iter()
+            .find(|(k, ..)| k == "_conv_stem.weight")
+            .unwrap()
+            .2
     };
     assert!(
         stem(&exported) != stem(&crate::util::fixtures::efficientnet_lite0()),

@@ -48,12 +48,7 @@ fn small_stem_resnet_trained_by_fixres_matches_pytorch() {
 /// cannot rot unseen.
 #[test]
 fn wgpu_forward_agrees_with_cpu() {
-    let img = TestTransform {
-        res: 64,
-        crop_ratio: 0.875,
-        interpolation: Interpolation::Bilinear,
-    }
-    .apply(&load(&photo("chelsea.png")));
+    let img = TestTransform::center(64, 0.875, Interpolation::Bilinear).apply(&load(&photo("chelsea.png")));
     // One model of each tensor-built family of the zoo too (tests/it/zoo.rs checks them on the CPU).
     let zoo = [
         "tv_efficientnet_b0",

@@ -165,12 +165,7 @@ fn a_pytorch_checkpoint_loads_directly_and_gives_the_same_network() {
     let from_pth = Model::load(&resnet18_narrow_pth(), &device).unwrap_or_else(|e| panic!("{e}"));
     let from_st = Model::load(&resnet18_narrow(), &device).unwrap();
     assert_eq!(from_pth.arch, "resnet18");
-    let img = TestTransform {
-        res: 64,
-        crop_ratio: 0.875,
-        interpolation: Interpolation::Bilinear,
-    }
-    .apply(&load(&photo("rocket.jpg")));
+    let img = TestTransform::center(64, 0.875, Interpolation::Bilinear).apply(&load(&photo("rocket.jpg")));
     let x = || input_batch(std::slice::from_ref(&img), IMAGENET_MEAN, IMAGENET_STD, &device);
     assert_eq!(
         rows(&from_pth.net.forward(x()).logits).unwrap(),

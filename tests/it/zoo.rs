@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use fixres::data::transforms::{IMAGENET_MEAN, IMAGENET_STD};
-use fixres::data::{Interpolation, TestTransform};
+use fixres::data::{CropMode, Interpolation, TestTransform};
 use fixres::model::{Model, input_batch};
 use fixres::tensorfile;
 use safetensors::Dtype;
@@ -44,12 +44,7 @@ fn check(name: &str, library: &str, arch_starts: &str) {
         }
     }
     // The fine-tune's split: the head after the trunk is the whole network.
-    let img = TestTransform {
-        res: 97,
-        crop_ratio: 0.875,
-        interpolation: Interpolation::Bilinear,
-    }
-    .apply(&load(&photo("grace_hopper.jpg")));
+    let img = TestTransform::center(97, 0.875, Interpolation::Bilinear).apply(&load(&photo("grace_hopper.jpg")));
     let x = || input_batch(std::slice::from_ref(&img), IMAGENET_MEAN, IMAGENET_STD, &device);
     let whole = fixres::model::values(&model.net.forward(x()).logits);
     let split = fixres::model::values(&model.net.head().infer(&model.net.trunk(x())));
@@ -537,4 +532,64 @@ fn the_recipe_prints_as_torchvision_code_and_a_pretrained_cfg() {
         (Some(0.9), Some("bicubic"))
     );
     assert_eq!(cfg["mean"], serde_json::json!([0.485, 0.456, 0.406]));
+}
+
+/// timm's `crop_mode` in a config is the recipe's; one timm does not have is refused, naming the
+/// file and the key; `--crop-mode` overrides it, and the recipe prints as code in that mode.
+#[test]
+fn a_timm_crop_mode_is_read_overridden_and_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let weights = with_config(
+        dir.path(),
+        "timm_vit_small_patch16_224",
+        r#"{"architecture": "vit_small_patch16_224", "pretrained_cfg": {"crop_pct": 1.0, "crop_mode": "squash"}}"#,
+    );
+    let model = Model::load(&weights, &Device::flex()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (model.recipe.crop_mode, model.recipe.crop_ratio),
+        (CropMode::Squash, 1.0)
+    );
+    let recipe = |extra: &[&str]| {
+        let args = [
+            &[
+                "recipe",
+                "--weights",
+                weights.to_str().unwrap(),
+                "--res",
+                "224",
+                "--json",
+            ],
+            extra,
+        ]
+        .concat();
+        fixres_ok(&args).json()
+    };
+    let squash = recipe(&[]);
+    let code = squash["torchvision"].as_str().unwrap();
+    assert!(
+        code.contains("T.Resize((224, 224), interpolation=T.InterpolationMode.BICUBIC)"),
+        "{code}"
+    );
+    assert_eq!(squash["pretrained_cfg"]["crop_mode"], "squash");
+    let border = recipe(&["--crop-mode", "border", "--crop-ratio", "0.875"]);
+    let code = border["torchvision"].as_str().unwrap();
+    // ViT's mean is ImageNet's: round(255 · mean).
+    assert!(
+        code.contains("ResizeKeepRatio(256, interpolation=\"bicubic\", longest=1.0)")
+            && code.contains("CenterCropOrPad(224, fill=[124, 116, 104])"),
+        "{code}"
+    );
+    assert_eq!(border["pretrained_cfg"]["crop_mode"], "border");
+
+    let other = tempfile::tempdir().unwrap();
+    let weights = with_config(
+        other.path(),
+        "timm_vit_small_patch16_224",
+        r#"{"pretrained_cfg": {"crop_mode": "diagonal"}}"#,
+    );
+    let err = Model::load(&weights, &Device::flex()).unwrap_err().to_string();
+    assert!(
+        err.contains("config.json") && err.contains("crop_mode: \"diagonal\" is not one of timm's"),
+        "{err}"
+    );
 }

@@ -36,11 +36,7 @@ pub fn compare(name: &str, forward: impl Fn(Tensor<4>) -> Forward, device: &Devi
         .collect();
     let mut logits = Vec::new();
     for k in resolutions {
-        let t = TestTransform {
-            res: k,
-            crop_ratio: 0.875,
-            interpolation: Interpolation::Bilinear,
-        };
+        let t = TestTransform::center(k, 0.875, Interpolation::Bilinear);
         let batch: Vec<_> = images.iter().map(|i| t.apply(i)).collect();
         let out = forward(input_batch(&batch, IMAGENET_MEAN, IMAGENET_STD, device));
         for (what, tensor) in [("pooled", &out.pooled), ("logits", &out.logits)] {
