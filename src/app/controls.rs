@@ -71,8 +71,20 @@ fn edit(ui: &mut egui::Ui, settings: &mut Settings, recipe: Option<&Recipe>) -> 
             .fixed_decimals(3),
     )
     .on_hover_text("K_test / resize side: Resize(int(K_test / ratio)) + CenterCrop(K_test)");
-    let s = crate::data::transforms::test_resize_size(settings.test_res, settings.crop_ratio);
+    let mut s = crate::data::transforms::test_resize_size(settings.test_res, settings.crop_ratio);
     let k = settings.test_res;
+    ui.horizontal(|ui| {
+        let label = ui.label("resize side");
+        // An explicit resize side (torchvision's 232 for 224) sets the ratio that gives it at K_test.
+        if ui
+            .add(egui::DragValue::new(&mut s).range(k..=k * 2))
+            .labelled_by(label.id)
+            .on_hover_text("The side the image is resized to at K_test; sets the crop ratio")
+            .changed()
+        {
+            settings.crop_ratio = crate::data::transforms::crop_ratio_for(k, s);
+        }
+    });
     ui.label(match settings.crop_mode {
         CropMode::Center => format!("Resize({s}) + CenterCrop({k})"),
         CropMode::Squash => format!("Resize(({s}, {s})) + CenterCrop({k})"),

@@ -8,7 +8,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::{CropRanges, parse_crop_ratio, parse_res, print_json};
-use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, border_fill, to_tensor_normalized};
+use crate::data::transforms::{IMAGENET_MEAN, IMAGENET_STD, border_fill, crop_ratio_for, to_tensor_normalized};
 use crate::data::{
     CropBox, CropMode, DecodeLimits, Interpolation, RgbImage, SeededRng, TestTransform, TrainTransform, decode_file,
 };
@@ -26,6 +26,10 @@ pub struct PreprocessArgs {
     /// Test transform: K / resize side.
     #[arg(long, value_parser = parse_crop_ratio, default_value = "0.875")]
     pub crop_ratio: f64,
+    /// Test transform: the resize side itself (torchvision's `--val-resize-size`), instead of
+    /// --crop-ratio.
+    #[arg(long, value_parser = parse_res, conflicts_with_all = ["crop_ratio", "train"])]
+    pub resize_size: Option<usize>,
     /// Test transform: how the image is fitted to the resize side (timm's crop_mode; `border`
     /// pads with the ImageNet mean's colour).
     #[arg(long, value_enum, default_value_t = CropMode::Center, conflicts_with = "train")]
@@ -65,6 +69,9 @@ fn chw_u8(img: &RgbImage) -> Vec<u8> {
 
 pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
     let img = decode_file(&args.image, DecodeLimits::default())?;
+    let crop_ratio = args
+        .resize_size
+        .map_or(args.crop_ratio, |s| crop_ratio_for(args.res, s));
     let (input, crop, flipped): (RgbImage, Option<CropBox>, bool) = if args.train {
         let t = TrainTransform {
             res: args.res,
@@ -78,7 +85,7 @@ pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
         let t = TestTransform {
             crop_mode: args.crop_mode,
             border_fill: border_fill(IMAGENET_MEAN),
-            ..TestTransform::center(args.res, args.crop_ratio, args.interp)
+            ..TestTransform::center(args.res, crop_ratio, args.interp)
         };
         (t.apply(&img), None, false)
     };
@@ -90,7 +97,7 @@ pub fn run(args: &PreprocessArgs) -> anyhow::Result<ExitCode> {
         "image_size": [img.width(), img.height()],
         "res": args.res,
         "transform": if args.train { "train" } else { "test" },
-        "crop_ratio": args.crop_ratio,
+        "crop_ratio": crop_ratio,
         "crop_mode": (!args.train).then_some(args.crop_mode),
         "interpolation": args.interp,
         "crop": crop,

@@ -45,6 +45,23 @@ pub fn test_resize_size(res: usize, crop_ratio: f64) -> usize {
     (res as f64 / crop_ratio) as usize
 }
 
+/// The crop ratio whose test transform at K = `res` resizes to exactly `resize` (torchvision's
+/// `--val-resize-size 232 --val-crop-size 224`): `res / resize`, moved by the few ulps that make
+/// `int(res / ratio)` land on `resize` where float division falls just short (224 / (224 / 232)
+/// is 232 in exact arithmetic, but such quotients can come out a hair below an integer).
+#[must_use]
+pub fn crop_ratio_for(res: usize, resize: usize) -> f64 {
+    let mut ratio = res as f64 / resize.max(1) as f64;
+    for _ in 0..64 {
+        match test_resize_size(res, ratio).cmp(&resize) {
+            std::cmp::Ordering::Less => ratio = f64::from_bits(ratio.to_bits() - 1),
+            std::cmp::Ordering::Greater => ratio = f64::from_bits(ratio.to_bits() + 1),
+            std::cmp::Ordering::Equal => break,
+        }
+    }
+    ratio
+}
+
 /// PIL `img.crop((left, top, left + width, top + height))`: pixels outside the image are black.
 #[must_use]
 pub fn crop(img: &RgbImage, top: i64, left: i64, height: usize, width: usize) -> RgbImage {
@@ -423,6 +440,19 @@ impl TrainTransform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_explicit_resize_side_is_the_one_resized_to() {
+        // Every pair a torchvision recipe could name, including those whose plain quotient
+        // truncates one short (17 / (17 / 25) = 24.999…).
+        for res in 16..=640 {
+            for resize in res..=res * 3 / 2 {
+                let ratio = crop_ratio_for(res, resize);
+                assert_eq!(test_resize_size(res, ratio), resize, "{res} / {resize}");
+                assert!((ratio - res as f64 / resize as f64).abs() < 1e-12);
+            }
+        }
+    }
 
     #[test]
     fn resize_rule_truncates_the_long_side() {

@@ -571,6 +571,13 @@ fn a_timm_crop_mode_is_read_overridden_and_printed() {
         "{code}"
     );
     assert_eq!(squash["pretrained_cfg"]["crop_mode"], "squash");
+    // An explicit resize side (torchvision's 232 for 224) is the one in the code.
+    let sized = recipe(&["--resize-size", "232", "--crop-mode", "center"]);
+    let code = sized["torchvision"].as_str().unwrap();
+    assert!(
+        code.contains("T.Resize(232, interpolation") && code.contains("T.CenterCrop(224)"),
+        "{code}"
+    );
     let border = recipe(&["--crop-mode", "border", "--crop-ratio", "0.875"]);
     let code = border["torchvision"].as_str().unwrap();
     // ViT's mean is ImageNet's: round(255 · mean).
