@@ -68,7 +68,9 @@ fn edit(ui: &mut egui::Ui, settings: &mut Settings, recipe: Option<&Recipe>) -> 
     ui.add(
         egui::Slider::new(&mut settings.crop_ratio, 0.5..=1.0)
             .text("crop ratio")
-            .fixed_decimals(3),
+            // Shown to 3 decimals, not rounded to them: a ratio the resize side set (224 / 232)
+            // must keep every digit.
+            .custom_formatter(|v, _| format!("{v:.3}")),
     )
     .on_hover_text("K_test / resize side: Resize(int(K_test / ratio)) + CenterCrop(K_test)");
     let mut s = crate::data::transforms::test_resize_size(settings.test_res, settings.crop_ratio);

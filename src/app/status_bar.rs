@@ -57,11 +57,19 @@ impl Panel for StatusBar {
                     ))
                     .on_hover_text(m.path.display().to_string());
                     ui.separator();
-                    ui.label(format!("Recipe: {}, crop {:.3}", r.interpolation.name(), r.crop_ratio))
-                        .on_hover_text(format!(
-                            "mean {:?}, std {:?}; from {}",
-                            r.mean, r.std, m.model.recipe_source
-                        ));
+                    let mode = match r.crop_mode {
+                        crate::data::CropMode::Center => String::new(),
+                        other => format!(" {}", other.name()),
+                    };
+                    ui.label(format!(
+                        "Recipe: {}, crop {:.3}{mode}",
+                        r.interpolation.name(),
+                        r.crop_ratio
+                    ))
+                    .on_hover_text(format!(
+                        "mean {:?}, std {:?}; from {}",
+                        r.mean, r.std, m.model.recipe_source
+                    ));
                     ui.separator();
                     ui.label(format!("Backend: {}", m.backend.adapter));
                     if let Some(gpu) = m.backend.inputs_if_up().gpu() {

@@ -111,6 +111,26 @@ fn dragging_k_test_moves_the_test_crop_and_the_plots() {
     h.snapshot("main_view_k_test_320");
 }
 
+/// The crop mode reaches the test crop: squash resizes both sides to the resize side, and the
+/// resize-side field sets the crop ratio that gives exactly that side.
+#[test]
+fn the_crop_mode_and_the_resize_side_set_the_test_crop() {
+    let mut h = harness(Startup::default());
+    settle(&mut h);
+    h.get_by_label("Resize(256) + CenterCrop(224)");
+    h.state_mut().settings_mut().crop_mode = fixres::data::CropMode::Squash;
+    settle(&mut h);
+    h.get_by_label("Resize((256, 256)) + CenterCrop(224)");
+    h.get_by_label("test: resized to 256×256");
+    h.get_by_role_and_label(Role::SpinButton, "resize side")
+        .set_value_accesskit(232.0);
+    settle(&mut h);
+    h.get_by_label("Resize((232, 232)) + CenterCrop(224)");
+    h.get_by_label("test: resized to 232×232");
+    let ratio = h.state_mut().settings_mut().crop_ratio;
+    assert_eq!(fixres::data::transforms::test_resize_size(224, ratio), 232);
+}
+
 #[test]
 fn keyboard_steps_through_the_images_and_resamples() {
     let mut h = harness(Startup::default());
