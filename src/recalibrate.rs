@@ -1,14 +1,17 @@
 //! Label-free BatchNorm re-estimation at a test resolution, one of the remedies for the shift of
-//! the pooled-activation statistics (paper §3.2): the last BatchNorm's running statistics are
-//! reset and re-estimated over the data at K_test with the test transform, with the semantics of
-//! `torch.optim.swa_utils.update_bn` (momentum `None`: a cumulative average in which every batch
-//! weighs the same; the unbiased batch variance). Only the statistics change; no label is read
-//! to estimate them, so any folder of images will do. Labels, where the folder's classes match
-//! the model, only score the model before and after.
+//! the pooled-activation statistics (paper §3.2): the last BatchNorm's running statistics (or, for
+//! the families built of Burn modules, every BatchNorm's) are reset and re-estimated over the data
+//! at K_test with the test transform, with the semantics of `torch.optim.swa_utils.update_bn`
+//! (momentum `None`: a cumulative average in which every batch weighs the same; the unbiased batch
+//! variance; with every layer, the network in training mode, so each BatchNorm normalises with
+//! its batch's statistics as it measures them). Only the statistics change; no label is read to
+//! estimate them, so any folder of images will do. Labels, where the folder's classes match the
+//! model, only score the model before and after.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::module::Module;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -17,6 +20,8 @@ use crate::data::split::estimate_and_score;
 use crate::data::{Check, DecodeLimits, ImageFolder, RgbImage, TestTransform, decode_file};
 use crate::eval::{Scores, class_map};
 use crate::fsutil::{path_text, serialize_path};
+use crate::model::burn_modules::{Named, with_momentum};
+use crate::model::end_to_end::{EndToEnd, FAMILIES};
 use crate::model::head::{Head, RunningStats, TrunkOut};
 use crate::model::weights::WeightFile;
 use crate::model::{Model, Recipe, export as export_model, input_batch, rows};
@@ -35,6 +40,40 @@ pub struct Config {
     pub batch: usize,
     /// The test transform's crop ratio and filter, and the normalisation.
     pub recipe: Recipe,
+    /// Which BatchNorms.
+    pub layers: Layers,
+}
+
+/// Which BatchNorms a re-estimation resets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Layers {
+    /// The last one, before pooling (any family whose head normalises with a BatchNorm); the rest
+    /// of the network in eval mode.
+    #[default]
+    Last,
+    /// Every one, the network in training mode (`update_bn` itself): the families built of Burn
+    /// modules (`model::end_to_end`), whose BatchNorms are not folded into their convolutions.
+    All,
+}
+
+/// What a re-estimation changed.
+pub enum Recalibrated {
+    /// The head, its BatchNorm's statistics new.
+    Last(Head),
+    /// The whole network, every BatchNorm's statistics new (on the plain device).
+    All(EndToEnd),
+}
+
+impl Recalibrated {
+    /// The tensors to write over the source's, under their keys.
+    #[must_use]
+    pub fn named_tensors(&self) -> Vec<Named> {
+        match self {
+            Self::Last(head) => head.named_tensors(),
+            Self::All(net) => net.state_dict(),
+        }
+    }
 }
 
 /// Trunk outputs kept between the estimating and the scoring pass over the same images.
@@ -113,16 +152,19 @@ fn for_each_trunk(
     Ok(unreadable)
 }
 
-/// Re-estimates `model`'s last BatchNorm at `cfg.res` over `cfg.data`; `progress(done, total)`
-/// counts images (of the estimating pass, then of the scoring pass when it is another folder)
-/// and cancels when it returns false. Returns the head with the new statistics and the report.
+/// Re-estimates `model`'s last BatchNorm (or all) at `cfg.res` over `cfg.data`;
+/// `progress(done, total)` counts images (of the estimating pass, then of the scoring pass when it
+/// is another folder) and cancels when it returns false. Returns what changed and the report.
 pub fn recalibrate(
     model: &Model,
     weights: &Path,
     backend: &Backend,
     cfg: &Config,
     progress: &mut dyn FnMut(usize, usize) -> bool,
-) -> anyhow::Result<(Head, Report)> {
+) -> anyhow::Result<(Recalibrated, Report)> {
+    if cfg.layers == Layers::All {
+        return recalibrate_all(model, weights, backend, cfg, progress);
+    }
     let started = Instant::now();
     let head = model.net.head();
     let Some(running) = &head.running else {
@@ -134,19 +176,13 @@ pub fn recalibrate(
             head.norm_key
         );
     };
-    let (estimate_root, score_root) = estimate_and_score(&cfg.data);
-    let estimate = ImageFolder::scan(&estimate_root, Check::List, DecodeLimits::default())?;
-    let files: Vec<PathBuf> = estimate.samples.iter().map(|s| s.path.clone()).collect();
-    anyhow::ensure!(!files.is_empty(), "{}: no images", estimate_root.display());
+    let Folders {
+        estimate_root,
+        files,
+        score_folder,
+        targets,
+    } = folders(model, cfg)?;
     let t = cfg.recipe.test_transform(cfg.res);
-    // Scoring: the same images (one pass) unless the folder holds a val/ apart.
-    let score_folder = score_root
-        .map(|root| ImageFolder::scan(&root, Check::List, DecodeLimits::default()))
-        .transpose()?;
-    let scored_on = score_folder.as_ref().unwrap_or(&estimate);
-    let targets: Result<Vec<usize>, String> = class_map(&scored_on.classes, model)
-        .map(|map| scored_on.samples.iter().map(|s| map[s.class]).collect())
-        .map_err(|why| format!("not scored: {why}"));
     let mut average = BatchStatsAverage::default();
     let mut images = 0;
     // Scoring the same images reuses the trunk's outputs of this pass (the last BatchNorm's
@@ -248,12 +284,167 @@ pub fn recalibrate(
         seconds: started.elapsed().as_secs_f64(),
         out: None,
     };
-    Ok((recalibrated, report))
+    Ok((Recalibrated::Last(recalibrated), report))
 }
 
-/// Writes the model with the re-estimated head to `out` (the source library's keys, so PyTorch's
-/// strict `load_state_dict` takes it) and the report beside it; returns the report as written.
-pub fn export(file: &WeightFile, head: &Head, out: &Path, report: &Report, model: &Model) -> anyhow::Result<Report> {
+/// The images to estimate on and to score on (`estimate_and_score`), scanned, with the scored
+/// images' targets or why there are none.
+struct Folders {
+    estimate_root: PathBuf,
+    files: Vec<PathBuf>,
+    /// The folder scored when it is not the estimated one.
+    score_folder: Option<ImageFolder>,
+    targets: Result<Vec<usize>, String>,
+}
+
+/// `update_bn` over the whole network: every BatchNorm reset (mean 0, variance 1) and
+/// re-estimated with momentum `1/k` for the `k`-th batch, the network in training mode without
+/// gradients.
+fn recalibrate_all(
+    model: &Model,
+    weights: &Path,
+    backend: &Backend,
+    cfg: &Config,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> anyhow::Result<(Recalibrated, Report)> {
+    let started = Instant::now();
+    let device = &backend.device;
+    let file = WeightFile::open(weights)?;
+    let Some(net) = EndToEnd::from_file(&file, device)? else {
+        anyhow::bail!(
+            "{}: --layers all re-estimates every BatchNorm of {FAMILIES}; {} folds its inner BatchNorms into              its convolutions at load (--layers last re-estimates its last one)",
+            weights.display(),
+            model.arch
+        );
+    };
+    let reset: Vec<Named> = net
+        .state_dict()
+        .into_iter()
+        .map(|(key, shape, values)| {
+            let fill = if key.ends_with(".running_mean") {
+                Some(0.0)
+            } else if key.ends_with(".running_var") {
+                Some(1.0)
+            } else {
+                None
+            };
+            let values = fill.map_or(values, |f| vec![f; shape.iter().product()]);
+            (key, shape, values)
+        })
+        .collect();
+    let layers = reset.iter().filter(|(k, ..)| k.ends_with(".running_mean")).count();
+    // Training mode (Burn's: an autodiff device) without gradients: the BatchNorms measure and
+    // normalise with their batch's statistics, and no graph is kept.
+    let ad = device.clone().autodiff();
+    let training = EndToEnd::from_state(&reset, &ad)?.no_grad();
+    let Folders {
+        estimate_root,
+        files,
+        score_folder,
+        targets,
+    } = folders(model, cfg)?;
+    let t = cfg.recipe.test_transform(cfg.res);
+    let (mut images, mut batches, mut unreadable) = (0, 0, 0);
+    for (c, chunk) in files.chunks(cfg.batch.max(1)).enumerate() {
+        let inputs: Vec<RgbImage> = chunk
+            .par_iter()
+            .filter_map(|p| decode_file(p, DecodeLimits::default()).ok().map(|img| t.apply(&img)))
+            .collect();
+        unreadable += chunk.len() - inputs.len();
+        if !inputs.is_empty() {
+            batches += 1;
+            images += inputs.len();
+            let x = input_batch(&inputs, cfg.recipe.mean, cfg.recipe.std, &ad);
+            let out = with_momentum(1.0 / batches as f64, || training.forward(x));
+            // The statistics are updated as the forward pass runs; its output is not needed.
+            drop(out);
+        }
+        if !progress((c * cfg.batch + chunk.len()).min(files.len()), files.len()) {
+            anyhow::bail!("cancelled");
+        }
+    }
+    anyhow::ensure!(batches > 0, "{}: no image could be read", estimate_root.display());
+    let recalibrated = training.deep_copy(device)?;
+    let scores = match &targets {
+        Err(_) => None,
+        Ok(targets) => {
+            let (mut before, mut after) = (Tally::default(), Tally::default());
+            let score_files: Vec<PathBuf> = match &score_folder {
+                Some(folder) => folder.samples.iter().map(|s| s.path.clone()).collect(),
+                None => files.clone(),
+            };
+            for (c, chunk) in score_files.chunks(cfg.batch.max(1)).enumerate() {
+                let decoded: Vec<Option<RgbImage>> = chunk
+                    .par_iter()
+                    .map(|p| decode_file(p, DecodeLimits::default()).ok().map(|img| t.apply(&img)))
+                    .collect();
+                let labels: Vec<usize> = (0..chunk.len())
+                    .filter(|&i| decoded[i].is_some())
+                    .map(|i| targets[c * cfg.batch + i])
+                    .collect();
+                let inputs: Vec<RgbImage> = decoded.into_iter().flatten().collect();
+                if !inputs.is_empty() {
+                    let x = input_batch(&inputs, cfg.recipe.mean, cfg.recipe.std, device);
+                    before.add_rows(&rows(&model.net.forward(x.clone()).logits)?, &labels);
+                    after.add_rows(&rows(&recalibrated.forward(x).logits)?, &labels);
+                }
+                if !progress((c * cfg.batch + chunk.len()).min(score_files.len()), score_files.len()) {
+                    anyhow::bail!("cancelled");
+                }
+            }
+            Some(Scores::of(&before, &after))
+        }
+    };
+    let report = Report {
+        arch: model.arch.clone(),
+        weights: weights.to_owned(),
+        data: cfg.data.clone(),
+        res: cfg.res,
+        layer: format!("all {layers} BatchNorms"),
+        images,
+        batches,
+        unreadable,
+        scores,
+        not_scored: targets.err(),
+        device: backend.into(),
+        seconds: started.elapsed().as_secs_f64(),
+        out: None,
+    };
+    Ok((Recalibrated::All(recalibrated), report))
+}
+
+/// The folders of `cfg.data`: estimated on `train/` and scored on `val/` when it has both, else
+/// both on every image; the scored images' targets where their classes match the model's.
+fn folders(model: &Model, cfg: &Config) -> anyhow::Result<Folders> {
+    let (estimate_root, score_root) = estimate_and_score(&cfg.data);
+    let estimate = ImageFolder::scan(&estimate_root, Check::List, DecodeLimits::default())?;
+    let files: Vec<PathBuf> = estimate.samples.iter().map(|s| s.path.clone()).collect();
+    anyhow::ensure!(!files.is_empty(), "{}: no images", estimate_root.display());
+    let score_folder = score_root
+        .map(|root| ImageFolder::scan(&root, Check::List, DecodeLimits::default()))
+        .transpose()?;
+    let scored_on = score_folder.as_ref().unwrap_or(&estimate);
+    let targets = class_map(&scored_on.classes, model)
+        .map(|map| scored_on.samples.iter().map(|s| map[s.class]).collect())
+        .map_err(|why| format!("not scored: {why}"));
+    Ok(Folders {
+        estimate_root,
+        files,
+        score_folder,
+        targets,
+    })
+}
+
+/// Writes the model with the re-estimated statistics to `out` (the source library's keys, so
+/// PyTorch's strict `load_state_dict` takes it) and the report beside it; returns the report as
+/// written.
+pub fn export(
+    file: &WeightFile,
+    recalibrated: &Recalibrated,
+    out: &Path,
+    report: &Report,
+    model: &Model,
+) -> anyhow::Result<Report> {
     let report = Report {
         out: Some(path_text(out)),
         ..report.clone()
@@ -261,7 +452,7 @@ pub fn export(file: &WeightFile, head: &Head, out: &Path, report: &Report, model
     export_model::write_model(
         file,
         model,
-        &head.named_tensors(),
+        &recalibrated.named_tensors(),
         model.class_names.as_deref(),
         &[],
         out,

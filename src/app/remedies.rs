@@ -13,7 +13,9 @@ use super::{Command, LoadedModel, Shared};
 use crate::eval::Scores;
 use crate::frechet::PAPER_XI;
 use crate::jobs::Latest;
+use crate::model::end_to_end::FAMILIES;
 use crate::model::weights::WeightFile;
+use crate::recalibrate::Layers;
 
 /// Images per batch of both remedies (each batch's statistics weigh the same in the
 /// re-estimation, as `update_bn`'s).
@@ -22,7 +24,7 @@ const BATCH: usize = 16;
 /// Which remedy.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Remedy {
-    Recalibrate,
+    Recalibrate(Layers),
     Adapt,
 }
 
@@ -55,7 +57,7 @@ impl Remedies {
             (Some(_), Some((remedy, done, total))) => vec![format!(
                 "{} {done}/{}",
                 match remedy {
-                    Remedy::Recalibrate => "BatchNorm re-estimation",
+                    Remedy::Recalibrate(_) => "BatchNorm re-estimation",
                     Remedy::Adapt => "parametric adaptation",
                 },
                 count(total, "image", "images")
@@ -105,7 +107,23 @@ impl Remedies {
                     "This model's last normalisation is a {norm}: no running statistics"
                 ));
             if recal.clicked() {
-                out.extend(self.start(Remedy::Recalibrate, shared, model));
+                out.extend(self.start(Remedy::Recalibrate(Layers::Last), shared, model));
+            }
+            let all = ui
+                .add_enabled(
+                    !busy && model.model.net.trains_end_to_end(),
+                    egui::Button::new("Re-estimate all BatchNorms"),
+                )
+                .on_hover_text(
+                    "Resets every BatchNorm's running statistics and re-estimates them over the dataset at K_test, the \
+                     network in training mode (torch.optim.swa_utils.update_bn itself)",
+                )
+                .on_disabled_hover_text(format!(
+                    "Every BatchNorm is re-estimated for {FAMILIES}; this family folds its inner ones into its \
+                     convolutions"
+                ));
+            if all.clicked() {
+                out.extend(self.start(Remedy::Recalibrate(Layers::All), shared, model));
             }
             if ui
                 .add_enabled(
@@ -176,7 +194,8 @@ impl Remedies {
         let recipe = s.recipe_for(&model.model.recipe);
         let (data, train_res, res) = (dataset.opened.clone(), s.train_res, s.test_res);
         let path = s.export_dir.join(match remedy {
-            Remedy::Recalibrate => format!("{}_bn{res}.safetensors", model.name()),
+            Remedy::Recalibrate(Layers::Last) => format!("{}_bn{res}.safetensors", model.name()),
+            Remedy::Recalibrate(Layers::All) => format!("{}_allbn{res}.safetensors", model.name()),
             Remedy::Adapt => format!("{}_frechet{train_res}to{res}.safetensors", model.name()),
         });
         self.ids = (dataset.id, model.id);
@@ -192,16 +211,17 @@ impl Remedies {
                 }
                 let file = WeightFile::open(&model.path)?;
                 match remedy {
-                    Remedy::Recalibrate => {
+                    Remedy::Recalibrate(layers) => {
                         let cfg = crate::recalibrate::Config {
                             data,
                             res,
                             batch: BATCH,
                             recipe,
+                            layers,
                         };
-                        let (head, report) =
+                        let (recalibrated, report) =
                             crate::recalibrate::recalibrate(m, &model.path, backend, &cfg, &mut progress)?;
-                        let report = crate::recalibrate::export(&file, &head, &path, &report, m)?;
+                        let report = crate::recalibrate::export(&file, &recalibrated, &path, &report, m)?;
                         Ok(Finished {
                             summary: format!(
                                 "{} re-estimated over {} ({} batches); wrote {}",

@@ -1,5 +1,6 @@
-//! `fixres recalibrate`: label-free re-estimation of the last BatchNorm's running statistics at a
-//! test resolution (`torch.optim.swa_utils.update_bn`'s semantics), then export.
+//! `fixres recalibrate`: label-free re-estimation of the last BatchNorm's (or every BatchNorm's)
+//! running statistics at a test resolution (`torch.optim.swa_utils.update_bn`'s semantics), then
+//! export.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use crate::backend::choose;
 use crate::eval::Scores;
 use crate::model::Model;
 use crate::model::weights::WeightFile;
-use crate::recalibrate::{Config, export, recalibrate};
+use crate::recalibrate::{Config, Layers, export, recalibrate};
 
 /// Arguments of `fixres recalibrate`.
 #[derive(Debug, Args)]
@@ -26,6 +27,10 @@ pub struct RecalibrateArgs {
     /// The test resolution to re-estimate at, K_test.
     #[arg(long, value_parser = parse_res)]
     pub res: usize,
+    /// Which BatchNorms: the last one (any family with a BatchNorm head), or all of them with the
+    /// network in training mode, as `update_bn` (torchvision ResNets and EfficientNet-Lite).
+    #[arg(long, value_enum, default_value_t = Layers::Last)]
+    pub layers: Layers,
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
@@ -48,15 +53,16 @@ pub fn run(args: &RecalibrateArgs) -> anyhow::Result<ExitCode> {
         res: args.res,
         batch: args.run.training_batch()?,
         recipe: model.recipe,
+        layers: args.layers,
     };
     let bar = progress_bar(0, "recalibrate");
-    let (head, report) = recalibrate(&model, &args.weights, &backend, &config, &mut |done, total| {
+    let (recalibrated, report) = recalibrate(&model, &args.weights, &backend, &config, &mut |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
         true
     })?;
     bar.finish_and_clear();
-    let report = export(&file, &head, &args.out, &report, &model)?;
+    let report = export(&file, &recalibrated, &args.out, &report, &model)?;
     if args.json {
         print_json(&serde_json::to_value(&report)?)?;
     } else {

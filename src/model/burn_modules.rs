@@ -9,6 +9,8 @@
 //! frozen layer, it is Burn's own.
 
 use burn::module::Param;
+use std::cell::Cell;
+
 use burn::nn::conv::Conv2d;
 use burn::nn::{BatchNorm, Linear};
 use burn::tensor::module::batch_norm_train;
@@ -18,6 +20,21 @@ use super::values;
 
 /// A tensor under its PyTorch key: (key, shape, values), PyTorch's layout, f32.
 pub type Named = (String, Vec<usize>, Vec<f32>);
+
+thread_local! {
+    /// The momentum every training BatchNorm on this thread uses instead of its own, while set.
+    static MOMENTUM: Cell<Option<f64>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with every BatchNorm that trains on this thread updating its running statistics with
+/// momentum `m` instead of its own: `update_bn`'s cumulative average (momentum `None`) is `1/k`
+/// for the `k`-th batch.
+pub fn with_momentum<R>(m: f64, f: impl FnOnce() -> R) -> R {
+    let outer = MOMENTUM.with(|c| c.replace(Some(m)));
+    let result = f();
+    MOMENTUM.with(|c| c.set(outer));
+    result
+}
 
 /// `bn` on `x` (`[N, C, H, W]`): with the batch's statistics and PyTorch's running-statistics
 /// update when `x` is on an autodiff device and the layer is not frozen (Burn's own rule for
@@ -30,7 +47,7 @@ pub fn batch_norm(bn: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
     let count = (n * h * w) as f64;
     let result = batch_norm_train(x, bn.gamma.val(), bn.beta.val(), bn.epsilon);
     let device = result.mean.device();
-    let m = bn.momentum;
+    let m = MOMENTUM.with(Cell::get).unwrap_or(bn.momentum);
     let unbiased = result.variance * (count / (count - 1.0).max(1.0));
     let mean = bn.running_mean.value_sync().to_device(&device) * (1.0 - m) + result.mean * m;
     let var = bn.running_var.value_sync().to_device(&device) * (1.0 - m) + unbiased * m;

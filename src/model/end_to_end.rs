@@ -45,18 +45,25 @@ impl EndToEnd {
     /// BatchNorms' running statistics, which keep changing as the original trains. Made through
     /// the state dict, as PyTorch's `copy.deepcopy` of a module would be.
     pub fn deep_copy(&self, device: &Device) -> Result<Self, WeightsError> {
-        let state = self.state_dict();
+        Self::from_state(&self.state_dict(), device)
+    }
+
+    /// The network `state` (a `state_dict` of this family) describes, on `device`.
+    pub fn from_state(state: &[Named], device: &Device) -> Result<Self, WeightsError> {
         let tensors: Vec<tensorfile::Tensor<'_>> = state
             .iter()
             .map(|(key, shape, v)| tensorfile::Tensor::f32(key, shape, v))
             .collect();
-        let path = Path::new("(a copy of the network in training)");
+        let path = Path::new("(a network's state dict)");
         let bytes = tensorfile::to_bytes(&tensors, &BTreeMap::new()).map_err(|e| WeightsError::Format {
             path: path.to_owned(),
             reason: e.to_string(),
         })?;
         let file = WeightFile::from_bytes(path, bytes)?;
-        Ok(Self::from_file(&file, device)?.expect("the copy is of a family that trains end to end"))
+        Self::from_file(&file, device)?.ok_or_else(|| WeightsError::UnknownArchitecture {
+            path: path.to_owned(),
+            reason: format!("not the state dict of {FAMILIES}"),
+        })
     }
 
     /// The width of the pooled features (the classifier's input).

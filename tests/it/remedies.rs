@@ -160,6 +160,84 @@ fn last_batchnorm_re_estimation_matches_update_bn_for_resnet_and_efficientnet() 
     }
 }
 
+/// `--layers all` is `update_bn` itself: every BatchNorm of the narrow ResNet-18 reset and
+/// re-estimated with the network in training mode, against PyTorch's.
+#[test]
+fn every_batchnorm_re_estimation_matches_update_bn() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = photo_folder(dir.path());
+    let meta = metadata(&reference());
+    let out = dir.path().join("all.safetensors");
+    let report = fixres_ok(&[
+        "recalibrate",
+        "--weights",
+        text(&resnet18_narrow()),
+        "--data",
+        text(&data),
+        "--res",
+        &meta["bn_res"],
+        "--batch",
+        &meta["bn_batch"],
+        "--layers",
+        "all",
+        "--device",
+        "cpu",
+        "--json",
+        "--out",
+        text(&out),
+    ])
+    .json();
+    assert_eq!(report["layer"], "all 20 BatchNorms");
+    assert_eq!(
+        (report["images"].as_u64(), report["batches"].as_u64()),
+        (Some(13), Some(4))
+    );
+    assert!(report["scores"]["images"] == 13, "{report}");
+    let keys: Vec<String> = read(&reference()).into_iter().map(|t| t.name).collect();
+    let mut compared = 0;
+    let mut worst = 0f32;
+    for key in keys.iter().filter_map(|k| k.strip_prefix("all.")) {
+        let ours = f32_tensor(&out, key).1;
+        let err = relative_error(&ours, &f32s(&format!("all.{key}")));
+        worst = worst.max(err);
+        assert!(err <= 1e-5, "{key}: {err}");
+        compared += 1;
+    }
+    println!("{compared} running statistics, worst relative error {worst:.2e}");
+    assert_eq!(compared, 40, "20 BatchNorms' means and variances");
+    // The weights themselves are the source's.
+    let before = crate::util::tensors::read_f32(&resnet18_narrow());
+    for (name, _, values) in crate::util::tensors::read_f32(&out) {
+        if !name.contains("running_")
+            && let Some((.., source)) = before.iter().find(|(n, ..)| *n == name)
+        {
+            assert_eq!(&values, source, "{name}");
+        }
+    }
+    // A family whose inner BatchNorms are folded at load says so.
+    let e = fixres_err(&[
+        "recalibrate",
+        "--weights",
+        text(&model("zoo/tv_efficientnet_b0.safetensors")),
+        "--data",
+        text(&data),
+        "--res",
+        "64",
+        "--layers",
+        "all",
+        "--device",
+        "cpu",
+        "--out",
+        text(&dir.path().join("x.safetensors")),
+    ]);
+    assert!(
+        e.stderr
+            .contains("--layers all re-estimates every BatchNorm of torchvision ResNets and EfficientNet-Lite"),
+        "{}",
+        e.stderr
+    );
+}
+
 #[test]
 fn frechet_fits_and_the_quantile_map_match_scipy() {
     let fits = f64s("frechet.fit");
