@@ -1,5 +1,6 @@
 //! Pooled activations (paper §3.2) of a sample of the dataset at the current K_test, over the
-//! same at K_train: histogram, CDF and a table. Computed in the background, batch by batch (the
+//! same at K_train, and, once a remedy asks, those of its model at K_test (its values mapped as
+//! the parametric adaptation maps them): histogram, CDF and a table. Computed in the background, batch by batch (the
 //! plot fills in as batches finish); moving a slider cancels the run for the old value. The
 //! histogram is binned once per batch's values, in the background (on the GPU the sweeps use,
 //! when one is up: `shaders/histogram.wgsl`), not per frame.
@@ -33,6 +34,21 @@ const SETTLE: std::time::Duration = std::time::Duration::from_millis(150);
 const KEEP: usize = 48;
 const TEST_COLOR: egui::Color32 = egui::Color32::from_rgb(60, 170, 255);
 const TRAIN_COLOR: egui::Color32 = egui::Color32::from_rgb(255, 150, 30);
+const AFTER_COLOR: egui::Color32 = egui::Color32::from_rgb(80, 220, 100);
+
+/// A remedy's model whose activations at K_test are shown beside the open model's.
+struct After {
+    /// How the legend names it ("BatchNorm re-estimated").
+    name: String,
+    path: PathBuf,
+    /// `a·x + b` applied to its pooled activations (the parametric adaptation's map, which its
+    /// export folds into the classifier).
+    map: Option<[f64; 2]>,
+    /// Stands in for a model id in its keys.
+    id: u64,
+    /// The key whose run failed, not retried until the settings move on.
+    failed: Option<Key>,
+}
 
 /// What one set of activations depends on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -90,6 +106,9 @@ pub struct ActivationView {
     /// The stale entries and range of a binning job that did not start: not asked for again
     /// (every frame) until they change.
     bin_not_started: Option<(Vec<(Key, usize)>, f64)>,
+    /// A remedy's model shown beside, and the job computing its activations.
+    after: Option<After>,
+    after_job: Latest<Event>,
 }
 
 /// An entry's histogram density over [0, top], for `values` values.
@@ -117,6 +136,137 @@ impl ActivationView {
     pub fn progress(&self, shared: &Shared<'_>) -> Option<(usize, usize, bool)> {
         let [test, _] = self.keys(shared)?;
         self.entries.get(&test).map(|e| (e.images, e.total, e.complete))
+    }
+
+    /// Shows the activations of the model at `path` at K_test beside the open model's, as `name`,
+    /// each value mapped by `map` (`a·x + b`) if given; they follow K_test from then on.
+    pub fn show_after(&mut self, path: PathBuf, name: String, map: Option<[f64; 2]>) {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (&path, map.map(|m| m.map(f64::to_bits))).hash(&mut h);
+        self.after_job.cancel();
+        self.after = Some(After {
+            name,
+            path,
+            map,
+            // Apart from the loaded models' ids, which count up from 1.
+            id: h.finish() | (1 << 63),
+            failed: None,
+        });
+    }
+
+    /// The key of the shown remedy's activations at the current K_test.
+    fn after_key(&self, shared: &Shared<'_>) -> Option<Key> {
+        let [test, _] = self.keys(shared)?;
+        self.after.as_ref().map(|a| Key { model: a.id, ..test })
+    }
+
+    /// The keys the plots draw: K_test, K_train, and the remedy's once it has values. The
+    /// common range and the binning are over these (`ui` and `pending` alike).
+    fn drawn_keys(&self, shared: &Shared<'_>) -> Option<Vec<Key>> {
+        let [test, train] = self.keys(shared)?;
+        let mut keys = vec![test, train];
+        keys.extend(self.after_key(shared).filter(|k| self.entries.contains_key(k)));
+        Some(keys)
+    }
+
+    /// Starts the shown remedy's run when its activations at the current settings are missing,
+    /// once the open model's are done (the two would share the cores).
+    fn update_after(&mut self, shared: &Shared<'_>, main_done: bool) -> Option<Command> {
+        for event in self.after_job.drain() {
+            match event {
+                Event::Partial {
+                    key,
+                    stats,
+                    sorted,
+                    images,
+                } => {
+                    let e = self.entries.entry(key).or_default();
+                    (e.stats, e.sorted, e.images) = (Some(stats), sorted, images);
+                }
+                Event::Done { key, .. } => {
+                    if let Some(e) = self.entries.get_mut(&key) {
+                        e.complete = true;
+                    }
+                }
+                Event::Failed(e) => {
+                    self.note = Some(e);
+                    if let Some(a) = &mut self.after {
+                        a.failed = self.entries.keys().find(|k| k.model == a.id).copied();
+                    }
+                }
+            }
+        }
+        let key = self.after_key(shared)?;
+        let after = self.after.as_ref()?;
+        let done = self.entries.get(&key).is_some_and(|e| e.complete);
+        if done || !main_done || self.after_job.running().is_some() || after.failed == Some(key) {
+            return None;
+        }
+        let (model, dataset) = (shared.model?, shared.dataset?);
+        self.entries.retain(|k, e| k.model != after.id || e.complete);
+        let files = sample(dataset, key.images);
+        self.entries.insert(
+            key,
+            Entry {
+                total: files.len(),
+                ..Entry::default()
+            },
+        );
+        let recipe = shared.settings.recipe_for(&model.model.recipe);
+        let (path, map) = (after.path.clone(), after.map);
+        let started = self
+            .after_job
+            .start("activations-after", shared.wake.clone(), move |r| {
+                let loaded = match LoadedModel::open(&path) {
+                    Ok(m) => m,
+                    Err(e) => {
+                        r.send(Event::Failed(format!("{}: {e:#}", path.display())));
+                        return;
+                    }
+                };
+                let resolutions = [key.res];
+                let sweep = Sweep {
+                    recipe,
+                    ..Sweep::new(&loaded.model, &loaded.backend, &files, &resolutions, BATCH)
+                };
+                let mut values: Vec<f32> = Vec::new();
+                let mut images = 0;
+                let result = sweep.run(
+                    |out| {
+                        let mapped = out.pooled.into_iter().flatten().map(|v| match map {
+                            Some([a, b]) => (a * f64::from(v) + b) as f32,
+                            None => v,
+                        });
+                        values.extend(mapped);
+                        images += out.indices.len();
+                        let mut acc = StatsAccumulator::default();
+                        acc.extend(&values);
+                        let mut sorted: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+                        sorted.sort_by(f64::total_cmp);
+                        r.send(Event::Partial {
+                            key,
+                            stats: acc.finish(),
+                            sorted,
+                            images,
+                        });
+                    },
+                    |_, _| !r.cancelled(),
+                );
+                match result {
+                    Ok(failed) if !r.cancelled() => drop(r.send(Event::Done {
+                        key,
+                        failed: failed.len(),
+                    })),
+                    Ok(_) => {}
+                    Err(e) => drop(r.send(Event::Failed(format!("activations of {}: {e:#}", path.display())))),
+                }
+            });
+        let e = started.err()?;
+        if let Some(a) = &mut self.after {
+            a.failed = Some(key);
+        }
+        Some(Command::not_started("the remedy's activations", &e))
     }
 
     /// Of `keys`, those without finished statistics (K_test = K_train counted once).
@@ -174,10 +324,17 @@ impl ActivationView {
         }
         let keys = self.keys(shared)?;
         let missing = self.missing(&keys);
+        let after = self.after_key(shared);
         // Partial results of abandoned runs go; finished ones stay, up to `KEEP`.
-        self.entries.retain(|k, e| e.complete || keys.contains(k));
+        self.entries
+            .retain(|k, e| e.complete || keys.contains(k) || Some(*k) == after);
         if self.entries.len() > KEEP {
-            let old: Vec<Key> = self.entries.keys().filter(|k| !keys.contains(k)).copied().collect();
+            let old: Vec<Key> = self
+                .entries
+                .keys()
+                .filter(|k| !keys.contains(k) && Some(**k) != after)
+                .copied()
+                .collect();
             for k in old.into_iter().take(self.entries.len() - KEEP) {
                 self.entries.remove(&k);
             }
@@ -205,12 +362,7 @@ impl ActivationView {
                 return None;
             }
         }
-        let mut order: Vec<usize> = (0..dataset.folder.samples.len()).collect();
-        SeededRng::new(0).shuffle(&mut order);
-        let files: Vec<PathBuf> = order[..missing[0].images]
-            .iter()
-            .map(|&i| dataset.folder.samples[i].path.clone())
-            .collect();
+        let files = sample(dataset, missing[0].images);
         for k in &missing {
             self.entries.insert(
                 *k,
@@ -289,7 +441,7 @@ impl ActivationView {
     }
 
     /// The plots' common range: the largest 99.5 % quantile of the entries of `keys`.
-    fn top(&self, keys: &[Key; 2]) -> f64 {
+    fn top(&self, keys: &[Key]) -> f64 {
         keys.iter()
             .filter_map(|k| self.entries.get(k))
             .filter(|e| !e.sorted.is_empty())
@@ -299,7 +451,7 @@ impl ActivationView {
     }
 
     /// Of `keys`, the entries whose histogram is not binned for their values and `top`.
-    fn stale(&self, keys: &[Key; 2], top: f64) -> Vec<(Key, usize)> {
+    fn stale(&self, keys: &[Key], top: f64) -> Vec<(Key, usize)> {
         let mut stale: Vec<(Key, usize)> = keys
             .iter()
             .filter_map(|k| self.entries.get(k).map(|e| (*k, e.sorted.len())))
@@ -311,7 +463,7 @@ impl ActivationView {
 
     /// Takes in finished histograms and starts binning the stale ones, in the background: on the
     /// GPU the sweeps use, if one is up (it may be Burn's, busy with a run: the UI does not wait).
-    fn bin(&mut self, keys: &[Key; 2], top: f64, shared: &Shared<'_>) -> Option<Command> {
+    fn bin(&mut self, keys: &[Key], top: f64, shared: &Shared<'_>) -> Option<Command> {
         for (key, binned) in self.binning.drain() {
             self.binned.insert(key, binned);
         }
@@ -363,18 +515,22 @@ impl Panel for ActivationView {
     }
 
     fn jobs(&self) -> Vec<String> {
-        let Some(key) = self.job_keys.first() else {
-            return Vec::new();
-        };
-        match (self.job.running(), self.entries.get(key)) {
-            (Some(_), Some(e)) => vec![format!(
-                "activations {}/{}",
-                e.images,
-                count(e.total, "image", "images")
-            )],
-            (Some(_), None) => vec!["activations".to_owned()],
-            _ => Vec::new(),
+        let mut out = Vec::new();
+        if let Some(key) = self.job_keys.first() {
+            match (self.job.running(), self.entries.get(key)) {
+                (Some(_), Some(e)) => out.push(format!(
+                    "activations {}/{}",
+                    e.images,
+                    count(e.total, "image", "images")
+                )),
+                (Some(_), None) => out.push("activations".to_owned()),
+                _ => {}
+            }
         }
+        if let (Some(_), Some(a)) = (self.after_job.running(), &self.after) {
+            out.push(format!("activations after: {}", a.name));
+        }
+        out
     }
 
     /// Whether the plot is still waiting for the current settings' activations.
@@ -383,9 +539,15 @@ impl Panel for ActivationView {
             return false;
         };
         let missing = self.missing(&keys);
-        let top = self.top(&keys);
-        let stale = self.stale(&keys, top);
+        let drawn = self.drawn_keys(shared).unwrap_or_default();
+        let top = self.top(&drawn);
+        let stale = self.stale(&drawn, top);
+        let after_waiting = self.after.as_ref().is_some_and(|a| {
+            self.after_key(shared)
+                .is_some_and(|k| a.failed != Some(k) && self.entries.get(&k).is_none_or(|e| !e.complete))
+        });
         (!missing.is_empty() && self.failed.as_ref() != Some(&missing))
+            || after_waiting
             || self.binning.running().is_some()
             || (!stale.is_empty() && self.bin_not_started != Some((stale, top)))
     }
@@ -398,9 +560,21 @@ impl Panel for ActivationView {
             ui.label("Needs a dataset and a model.");
             return out;
         };
-        let top = self.top(&[test_key, train_key]);
-        out.extend(self.bin(&[test_key, train_key], top, shared));
-        let series: Vec<Series<'_>> = [("K_test", test_key, TEST_COLOR), ("K_train", train_key, TRAIN_COLOR)]
+        let main_done = self.missing(&[test_key, train_key]).is_empty();
+        out.extend(self.update_after(shared, main_done));
+        let after_key = self.after_key(shared);
+        let keys = self.drawn_keys(shared).unwrap_or_default();
+        let top = self.top(&keys);
+        out.extend(self.bin(&keys, top, shared));
+        let after_name = self.after.as_ref().map(|a| format!("after: {}", a.name));
+        let mut named = vec![
+            ("K_test".to_owned(), test_key, TEST_COLOR),
+            ("K_train".to_owned(), train_key, TRAIN_COLOR),
+        ];
+        if let (Some(name), Some(key)) = (after_name, after_key) {
+            named.push((name, key, AFTER_COLOR));
+        }
+        let series: Vec<Series<'_>> = named
             .into_iter()
             .filter_map(|(name, key, color)| {
                 self.entries.get(&key).map(|entry| Series {
@@ -468,7 +642,12 @@ impl Panel for ActivationView {
             ui.end_row();
             for series in &series {
                 if let Some(s) = &series.entry.stats {
-                    ui.colored_label(series.color, series.res.to_string());
+                    let res = if series.color == AFTER_COLOR {
+                        format!("{} after", series.res)
+                    } else {
+                        series.res.to_string()
+                    };
+                    ui.colored_label(series.color, res);
                     for v in [s.mean, s.std] {
                         ui.label(format!("{v:.3}"));
                     }
@@ -492,8 +671,18 @@ fn nonzero(sorted: &[f64]) -> &[f64] {
 }
 
 /// One curve of the plot: an entry and its binned density.
+/// The seeded sample of `images` of `dataset`'s files the plot runs on (the same for every model).
+fn sample(dataset: &super::session::Dataset, images: usize) -> Vec<PathBuf> {
+    let mut order: Vec<usize> = (0..dataset.folder.samples.len()).collect();
+    SeededRng::new(0).shuffle(&mut order);
+    order[..images.min(order.len())]
+        .iter()
+        .map(|&i| dataset.folder.samples[i].path.clone())
+        .collect()
+}
+
 struct Series<'a> {
-    name: &'static str,
+    name: String,
     res: usize,
     entry: &'a Entry,
     color: egui::Color32,

@@ -66,6 +66,14 @@ pub enum Command {
     /// Sweep these weights on the open dataset and overlay their accuracy curve on the open
     /// model's, without opening them.
     OverlayCurve(PathBuf),
+    /// Show the pooled activations at K_test of these weights (a remedy's) beside the open
+    /// model's, named so, each value mapped by `a·x + b` if given (the parametric adaptation's
+    /// map, which its export folds into the classifier).
+    ShowActivationsAfter {
+        path: PathBuf,
+        name: String,
+        map: Option<[f64; 2]>,
+    },
     /// Show the fine-tune window.
     ShowFinetune,
     /// Show the fine-tune window in its transfer mode: a new classifier for the dataset's classes.
@@ -180,6 +188,9 @@ impl ExplorerApp {
                 if let Some(failed) = self.panels.accuracy.overlay(&shared, path) {
                     self.run(failed);
                 }
+            }
+            Command::ShowActivationsAfter { path, name, map } => {
+                self.panels.activations.show_after(path, name, map);
             }
             Command::ShowFinetune => self.panels.finetune.open = true,
             Command::ShowTransfer => {

@@ -628,6 +628,17 @@ impl FinetunePanel {
                         out.push(Command::OverlayCurve(path.clone()));
                     }
                     if ui
+                        .button("Show its activations")
+                        .on_hover_text("Its pooled activations at K_test beside the model's, following K_test")
+                        .clicked()
+                    {
+                        out.push(Command::ShowActivationsAfter {
+                            path: path.clone(),
+                            name: format!("fine-tuned at {}", run.res),
+                            map: None,
+                        });
+                    }
+                    if ui
                         .button("Open the exported model")
                         .on_hover_text("Make it the open model")
                         .clicked()

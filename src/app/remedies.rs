@@ -38,6 +38,10 @@ struct Finished {
     summary: String,
     scores: Option<Scores>,
     path: PathBuf,
+    /// How the activation plot names its activations.
+    name: String,
+    /// The parametric adaptation's map of the pooled activations, `[a, b]`.
+    map: Option<[f64; 2]>,
 }
 
 /// The remedies' state.
@@ -172,6 +176,20 @@ impl Remedies {
                         out.push(Command::OverlayCurve(f.path.clone()));
                     }
                     if ui
+                        .button("Show its activations")
+                        .on_hover_text(
+                            "Its pooled activations at K_test beside the model's at K_test and K_train (the adaptation's \
+                             mapped ones), following K_test",
+                        )
+                        .clicked()
+                    {
+                        out.push(Command::ShowActivationsAfter {
+                            path: f.path.clone(),
+                            name: f.name.clone(),
+                            map: f.map,
+                        });
+                    }
+                    if ui
                         .button("Open it")
                         .on_hover_text(format!("{}: make it the open model", f.path.display()))
                         .clicked()
@@ -232,6 +250,11 @@ impl Remedies {
                             ),
                             scores: report.scores,
                             path,
+                            name: match layers {
+                                Layers::Last => format!("last BatchNorm re-estimated at {res}"),
+                                Layers::All => format!("all BatchNorms re-estimated at {res}"),
+                            },
+                            map: None,
                         })
                     }
                     Remedy::Adapt => {
@@ -260,6 +283,8 @@ impl Remedies {
                             ),
                             scores: report.scores,
                             path,
+                            name: format!("adapted {train_res} -> {res}"),
+                            map: Some(report.affine),
                         })
                     }
                 }

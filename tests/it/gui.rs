@@ -282,6 +282,33 @@ fn finetune_harness(tmp: &Path) -> Harness<'static, ExplorerApp> {
     h
 }
 
+/// A remedy's model shows its pooled activations beside the open model's: the parametric
+/// adaptation's mapped as its export's classifier maps them.
+#[test]
+fn a_remedy_shows_its_activations_beside_the_models() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut h = finetune_harness(tmp.path());
+    h.state_mut().settings_mut().train_res = 64;
+    settle(&mut h);
+    h.get_by_label("Re-estimate all BatchNorms").click_accesskit();
+    settle(&mut h);
+    h.get_by_label_contains("all 49 BatchNorms re-estimated over 10 images");
+    h.get_by_label("Show its activations").click_accesskit();
+    settle(&mut h);
+    h.get_by_label("96 after");
+    h.get_by_label("Parametric adaptation 64 -> 96").click_accesskit();
+    settle(&mut h);
+    h.get_by_label_contains("Fréchet fits");
+    h.get_by_label("Show its activations").click_accesskit();
+    settle(&mut h);
+    h.get_by_label("96 after");
+    assert!(
+        h.state().messages().iter().all(|m| !m.contains("activations")),
+        "{:?}",
+        h.state().messages()
+    );
+}
+
 #[test]
 fn fine_tune_from_the_window_then_export_and_reopen() {
     let tmp = tempfile::tempdir().unwrap();
