@@ -1,6 +1,7 @@
 //! What the two trainers share, `train` (a network from scratch) and `finetune` (the FixRes
-//! head): the learning-rate schedule, the seed of an epoch's random crops, and the pieces of
-//! their reports that have one shape in both (an epoch's record, the device).
+//! head, or a transfer): the learning-rate schedule, the seed of an epoch's random crops, a new
+//! classifier's initialisation, validation top-1 of a whole network, and the pieces of their
+//! reports that have one shape in both (an epoch's record, the device).
 
 use std::path::PathBuf;
 

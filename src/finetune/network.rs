@@ -74,8 +74,9 @@ pub(super) fn train(
         "{}: {n} training image: training the network's BatchNorms needs batches of at least 2",
         cfg.data.display()
     );
-    let top1 = |net: &EndToEnd, res: usize| {
-        let plain = net.deep_copy(device)?;
+    // Validation top-1 of a copy on the plain device (evaluation mode: Burn's BatchNorms train on
+    // an autodiff device).
+    let top1 = |plain: &EndToEnd, res: usize| {
         accuracy(
             plain.as_architecture(),
             &recipe,
@@ -89,7 +90,7 @@ pub(super) fn train(
     // clones share the running statistics that training changes.
     let initial = net.deep_copy(device)?;
     report(Progress::Stage("validation before training".into()));
-    let before = top1(&net, cfg.res)?;
+    let before = top1(&initial, cfg.res)?;
     let lr = cfg.lr.unwrap_or_else(|| Sgd::default_lr(Some(part), batch));
     let mut optim = SgdConfig::new()
         .with_momentum(Some(MomentumConfig {

@@ -318,22 +318,17 @@ pub fn finetune(
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let device = &backend.device;
+    let data = prepare(model, cfg, report)?;
+    if let Some(part @ (Part::LastStage | Part::All)) = cfg.new_classifier {
+        return super::network::train(model, weights, backend, cfg, part, data, started, report);
+    }
     let Prepared {
         train_split,
         val_split,
         classes,
         unreadable,
-    } = prepare(model, cfg, report)?;
+    } = data;
     let n_classes = classes.len();
-    if let Some(part @ (Part::LastStage | Part::All)) = cfg.new_classifier {
-        let data = Prepared {
-            train_split,
-            val_split,
-            classes,
-            unreadable,
-        };
-        return super::network::train(model, weights, backend, cfg, part, data, started, report);
-    }
     let recipe = cfg.recipe;
     let test_t = recipe.test_transform(cfg.res);
     let batch = cfg.batch.max(2);
