@@ -58,6 +58,8 @@ pub enum Layers {
 }
 
 /// What a re-estimation changed.
+// One value per run, moved once: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Recalibrated {
     /// The head, its BatchNorm's statistics new.
     Last(Head),
@@ -117,6 +119,7 @@ pub struct Report {
 /// The trunk's outputs of `files` at `t`, in batches of `batch`, handed to `each` with the indices
 /// (into `files`) of the images that decoded; `progress(done, total)` after each batch, false
 /// stops. Returns how many files could not be decoded.
+#[allow(clippy::too_many_arguments)]
 fn for_each_trunk(
     model: &Model,
     backend: &Backend,

@@ -198,6 +198,8 @@ pub struct Summary {
 }
 
 /// What a run trained.
+// One value per run, moved once: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Trained {
     /// The head (the fine-tune, a transfer with `Part::Head`): the trunk is the model's.
     Head(Head),

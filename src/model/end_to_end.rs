@@ -18,6 +18,8 @@ use super::{Architecture, Forward};
 use crate::tensorfile;
 
 /// A network Burn trains end to end.
+// A few per run, each holding its tensors by handle: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum EndToEnd {
     /// A torchvision ResNet.
