@@ -181,6 +181,33 @@ impl Tally {
     pub fn top5_share(&self) -> f64 {
         self.top5 as f64 / self.scored.max(1) as f64
     }
+
+    /// The 95 % interval of top-1 accuracy (`wilson_interval`): what the images scored so far say
+    /// of the whole folder, when they are a random sample of it.
+    #[must_use]
+    pub fn top1_interval(&self) -> (f64, f64) {
+        wilson_interval(self.top1, self.scored, Z_95)
+    }
+}
+
+/// The standard normal quantile of 0.975: a two-sided 95 % interval (SciPy's
+/// `norm.ppf(0.975)`).
+pub const Z_95: f64 = 1.959_963_984_540_054;
+
+/// Wilson's score interval for a proportion: `k` successes of `n`, `z` the normal quantile (SciPy's
+/// `binomtest(k, n).proportion_ci(method="wilson")`, without continuity correction). Unlike the
+/// normal approximation it stays inside [0, 1] and is sound for small `n` and for proportions near
+/// 0 or 1. `(0, 1)` without observations.
+#[must_use]
+pub fn wilson_interval(k: usize, n: usize, z: f64) -> (f64, f64) {
+    if n == 0 {
+        return (0.0, 1.0);
+    }
+    let (k, n) = (k as f64, n as f64);
+    let z2 = z * z;
+    let center = (k + z2 / 2.0) / (n + z2);
+    let half = z / (n + z2) * (k * (n - k) / n + z2 / 4.0).sqrt();
+    ((center - half).max(0.0), (center + half).min(1.0))
 }
 
 /// A BatchNorm's running statistics re-estimated as `torch.optim.swa_utils.update_bn` does: the

@@ -10,6 +10,7 @@ mod it {
     mod bad_input;
     mod cli;
     mod datasets;
+    mod estimates;
     mod fidelity;
     mod finetune;
     mod gpu;

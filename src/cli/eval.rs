@@ -34,6 +34,21 @@ pub struct EvalArgs {
     /// top5, predicted, p_predicted, p_true).
     #[arg(long = "per-image")]
     pub per_image: Option<PathBuf>,
+    /// Seed of the order the images are visited in: class-stratified and random, so that the
+    /// images scored so far are a sample of the folder with every class in its share, and a
+    /// stopped or limited sweep is an estimate of the whole (with its 95 % interval).
+    #[arg(long, default_value_t = 0)]
+    pub order_seed: u64,
+    /// Score the first N images of the order only.
+    #[arg(long, value_parser = super::parse_positive_count)]
+    pub limit: Option<usize>,
+    /// Score the first N images of each class in the order only.
+    #[arg(long, value_parser = super::parse_positive_count)]
+    pub per_class: Option<usize>,
+    /// Stop once every resolution's 95 % interval of top-1 is within ± this many percentage
+    /// points (e.g. 2: 76 ± 2 %).
+    #[arg(long, value_parser = super::parse_positive)]
+    pub until_ci: Option<f64>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -46,6 +61,8 @@ struct ResResult {
     /// Images scored.
     images: usize,
     top1: f64,
+    /// The 95 % interval of top-1 (Wilson's), for the folder the scored images sample.
+    top1_ci: [f64; 2],
     top5: f64,
     /// Multiply-accumulates per image (counted from the layers' shapes).
     macs: u64,
@@ -78,8 +95,23 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let matched = match_classes(&folder.classes, model.class_names.as_deref(), model.classes)
         .map_err(|why| anyhow::anyhow!("{}: cannot score this dataset: {why}", args.data.display()))?;
     let labels = &matched.outputs;
-    let files: Vec<PathBuf> = folder.samples.iter().map(|s| s.path.clone()).collect();
-    let targets: Vec<usize> = folder.samples.iter().map(|s| labels[s.class]).collect();
+    // The class-stratified order, cut to the sample asked for.
+    let mut per_class_taken = vec![0usize; folder.classes.len()];
+    let mut order: Vec<usize> = folder
+        .stratified_order(args.order_seed)
+        .into_iter()
+        .filter(|&i| {
+            let c = folder.samples[i].class;
+            per_class_taken[c] += 1;
+            args.per_class.is_none_or(|n| per_class_taken[c] <= n)
+        })
+        .collect();
+    if let Some(n) = args.limit {
+        order.truncate(n);
+    }
+    let files: Vec<PathBuf> = order.iter().map(|&i| folder.samples[i].path.clone()).collect();
+    let targets: Vec<usize> = order.iter().map(|&i| labels[folder.samples[i].class]).collect();
+    let sample_classes: Vec<usize> = order.iter().map(|&i| folder.samples[i].class).collect();
     let n_res = args.res.len();
     let mut tallies = vec![Tally::default(); n_res];
     let mut per_image = PerImage::new(n_res, files.len());
@@ -87,6 +119,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let mut stats: Vec<StatsAccumulator> = (0..n_res).map(|_| StatsAccumulator::default()).collect();
     let bar = progress_bar(files.len() as u64, "eval");
     let sweep = Sweep::new(&model, &backend, &files, &args.res, args.run.batch);
+    // Set once the last resolution of a batch leaves every interval narrow enough.
+    let precise_enough = std::cell::Cell::new(false);
     let failed = sweep.run(
         |out| {
             for p in &out.pooled {
@@ -96,10 +130,18 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             for scored in per_image.record(&out, &targets) {
                 tallies[out.res_index].count(&scored);
             }
+            if let Some(w) = args.until_ci
+                && out.res_index + 1 == n_res
+            {
+                precise_enough.set(tallies.iter().all(|t| {
+                    let (lo, hi) = t.top1_interval();
+                    t.scored > 0 && 100.0 * (hi - lo) / 2.0 <= w
+                }));
+            }
         },
         |done, _| {
             bar.set_position(done as u64);
-            true
+            !precise_enough.get()
         },
     )?;
     bar.finish_and_clear();
@@ -124,6 +166,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             res: args.res[r],
             images: tallies[r].scored,
             top1: tallies[r].top1_share(),
+            top1_ci: {
+                let (lo, hi) = tallies[r].top1_interval();
+                [lo, hi]
+            },
             top5: tallies[r].top5_share(),
             macs: costs[r].macs,
             images_per_s: costs[r].images_per_s(),
@@ -140,11 +186,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     if let Some(csv) = &args.per_image {
-        let class_of: Vec<&str> = folder
-            .samples
-            .iter()
-            .map(|s| folder.classes[s.class].as_str())
-            .collect();
+        let class_of: Vec<&str> = sample_classes.iter().map(|&c| folder.classes[c].as_str()).collect();
         let names = model.class_names.as_deref();
         let text = per_image.csv(&args.res, &files, &class_of, |o| {
             names.and_then(|n| n.get(o)).cloned().unwrap_or_else(|| o.to_string())
@@ -165,6 +207,16 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             "device": backend,
             "warnings": model.warnings,
             "results": per_res,
+            "sample": {
+                "order": "class-stratified random",
+                "order_seed": args.order_seed,
+                "folder_images": folder.samples.len(),
+                "in_sample": files.len(),
+                "limit": args.limit,
+                "per_class": args.per_class,
+                "until_ci": args.until_ci,
+                "stopped_at_ci": precise_enough.get(),
+            },
             "flips": flips,
             "per_image": args.per_image.as_deref().map(crate::fsutil::path_text),
             "skipped": folder.skipped,
@@ -181,9 +233,11 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         );
         for r in &per_res {
             println!(
-                "  K={:<4} top-1 {:6.2}%  top-5 {:6.2}%  {:7.3} GMACs  {:7.1} ms/image{}  pooled mean {:.4}  zeros {:.1}%  ({} images)",
+                "  K={:<4} top-1 {:6.2}% [{:.1}, {:.1}]  top-5 {:6.2}%  {:7.3} GMACs  {:7.1} ms/image{}  pooled mean {:.4}  zeros {:.1}%  ({} images)",
                 r.res,
                 100.0 * r.top1,
+                100.0 * r.top1_ci[0],
+                100.0 * r.top1_ci[1],
                 100.0 * r.top5,
                 r.macs as f64 / 1e9,
                 r.ms_per_image,
@@ -193,7 +247,23 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
                 r.images
             );
         }
-        println!("  (* on the Pareto front of top-1 against time per image)");
+        println!("  (* on the Pareto front of top-1 against time per image; [..]: top-1's 95 % interval)");
+        if files.len() < folder.samples.len() || precise_enough.get() {
+            println!(
+                "  a sample of {} of the folder's {} images (class-stratified, seed {}){}",
+                per_res.iter().map(|r| r.images).max().unwrap_or(0),
+                folder.samples.len(),
+                args.order_seed,
+                if precise_enough.get() {
+                    format!(
+                        ": stopped once every interval was within ±{} points",
+                        args.until_ci.unwrap_or(0.0)
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
         for f in &flips {
             println!(
                 "  K={} → K={}: {} right → wrong, {} wrong → right (of {} images)",

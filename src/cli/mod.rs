@@ -193,6 +193,14 @@ pub(crate) fn parse_positive(s: &str) -> Result<f64, String> {
     }
 }
 
+/// A whole number above zero (image counts).
+pub(crate) fn parse_positive_count(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("'{s}': must be a whole number above zero")),
+    }
+}
+
 fn parse_number(s: &str) -> Result<f64, String> {
     let s = s.trim();
     let value = match s.split_once('/') {

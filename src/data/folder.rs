@@ -8,6 +8,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::decode::{DecodeError, DecodeLimits, decode_file, probe_file};
+use super::rng::SeededRng;
 
 /// torchvision's `IMG_EXTENSIONS`, lower case, without the dot.
 pub const IMG_EXTENSIONS: [&str; 9] = ["jpg", "jpeg", "png", "ppm", "bmp", "pgm", "tif", "tiff", "webp"];
@@ -137,6 +138,34 @@ pub struct ImageFolder {
 }
 
 impl ImageFolder {
+    /// The samples in a seeded, class-stratified random order (indices into `samples`): each
+    /// class shuffled, then the classes interleaved in proportion to their sizes, so that the
+    /// first `n` images of the order are a random sample of the folder with every class in its
+    /// share (to within two images). A sweep visiting them in this order is an estimate of the
+    /// whole folder from its first batch on; the same seed gives the same order.
+    #[must_use]
+    pub fn stratified_order(&self, seed: u64) -> Vec<usize> {
+        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); self.classes.len()];
+        for (i, s) in self.samples.iter().enumerate() {
+            by_class[s.class].push(i);
+        }
+        // Image j of a class of n is due at (j + 1/2) / n of the way through the order (the
+        // midpoint of its slot: Webster's apportionment), so every prefix holds each class in
+        // proportion; classes due at the same point go in a seeded random order.
+        let mut rank: Vec<usize> = (0..by_class.len()).collect();
+        SeededRng::new(seed).shuffle(&mut rank);
+        let mut keyed: Vec<(f64, usize, usize)> = Vec::with_capacity(self.samples.len());
+        for (class, members) in by_class.iter_mut().enumerate() {
+            SeededRng::for_item(seed, class as u64).shuffle(members);
+            let n = members.len() as f64;
+            for (j, &i) in members.iter().enumerate() {
+                keyed.push(((j as f64 + 0.5) / n, rank[class], i));
+            }
+        }
+        keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        keyed.into_iter().map(|(_, _, i)| i).collect()
+    }
+
     /// Scans `root` as torchvision's ImageFolder does, checking each file as `check` says,
     /// in parallel.
     pub fn scan(root: &Path, check: Check, limits: DecodeLimits) -> Result<Self, ScanError> {
@@ -271,4 +300,68 @@ fn walk(dir: &Path, ancestors: &mut Vec<PathBuf>, files: &mut Vec<PathBuf>, skip
         walk(&sub, ancestors, files, skipped);
     }
     ancestors.pop();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn folder(sizes: &[usize]) -> ImageFolder {
+        let samples = sizes
+            .iter()
+            .enumerate()
+            .flat_map(|(class, &n)| {
+                (0..n).map(move |i| Sample {
+                    path: PathBuf::from(format!("{class}/{i}.png")),
+                    class,
+                    size: None,
+                })
+            })
+            .collect();
+        ImageFolder {
+            root: PathBuf::from("root"),
+            classes: (0..sizes.len()).map(|c| c.to_string()).collect(),
+            samples,
+            skipped: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_prefix_of_the_stratified_order_holds_each_class_in_its_share() {
+        // Uneven classes, one empty (ImageFolder keeps empty classes).
+        for sizes in [
+            &[50, 7, 0, 120, 13, 1, 300][..],
+            &[50; 1000],
+            &[3, 1300, 732, 1300, 1, 5, 260, 1300],
+        ] {
+            check_shares(sizes);
+        }
+    }
+
+    fn check_shares(sizes: &[usize]) {
+        let f = folder(sizes);
+        let total: usize = sizes.iter().sum();
+        let order = f.stratified_order(5);
+        let mut seen = order.clone();
+        seen.sort_unstable();
+        assert_eq!(seen, (0..total).collect::<Vec<_>>(), "a permutation");
+        let mut counts = vec![0usize; sizes.len()];
+        for (m, &i) in order.iter().enumerate() {
+            counts[f.samples[i].class] += 1;
+            for (c, &n) in sizes.iter().enumerate() {
+                let share = (m + 1) as f64 * n as f64 / total as f64;
+                assert!(
+                    (counts[c] as f64 - share).abs() <= 2.0,
+                    "prefix {}: class {c} has {} of its share {share:.2}",
+                    m + 1,
+                    counts[c]
+                );
+            }
+        }
+        assert_eq!(order, f.stratified_order(5), "the same seed, the same order");
+        assert_ne!(order, f.stratified_order(6), "another seed, another order");
+        // Within a class the order is shuffled, not the folder's.
+        let class_six: Vec<usize> = order.iter().copied().filter(|&i| f.samples[i].class == 6).collect();
+        assert!(class_six.windows(2).any(|w| w[0] > w[1]));
+    }
 }
