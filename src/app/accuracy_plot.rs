@@ -19,7 +19,7 @@ use super::{Command, LoadedModel, Shared};
 use crate::data::{CropMode, Interpolation};
 use crate::eval::{Cost, PerImage, Sweep, class_map, pareto_front};
 use crate::jobs::Latest;
-use crate::stats::Scored;
+use crate::stats::{Scored, Z_95, wilson_interval};
 
 /// Images per model batch.
 const BATCH: usize = 16;
@@ -55,6 +55,8 @@ struct Curve {
     total: usize,
     complete: bool,
     failed: usize,
+    /// The sweep stopped once every interval was within ± this many points.
+    stopped_at: Option<f64>,
     /// Each image's result at each resolution (the flip browser's).
     per_image: PerImage,
     /// What the model costs at each resolution.
@@ -97,6 +99,12 @@ impl Curve {
         let n = self.scored[i].max(1) as f64;
         (self.top1[i] as f64 / n, self.top5[i] as f64 / n)
     }
+
+    /// Top-1's 95 % interval at resolution `i`: the images scored so far are a class-stratified
+    /// random sample of the folder (`ImageFolder::stratified_order`).
+    fn interval(&self, i: usize) -> (f64, f64) {
+        wilson_interval(self.top1[i], self.scored[i], Z_95)
+    }
 }
 
 enum Event {
@@ -112,6 +120,8 @@ enum Event {
     },
     Done {
         failed: usize,
+        /// Stopped at this precision (± points), before the end of the folder.
+        stopped_at: Option<f64>,
     },
     Failed(String),
 }
@@ -131,6 +141,8 @@ pub struct AccuracyView {
     mismatch: bool,
     flips: FlipBrowser,
     axis: Axis,
+    /// Stop a sweep once every resolution's 95 % interval of top-1 is within ± this many points.
+    stop_at: Option<f64>,
 }
 
 impl AccuracyView {
@@ -158,9 +170,10 @@ impl AccuracyView {
                     }
                 }
                 Event::Progress { done } => c.done = done,
-                Event::Done { failed } => {
+                Event::Done { failed, stopped_at } => {
                     c.complete = true;
                     c.failed = failed;
+                    c.stopped_at = stopped_at;
                 }
                 Event::Failed(e) => {
                     self.error = Some(e);
@@ -239,8 +252,12 @@ impl AccuracyView {
     ) -> Option<Command> {
         let dataset = Arc::clone(shared.dataset?);
         let resolutions = shared.settings.sweep_resolutions();
-        let files: Vec<PathBuf> = dataset.folder.samples.iter().map(|s| s.path.clone()).collect();
+        // A class-stratified random order: the images scored so far are a sample of the folder at
+        // every moment, so the curve is an estimate (with its intervals) from the first batch.
+        let order = dataset.folder.stratified_order(0);
+        let files: Vec<PathBuf> = order.iter().map(|&i| dataset.folder.samples[i].path.clone()).collect();
         let key = curve_key(dataset.id, model_id, shared.settings);
+        let stop_at = self.stop_at;
         let n = resolutions.len();
         let transform = (
             shared.settings.crop_ratio,
@@ -267,6 +284,7 @@ impl AccuracyView {
                 total: files.len(),
                 complete: false,
                 failed: 0,
+                stopped_at: None,
                 per_image: PerImage::new(n, files.len()),
                 cost: vec![Cost::default(); n],
             },
@@ -302,14 +320,29 @@ impl AccuracyView {
                 recipe,
                 ..Sweep::new(&model.model, &model.backend, &files, &resolutions, BATCH)
             };
+            // Top-1 hits and images per resolution, for the stop at a precision.
+            let mut counts = vec![(0usize, 0usize); n];
+            let precise_enough = std::cell::Cell::new(false);
             let result = sweep.run(
                 |out| {
-                    let results = out
+                    // Indices into the folder's samples (the flip browser's), not the order's.
+                    let results: Vec<(usize, Scored)> = out
                         .indices
                         .iter()
                         .zip(&out.logits)
-                        .map(|(&i, l)| (i, Scored::of(l, targets[i])))
+                        .map(|(&i, l)| (order[i], Scored::of(l, targets[order[i]])))
                         .collect();
+                    let c = &mut counts[out.res_index];
+                    c.0 += results.iter().filter(|(_, s)| s.top1).count();
+                    c.1 += results.len();
+                    if let Some(w) = stop_at
+                        && out.res_index + 1 == n
+                    {
+                        precise_enough.set(counts.iter().all(|&(k, m)| {
+                            let (lo, hi) = wilson_interval(k, m, Z_95);
+                            m > 0 && 100.0 * (hi - lo) / 2.0 <= w
+                        }));
+                    }
                     r.send(Event::Batch {
                         res_index: out.res_index,
                         results,
@@ -317,10 +350,13 @@ impl AccuracyView {
                         model_seconds: out.model_seconds,
                     });
                 },
-                |done, _| r.send(Event::Progress { done }),
+                |done, _| r.send(Event::Progress { done }) && !precise_enough.get(),
             );
             match result {
-                Ok(failed) => drop(r.send(Event::Done { failed: failed.len() })),
+                Ok(failed) => drop(r.send(Event::Done {
+                    failed: failed.len(),
+                    stopped_at: stop_at.filter(|_| precise_enough.get()),
+                })),
                 Err(e) => drop(r.send(Event::Failed(format!("accuracy sweep: {e:#}")))),
             }
         });
@@ -397,6 +433,25 @@ impl Panel for AccuracyView {
             if running && ui.button("Cancel").clicked() {
                 self.job.cancel();
             }
+            // The images are visited in a class-stratified random order, so a stopped sweep is
+            // an estimate of the whole folder.
+            let mut stop = self.stop_at.is_some();
+            let label = ui
+                .add_enabled(!running, egui::Checkbox::new(&mut stop, "stop at ±"))
+                .on_hover_text(
+                    "Stop once every resolution's 95 % interval of top-1 is this narrow: the images are visited in a \
+                     class-stratified random order, so those scored are a sample of the folder",
+                );
+            let mut points = self.stop_at.unwrap_or(2.0);
+            ui.add_enabled(
+                !running && stop,
+                egui::DragValue::new(&mut points)
+                    .range(0.1..=20.0)
+                    .speed(0.1)
+                    .suffix(" points"),
+            )
+            .labelled_by(label.id);
+            self.stop_at = stop.then_some(points);
         });
         ui.horizontal(|ui| {
             ui.label("against");
@@ -447,6 +502,12 @@ impl Panel for AccuracyView {
                         // Unnamed: the legend lists each model's lines once.
                         p.points(Points::new("", front).color(color).radius(5.0));
                     }
+                    // Top-1's 95 % interval at each resolution (unnamed: out of the legend).
+                    for &j in &measured {
+                        let (lo, hi) = c.interval(j);
+                        let x = axis.x(c, j);
+                        p.line(Line::new("", vec![[x, lo], [x, hi]]).color(color.gamma_multiply(0.6)));
+                    }
                     p.line(Line::new(format!("{} top-1", c.model_name), top1).color(color));
                     p.line(
                         Line::new(format!("{} top-5", c.model_name), top5)
@@ -470,6 +531,12 @@ impl Panel for AccuracyView {
                     }
                     ui.label(format!("{}/{}", c.done, count(c.total, "image", "images")));
                 });
+            } else if let Some(w) = c.stopped_at {
+                ui.label(format!(
+                    "stopped at ±{w} points: an estimate from {} of {} (a class-stratified random sample)",
+                    c.done,
+                    count(c.total, "image", "images")
+                ));
             } else if c.failed > 0 {
                 ui.colored_label(
                     ui.visuals().warn_fg_color,
@@ -483,7 +550,7 @@ impl Panel for AccuracyView {
                     egui::Grid::new("acc-grid").striped(true).show(ui, |ui| {
                         // Time per image is measured, so it differs run to run: shown on hover
                         // and in the latency view, not in the table (whose pixels tests compare).
-                        for h in ["K_test", "top-1", "top-5", "GMACs", "images"] {
+                        for h in ["K_test", "top-1", "95 % CI", "top-5", "GMACs", "images"] {
                             ui.strong(h);
                         }
                         ui.end_row();
@@ -491,6 +558,12 @@ impl Panel for AccuracyView {
                             let (t1, t5) = c.accuracy(j);
                             ui.label(c.res[j].to_string());
                             ui.label(format!("{:.1} %", 100.0 * t1));
+                            let (lo, hi) = c.interval(j);
+                            if c.scored[j] > 0 {
+                                ui.label(format!("{:.1}–{:.1}", 100.0 * lo, 100.0 * hi));
+                            } else {
+                                ui.label("");
+                            }
                             ui.label(format!("{:.1} %", 100.0 * t5));
                             ui.label(format!("{:.3}", c.cost[j].macs as f64 / 1e9))
                                 .on_hover_text(format!(
@@ -515,7 +588,8 @@ impl Panel for AccuracyView {
 }
 
 fn csv(curves: &[(&CurveKey, &Curve)]) -> String {
-    let mut s = String::from("model,k_test,top1,top5,images,macs,ms_per_image,pareto_latency\n");
+    let mut s =
+        String::from("model,k_test,top1,top1_ci_low,top1_ci_high,top5,images,macs,ms_per_image,pareto_latency\n");
     for (_, c) in curves {
         // The front among the resolutions measured so far.
         let measured: Vec<usize> = (0..c.res.len()).filter(|&j| c.scored[j] > 0).collect();
@@ -526,8 +600,9 @@ fn csv(curves: &[(&CurveKey, &Curve)]) -> String {
         let front: Vec<usize> = pareto_front(&points).into_iter().map(|i| measured[i]).collect();
         for j in 0..c.res.len() {
             let (t1, t5) = c.accuracy(j);
+            let (lo, hi) = c.interval(j);
             s += &format!(
-                "{},{},{t1},{t5},{},{},{},{}\n",
+                "{},{},{t1},{lo},{hi},{t5},{},{},{},{}\n",
                 c.model_name,
                 c.res[j],
                 c.scored[j],

@@ -16,7 +16,7 @@ use super::messages::count;
 use super::panel::{Panel, Place};
 use super::plot_widgets::{export_buttons, legend, set_png_rect};
 use super::{Command, LoadedModel, Shared};
-use crate::data::{CropMode, Interpolation, SeededRng};
+use crate::data::{CropMode, Interpolation};
 use crate::eval::{PooledStats, StatsAccumulator, Sweep};
 use crate::jobs::Latest;
 use crate::stats::quantile;
@@ -671,10 +671,10 @@ fn nonzero(sorted: &[f64]) -> &[f64] {
 }
 
 /// One curve of the plot: an entry and its binned density.
-/// The seeded sample of `images` of `dataset`'s files the plot runs on (the same for every model).
+/// The sample of `images` of `dataset`'s files the plot runs on (the same for every model): the
+/// first of the class-stratified order the accuracy sweep visits them in.
 fn sample(dataset: &super::session::Dataset, images: usize) -> Vec<PathBuf> {
-    let mut order: Vec<usize> = (0..dataset.folder.samples.len()).collect();
-    SeededRng::new(0).shuffle(&mut order);
+    let order = dataset.folder.stratified_order(0);
     order[..images.min(order.len())]
         .iter()
         .map(|&i| dataset.folder.samples[i].path.clone())
@@ -769,6 +769,7 @@ fn csv(series: &[Series<'_>], top: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::SeededRng;
 
     #[test]
     fn density_integrates_to_one_and_cdf_ends_at_one() {

@@ -484,6 +484,28 @@ fn cancelling_a_fine_tune_keeps_weights_and_says_so() {
     );
 }
 
+/// The sweep stopped at a precision: an estimate from a class-stratified sample of the folder,
+/// with its 95 % intervals, each within the asked ± points.
+#[test]
+fn the_sweep_stops_at_the_asked_precision() {
+    let mut h = harness(Startup::default());
+    h.state_mut().run(Command::OpenFashionDemo);
+    settle(&mut h);
+    h.get_by_role_and_label(Role::CheckBox, "stop at ±").click_accesskit();
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::SpinButton, "stop at ±")
+        .set_value_accesskit(4.0);
+    h.run_steps(2);
+    h.get_by_label("Run sweep").click();
+    settle(&mut h);
+    h.get_by_label_contains("stopped at ±4 points: an estimate from");
+    h.get_by_label("95 % CI");
+    assert!(
+        h.query_all_by_label("1000").next().is_none(),
+        "no resolution scored the whole folder"
+    );
+}
+
 #[test]
 fn the_fashion_demo_runs_the_sweep_the_fine_tune_and_shows_its_grid() {
     let tmp = tempfile::tempdir().unwrap();
