@@ -1,6 +1,7 @@
 //! The left panel: the dataset's images by class, with thumbnails. Only the visible rows are
 //! laid out (so 10,000+ images scroll smoothly), and only their thumbnails are decoded, off the
-//! UI thread, then cached.
+//! UI thread, then cached. A filter box narrows the list to the classes and files whose names
+//! contain what is typed, and a class list jumps to a class.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -45,6 +46,13 @@ pub struct Browser {
     /// The thumbnails whose job did not start: not asked for again (every frame) until the
     /// rows in view change.
     not_started: Vec<usize>,
+    /// What the filter box holds, and what `rows` were made for.
+    filter: String,
+    rows_for: Option<String>,
+    /// Images the rows list.
+    matching: usize,
+    /// A class picked from the class list, to scroll to.
+    jump: Option<usize>,
 }
 
 impl Panel for Browser {
@@ -71,9 +79,23 @@ impl Panel for Browser {
         if dataset.id != self.dataset_id {
             *self = Self {
                 dataset_id: dataset.id,
-                rows: rows(&dataset.folder.classes, dataset.folder.samples.iter().map(|s| s.class)),
                 ..Self::default()
             };
+        }
+        if self.rows_for.as_deref() != Some(self.filter.as_str()) {
+            let folder = &dataset.folder;
+            let shown = matching(
+                &folder.classes,
+                folder.samples.iter().map(|s| (s.class, &s.path)),
+                &self.filter,
+            );
+            self.matching = shown.len();
+            self.rows = if self.filter.trim().is_empty() {
+                rows(&folder.classes, folder.samples.iter().map(|s| s.class))
+            } else {
+                filtered_rows(shown.iter().map(|&i| (i, folder.samples[i].class)))
+            };
+            self.rows_for = Some(self.filter.clone());
         }
         for (index, result) in self.job.drain() {
             let thumb = match result {
@@ -82,17 +104,61 @@ impl Panel for Browser {
             };
             self.thumbs.insert(index, thumb);
         }
-        ui.heading(count(dataset.folder.samples.len(), "image", "images"));
+        let total = dataset.folder.samples.len();
+        if self.filter.trim().is_empty() {
+            ui.heading(count(total, "image", "images"));
+        } else {
+            ui.heading(format!("{} of {total}", count(self.matching, "image", "images")));
+        }
+        ui.horizontal(|ui| {
+            let label = ui.label("filter");
+            ui.add(
+                egui::TextEdit::singleline(&mut self.filter)
+                    .hint_text("class or file name")
+                    .desired_width(150.0),
+            )
+            .labelled_by(label.id)
+            .on_hover_text("Shows the classes and files whose names contain this (any case)");
+        });
+        let classes = &dataset.folder.classes;
+        let label = ui.label("go to class");
+        egui::ComboBox::from_id_salt("browser-class")
+            .selected_text(self.jump.map_or("", |c| classes[c].as_str()))
+            .width(200.0)
+            .show_ui(ui, |ui| {
+                for (c, name) in classes.iter().enumerate() {
+                    if ui.selectable_label(self.jump == Some(c), name).clicked() {
+                        self.jump = Some(c);
+                        // A class the filter hides: show everything to scroll to it.
+                        if !self.rows.iter().any(|r| matches!(r, Row::Class(k) if *k == c)) {
+                            self.filter.clear();
+                        }
+                        self.shown_selection = None;
+                    }
+                }
+            })
+            .response
+            .labelled_by(label.id);
+        if self.rows_for.as_deref() != Some(self.filter.as_str()) {
+            // The filter changed this frame: the list follows next frame.
+            ui.ctx().request_repaint();
+        }
         let samples = &dataset.folder.samples;
         let mut scroll = egui::ScrollArea::vertical().auto_shrink(false);
-        if self.shown_selection != Some(shared.selected) {
+        let spacing = ui.spacing().item_spacing.y;
+        if let Some(c) = self.jump
+            && self.shown_selection.is_none()
+            && let Some(row) = self.rows.iter().position(|r| matches!(r, Row::Class(k) if *k == c))
+        {
+            scroll = scroll.vertical_scroll_offset(row as f32 * (ROW + spacing));
+            self.shown_selection = Some(shared.selected);
+        } else if self.shown_selection != Some(shared.selected) {
             self.shown_selection = Some(shared.selected);
             if let Some(row) = self
                 .rows
                 .iter()
                 .position(|r| matches!(r, Row::Image(i) if *i == shared.selected))
             {
-                let spacing = ui.spacing().item_spacing.y;
                 scroll = scroll.vertical_scroll_offset((row as f32 * (ROW + spacing) - 3.0 * ROW).max(0.0));
             }
         }
@@ -211,6 +277,39 @@ fn rows(classes: &[String], sample_classes: impl Iterator<Item = usize>) -> Vec<
     out
 }
 
+/// The samples (indices) the filter shows: every image of a class whose name contains `filter`,
+/// and every image whose file name does, ignoring case; all of them for an empty filter.
+fn matching<'a>(classes: &[String], samples: impl Iterator<Item = (usize, &'a PathBuf)>, filter: &str) -> Vec<usize> {
+    let needle = filter.trim().to_lowercase();
+    let class_matches: Vec<bool> = classes.iter().map(|c| c.to_lowercase().contains(&needle)).collect();
+    samples
+        .enumerate()
+        .filter(|(_, (class, path))| {
+            needle.is_empty()
+                || class_matches[*class]
+                || path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().to_lowercase().contains(&needle))
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// Class headers, each followed by its shown images (`(sample index, class)`, sorted by class);
+/// classes without a shown image have no header.
+fn filtered_rows(shown: impl Iterator<Item = (usize, usize)>) -> Vec<Row> {
+    let mut out = Vec::new();
+    let mut last = None;
+    for (i, c) in shown {
+        if last != Some(c) {
+            out.push(Row::Class(c));
+            last = Some(c);
+        }
+        out.push(Row::Image(i));
+    }
+    out
+}
+
 /// Decodes `path` and shrinks it to fit `THUMB`×`THUMB`.
 fn thumbnail(path: &std::path::Path) -> Result<egui::ColorImage, String> {
     let img = decode_file(path, DecodeLimits::default()).map_err(|e| e.to_string())?;
@@ -248,5 +347,40 @@ mod tests {
             })
             .collect();
         assert_eq!(text, ["C0", "I0", "I1", "C1", "C2", "I2", "C3"]);
+    }
+
+    #[test]
+    fn the_filter_matches_class_and_file_names_in_any_case() {
+        let classes: Vec<String> = ["tabby cat", "espresso", "n01440764"]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        let paths: Vec<(usize, PathBuf)> = [
+            (0, "tabby/a.jpg"),
+            (0, "tabby/b.jpg"),
+            (1, "espresso/Cat_Mug.png"),
+            (1, "espresso/cup.png"),
+            (2, "n01440764/ILSVRC2012_val_00000293.JPEG"),
+        ]
+        .iter()
+        .map(|(c, p)| (*c, PathBuf::from(p)))
+        .collect();
+        let find = |f: &str| matching(&classes, paths.iter().map(|(c, p)| (*c, p)), f);
+        assert_eq!(find("CAT"), [0, 1, 2], "a class name, and a file name, any case");
+        assert_eq!(find("n0144"), [4], "a WordNet id folder");
+        assert_eq!(find("val_0000029"), [4]);
+        assert_eq!(find("  "), [0, 1, 2, 3, 4], "blank: everything");
+        assert!(find("zebra").is_empty());
+        let rows = filtered_rows(find("cat").into_iter().map(|i| (i, paths[i].0)));
+        assert!(matches!(
+            rows[..],
+            [
+                Row::Class(0),
+                Row::Image(0),
+                Row::Image(1),
+                Row::Class(1),
+                Row::Image(2)
+            ]
+        ));
     }
 }

@@ -131,6 +131,23 @@ fn the_crop_mode_and_the_resize_side_set_the_test_crop() {
     assert_eq!(fixres::data::transforms::test_resize_size(224, ratio), 232);
 }
 
+/// The browser's filter narrows the list to the classes and files whose names contain what is
+/// typed, and says how many match.
+#[test]
+fn the_browser_filters_by_class_and_file_name() {
+    let mut h = harness(Startup::default());
+    h.get_by_label("39 images");
+    h.get_by_role_and_label(Role::TextInput, "filter").click();
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::TextInput, "filter").type_text("PANDA");
+    h.run_steps(4);
+    // "giant panda" and "lesser panda": their images, no other class.
+    h.get_by_label("2 images of 39");
+    h.get_by_label("giant panda");
+    h.get_by_label("lesser panda");
+    assert!(h.query_by_label("tabby").is_none(), "other classes hidden");
+}
+
 #[test]
 fn keyboard_steps_through_the_images_and_resamples() {
     let mut h = harness(Startup::default());
