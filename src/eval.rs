@@ -253,6 +253,19 @@ impl PerImage {
             .collect()
     }
 
+    /// The same results for the images in another order: image `j` of the result is image
+    /// `positions[j]` of this one.
+    #[must_use]
+    pub fn permuted(&self, positions: &[usize]) -> Self {
+        Self {
+            results: self
+                .results
+                .iter()
+                .map(|row| positions.iter().map(|&p| row[p]).collect())
+                .collect(),
+        }
+    }
+
     /// Top-1 flips from resolution index `from` to `to`.
     #[must_use]
     pub fn flips(&self, from: usize, to: usize) -> FlipCounts {

@@ -186,9 +186,17 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     if let Some(csv) = &args.per_image {
-        let class_of: Vec<&str> = sample_classes.iter().map(|&c| folder.classes[c].as_str()).collect();
+        // Rows in the folder's order (ImageFolder's: by class, then path), whatever the order
+        // the sweep visited the images in.
+        let mut positions: Vec<usize> = (0..order.len()).collect();
+        positions.sort_by_key(|&p| order[p]);
+        let files: Vec<PathBuf> = positions.iter().map(|&p| files[p].clone()).collect();
+        let class_of: Vec<&str> = positions
+            .iter()
+            .map(|&p| folder.classes[sample_classes[p]].as_str())
+            .collect();
         let names = model.class_names.as_deref();
-        let text = per_image.csv(&args.res, &files, &class_of, |o| {
+        let text = per_image.permuted(&positions).csv(&args.res, &files, &class_of, |o| {
             names.and_then(|n| n.get(o)).cloned().unwrap_or_else(|| o.to_string())
         });
         crate::fsutil::write_atomic(csv, text.as_bytes())?;
