@@ -172,7 +172,7 @@ impl AccuracyView {
                 Event::Progress { done } => c.done = done,
                 Event::Done { failed, stopped_at } => {
                     c.complete = true;
-                    c.failed = failed;
+                    c.failed += failed; // a continued sweep adds its own
                     c.stopped_at = stopped_at;
                 }
                 Event::Failed(e) => {
@@ -199,8 +199,9 @@ impl AccuracyView {
         }
     }
 
-    /// Starts the sweep for the open model and dataset.
-    fn start(&mut self, shared: &Shared<'_>, model: &Arc<LoadedModel>) -> Option<Command> {
+    /// Starts the sweep for the open model and dataset; `resume`: continue its stopped sweep
+    /// where it stopped, in the same order.
+    fn start(&mut self, shared: &Shared<'_>, model: &Arc<LoadedModel>, resume: bool) -> Option<Command> {
         let dataset = shared.dataset?;
         if let Err(why) = class_map(&dataset.folder.classes, &model.model) {
             self.error = Some(format!("cannot score this dataset with this model: {why}"));
@@ -212,7 +213,17 @@ impl AccuracyView {
         self.mismatch = false;
         let name = model.name();
         let own = transform_of(&model.model.recipe);
-        self.sweep(shared, model.id, name, own, Source::Open(Arc::clone(model)))
+        self.sweep(shared, model.id, name, own, Source::Open(Arc::clone(model)), resume)
+    }
+
+    /// The open model's curve for the current settings, if its sweep stopped before the end of
+    /// the folder (cancelled, or at the asked precision): images done and in all.
+    fn resumable(&self, shared: &Shared<'_>) -> Option<(usize, usize)> {
+        let (dataset, model) = (shared.dataset?, shared.model?);
+        let c = self.curves.get(&curve_key(dataset.id, model.id, shared.settings))?;
+        let stopped = !c.complete || c.stopped_at.is_some();
+        (stopped && c.done < c.total && c.res == shared.settings.sweep_resolutions() && self.job.running().is_none())
+            .then_some((c.done, c.total))
     }
 
     /// Sweeps the weights at `path` on the open dataset for their curve alone, beside the open
@@ -237,6 +248,7 @@ impl AccuracyView {
                 shared.settings.interpolation,
             ),
             Source::File(path),
+            false,
         )
     }
 
@@ -249,6 +261,7 @@ impl AccuracyView {
         name: String,
         own: Transform,
         source: Source,
+        resume: bool,
     ) -> Option<Command> {
         let dataset = Arc::clone(shared.dataset?);
         let resolutions = shared.settings.sweep_resolutions();
@@ -264,31 +277,46 @@ impl AccuracyView {
             shared.settings.crop_mode,
             shared.settings.interpolation,
         );
-        self.curves.insert(
-            key,
-            Curve {
-                // The name says when the test transform is not the model's own.
-                model_name: if transform == own {
-                    name
-                } else {
-                    match transform.1 {
-                        CropMode::Center => format!("{name} (crop {:.3}, {:?})", transform.0, transform.2),
-                        mode => format!("{name} (crop {:.3} {}, {:?})", transform.0, mode.name(), transform.2),
-                    }
+        // Continuing a stopped sweep: the images after those done, the counts kept.
+        let skip = match self.curves.get_mut(&key) {
+            Some(c) if resume && c.res == resolutions && c.total == files.len() && c.done < c.total => {
+                c.complete = false;
+                c.stopped_at = None;
+                c.done
+            }
+            _ => 0,
+        };
+        let initial: Vec<(usize, usize)> = match self.curves.get(&key) {
+            Some(c) if skip > 0 => c.top1.iter().copied().zip(c.scored.iter().copied()).collect(),
+            _ => vec![(0, 0); n],
+        };
+        if skip == 0 {
+            self.curves.insert(
+                key,
+                Curve {
+                    // The name says when the test transform is not the model's own.
+                    model_name: if transform == own {
+                        name
+                    } else {
+                        match transform.1 {
+                            CropMode::Center => format!("{name} (crop {:.3}, {:?})", transform.0, transform.2),
+                            mode => format!("{name} (crop {:.3} {}, {:?})", transform.0, mode.name(), transform.2),
+                        }
+                    },
+                    res: resolutions.clone(),
+                    top1: vec![0; n],
+                    top5: vec![0; n],
+                    scored: vec![0; n],
+                    done: 0,
+                    total: files.len(),
+                    complete: false,
+                    failed: 0,
+                    stopped_at: None,
+                    per_image: PerImage::new(n, files.len()),
+                    cost: vec![Cost::default(); n],
                 },
-                res: resolutions.clone(),
-                top1: vec![0; n],
-                top5: vec![0; n],
-                scored: vec![0; n],
-                done: 0,
-                total: files.len(),
-                complete: false,
-                failed: 0,
-                stopped_at: None,
-                per_image: PerImage::new(n, files.len()),
-                cost: vec![Cost::default(); n],
-            },
-        );
+            );
+        }
         self.job_key = Some(key);
         let started = self.job.start("accuracy-sweep", shared.wake.clone(), move |r| {
             let model = match source {
@@ -316,12 +344,13 @@ impl AccuracyView {
                 interpolation: transform.2,
                 ..model.model.recipe
             };
+            let rest = &files[skip..];
             let sweep = Sweep {
                 recipe,
-                ..Sweep::new(&model.model, &model.backend, &files, &resolutions, BATCH)
+                ..Sweep::new(&model.model, &model.backend, rest, &resolutions, BATCH)
             };
             // Top-1 hits and images per resolution, for the stop at a precision.
-            let mut counts = vec![(0usize, 0usize); n];
+            let mut counts = initial;
             let precise_enough = std::cell::Cell::new(false);
             let result = sweep.run(
                 |out| {
@@ -330,7 +359,7 @@ impl AccuracyView {
                         .indices
                         .iter()
                         .zip(&out.logits)
-                        .map(|(&i, l)| (order[i], Scored::of(l, targets[order[i]])))
+                        .map(|(&i, l)| (order[skip + i], Scored::of(l, targets[order[skip + i]])))
                         .collect();
                     let c = &mut counts[out.res_index];
                     c.0 += results.iter().filter(|(_, s)| s.top1).count();
@@ -350,7 +379,7 @@ impl AccuracyView {
                         model_seconds: out.model_seconds,
                     });
                 },
-                |done, _| r.send(Event::Progress { done }) && !precise_enough.get(),
+                |done, _| r.send(Event::Progress { done: skip + done }) && !precise_enough.get(),
             );
             match result {
                 Ok(failed) => drop(r.send(Event::Done {
@@ -428,10 +457,20 @@ impl Panel for AccuracyView {
                     ))
                     .clicked()
             {
-                out.extend(self.start(shared, model));
+                out.extend(self.start(shared, model, false));
             }
             if running && ui.button("Cancel").clicked() {
                 self.job.cancel();
+            }
+            if let (Some((done, total)), Some(model)) = (self.resumable(shared), shared.model)
+                && ui
+                    .button("Continue")
+                    .on_hover_text(format!(
+                        "Go on from image {done} of {total}, in the same order, keeping what is scored"
+                    ))
+                    .clicked()
+            {
+                out.extend(self.start(shared, model, true));
             }
             // The images are visited in a class-stratified random order, so a stopped sweep is
             // an estimate of the whole folder.

@@ -521,6 +521,18 @@ fn the_sweep_stops_at_the_asked_precision() {
         h.query_all_by_label("1000").next().is_none(),
         "no resolution scored the whole folder"
     );
+    // Continued without the stop: the rest of the folder, in the same order, counts kept.
+    h.get_by_role_and_label(Role::CheckBox, "stop at ±").click_accesskit();
+    h.run_steps(2);
+    h.get_by_label("Continue").click();
+    settle(&mut h);
+    let rows = h.query_all_by_label("1000").count();
+    assert!(rows >= 5, "{rows} table rows with all 1000 images scored");
+    assert!(h.query_by_label_contains("stopped at").is_none());
+    // What `fixres eval` gives on the whole folder at K = 20 and 28 (README's table).
+    for top1 in ["80.6 %", "79.1 %"] {
+        assert!(h.query_all_by_label(top1).next().is_some(), "no row at {top1}");
+    }
 }
 
 #[test]
