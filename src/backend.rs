@@ -284,3 +284,20 @@ impl Backend {
         self.shared.as_ref().is_some_and(|g| g.probe_lost())
     }
 }
+
+/// Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` asks Wayland for the session's GPU
+/// whenever Vulkan lists devices; without `XDG_RUNTIME_DIR` (a server, CI, a container) that can
+/// only fail, and libwayland prints "error: XDG_RUNTIME_DIR is invalid or not set" on every run.
+/// There the layer has nothing to select by, so it is switched off the way Mesa documents
+/// (`NODEVICE_SELECT=1`); a user's own setting is left alone.
+///
+/// # Safety
+/// Sets an environment variable: call it before any other thread exists (first thing in a
+/// `main`).
+pub unsafe fn quiet_vulkan_device_select() {
+    let unset = |key| std::env::var_os(key).is_none_or(|v| v.is_empty());
+    if unset("XDG_RUNTIME_DIR") && unset("WAYLAND_DISPLAY") && std::env::var_os("NODEVICE_SELECT").is_none() {
+        // SAFETY: the caller runs this before any other thread exists.
+        unsafe { std::env::set_var("NODEVICE_SELECT", "1") };
+    }
+}
