@@ -506,3 +506,61 @@ fn a_diverging_end_to_end_transfer_keeps_the_last_good_weights() {
     let fc = tensors::named(&tensors::read(&out), "fc.weight").data.clone();
     assert!(le_f32s(&fc).iter().all(|v| v.is_finite()));
 }
+
+/// `--trainable all` on Burn's wgpu backend (Mesa's lavapipe here; a hardware GPU where there is
+/// one) trains the same network as on the CPU backend: the same losses, the same weights to float
+/// rounding.
+#[test]
+fn an_end_to_end_transfer_on_wgpu_matches_the_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path(), 2, 3);
+    let run = |device: &str| {
+        let out = dir.path().join(format!("{device}.safetensors"));
+        let (weights, data, out_text) = (resnet18_narrow(), data.clone(), out.to_str().unwrap().to_owned());
+        let summary = fixres_ok(&[
+            "train",
+            "--from",
+            weights.to_str().unwrap(),
+            "--trainable",
+            "all",
+            "--data",
+            data.to_str().unwrap(),
+            "--res",
+            "64",
+            "--epochs",
+            "2",
+            "--batch",
+            "4",
+            "--da",
+            "test",
+            "--lr",
+            "0.05",
+            "--curve",
+            "64",
+            "--device",
+            device,
+            "--json",
+            "--out",
+            &out_text,
+        ])
+        .json();
+        (summary, tensors::read_f32(&out))
+    };
+    let (cpu, cpu_weights) = run("cpu");
+    let (gpu, gpu_weights) = run("gpu");
+    assert_eq!(gpu["device"]["backend"], "wgpu", "{gpu}");
+    for (a, b) in cpu["epochs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(gpu["epochs"].as_array().unwrap())
+    {
+        let (a, b) = (a["loss"].as_f64().unwrap(), b["loss"].as_f64().unwrap());
+        assert!((a - b).abs() <= 1e-5 * a.abs(), "loss {a} on the CPU, {b} on wgpu");
+    }
+    assert_eq!(cpu_weights.len(), gpu_weights.len());
+    for ((name, _, a), (_, _, b)) in cpu_weights.iter().zip(&gpu_weights) {
+        let err = relative_error(b, a);
+        assert!(err <= 1e-4, "{name}: relative error {err}");
+    }
+}
