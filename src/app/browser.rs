@@ -215,6 +215,13 @@ impl Panel for Browser {
 }
 
 impl Browser {
+    /// How many images the filter shows, while it filters.
+    #[must_use]
+    pub fn filter_matches(&self) -> Option<usize> {
+        (!self.filter.trim().is_empty() && self.rows_for.as_deref() == Some(self.filter.as_str()))
+            .then_some(self.matching)
+    }
+
     /// Starts decoding the visible thumbnails not cached yet, when no batch is running; evicts
     /// the farthest thumbnails beyond the cache size.
     fn request(&mut self, visible: &[usize], samples: &[Sample], shared: &Shared<'_>) -> Option<Command> {

@@ -184,6 +184,7 @@ impl ExplorerApp {
                     selected: self.selected,
                     wake: &self.wake,
                     jobs: &jobs,
+                    filter_matches: None,
                 };
                 if let Some(failed) = self.panels.accuracy.overlay(&shared, path) {
                     self.run(failed);

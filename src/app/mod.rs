@@ -84,6 +84,8 @@ pub struct Shared<'a> {
     pub wake: &'a Wake,
     /// The running jobs as the status bar names them, taken before this frame's panels start any.
     pub jobs: &'a [String],
+    /// How many images the browser's filter shows, while it filters (the status bar says so).
+    pub filter_matches: Option<usize>,
 }
 
 /// What the views show, for tests.
@@ -198,6 +200,7 @@ impl ExplorerApp {
             selected: self.selected,
             wake: &self.wake,
             jobs,
+            filter_matches: self.panels.browser.filter_matches(),
         }
     }
 
@@ -249,6 +252,7 @@ impl eframe::App for ExplorerApp {
             selected: self.selected,
             wake: &self.wake,
             jobs: &jobs,
+            filter_matches: self.panels.browser.filter_matches(),
         };
         commands.extend(panel::layout(ui, &mut self.panels.all_mut(), &shared));
         messages::ui(&ctx, &mut self.messages);

@@ -31,6 +31,9 @@ impl Panel for StatusBar {
                         count(f.classes.len(), "class", "classes")
                     ))
                     .on_hover_text(f.root.display().to_string());
+                    if let Some(n) = shared.filter_matches {
+                        ui.label(format!("{n} match the filter"));
+                    }
                     if !f.skipped.is_empty()
                         && ui
                             .link(format!("{} skipped", f.skipped.len()))

@@ -143,6 +143,7 @@ fn the_browser_filters_by_class_and_file_name() {
     h.run_steps(4);
     // "giant panda" and "lesser panda": their images, no other class.
     h.get_by_label("2 images of 39");
+    h.get_by_label("2 match the filter"); // the status bar
     h.get_by_label("giant panda");
     h.get_by_label("lesser panda");
     assert!(h.query_by_label("tabby").is_none(), "other classes hidden");
