@@ -303,28 +303,33 @@ fn walk(dir: &Path, ancestors: &mut Vec<PathBuf>, files: &mut Vec<PathBuf>, skip
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn folder(sizes: &[usize]) -> ImageFolder {
+impl ImageFolder {
+    /// A folder of classes `c0`, `c1`, … with `sizes[c]` images each, nothing on disk (for tests
+    /// of what reads only the list).
+    pub(crate) fn of_sizes(sizes: &[usize]) -> Self {
         let samples = sizes
             .iter()
             .enumerate()
             .flat_map(|(class, &n)| {
                 (0..n).map(move |i| Sample {
-                    path: PathBuf::from(format!("{class}/{i}.png")),
+                    path: PathBuf::from(format!("c{class}/{i}.png")),
                     class,
                     size: None,
                 })
             })
             .collect();
-        ImageFolder {
-            root: PathBuf::from("root"),
-            classes: (0..sizes.len()).map(|c| c.to_string()).collect(),
+        Self {
+            root: PathBuf::from("data"),
+            classes: (0..sizes.len()).map(|c| format!("c{c}")).collect(),
             samples,
             skipped: Vec::new(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn every_prefix_of_the_stratified_order_holds_each_class_in_its_share() {
@@ -339,7 +344,7 @@ mod tests {
     }
 
     fn check_shares(sizes: &[usize]) {
-        let f = folder(sizes);
+        let f = ImageFolder::of_sizes(sizes);
         let total: usize = sizes.iter().sum();
         let order = f.stratified_order(5);
         let mut seen = order.clone();

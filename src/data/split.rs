@@ -120,37 +120,13 @@ pub fn load_splits(data: &Path, seed: u64) -> anyhow::Result<Splits> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
-    use crate::data::Sample;
-
-    /// A folder of classes with `sizes[c]` images each (nothing on disk: the split reads no file).
-    fn folder(sizes: &[usize]) -> ImageFolder {
-        let samples = sizes
-            .iter()
-            .enumerate()
-            .flat_map(|(class, &n)| {
-                (0..n).map(move |i| Sample {
-                    path: PathBuf::from(format!("c{class}/{i}.png")),
-                    class,
-                    size: None,
-                })
-            })
-            .collect();
-        ImageFolder {
-            root: PathBuf::from("data"),
-            classes: (0..sizes.len()).map(|c| format!("c{c}")).collect(),
-            samples,
-            skipped: Vec::new(),
-        }
-    }
 
     #[test]
     fn tiny_classes_of_two_to_four_images_give_one_to_validation() {
         // The 3-photo demo (one photo a class) and classes of 2–4 gave no validation image.
         let sizes = [1, 2, 3, 4, 5, 9, 10, 12];
-        let f = folder(&sizes);
+        let f = ImageFolder::of_sizes(&sizes);
         let (train, val) = seeded_split(&f, 0);
         let per_class = |pick: &[usize], c: usize| pick.iter().filter(|&&i| f.samples[i].class == c).count();
         let held: Vec<usize> = (0..sizes.len()).map(|c| per_class(&val, c)).collect();
@@ -164,7 +140,7 @@ mod tests {
     #[test]
     fn classes_of_five_or_more_split_as_before() {
         // Seeded results made before the tiny-class rule stay the same.
-        let f = folder(&[5, 7, 23]);
+        let f = ImageFolder::of_sizes(&[5, 7, 23]);
         for seed in [0, 1, 42] {
             let mut before = Vec::new();
             for class in 0..f.classes.len() {
