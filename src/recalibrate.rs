@@ -116,22 +116,22 @@ pub struct Report {
     pub out: Option<String>,
 }
 
-/// The trunk's outputs of `files` at `t`, in batches of `batch`, handed to `each` with the indices
-/// (into `files`) of the images that decoded; `progress(done, total)` after each batch, false
-/// stops. Returns how many files could not be decoded.
-#[allow(clippy::too_many_arguments)]
-fn for_each_trunk(
-    model: &Model,
-    backend: &Backend,
+/// What `for_each_batch` hands each batch to: its inputs and their indices.
+type OnBatch<'a> = dyn FnMut(&[RgbImage], &[usize]) -> anyhow::Result<()> + 'a;
+
+/// The test-time inputs of `files` at `t`, in batches of `batch`, handed to `each` with the
+/// indices (into `files`) of the images that decoded; `progress(done, total)` after each batch,
+/// false stops. Returns how many files could not be decoded.
+fn for_each_batch(
     files: &[PathBuf],
     t: TestTransform,
-    recipe: &Recipe,
     batch: usize,
-    each: &mut dyn FnMut(&TrunkOut, &[usize]) -> anyhow::Result<()>,
+    each: &mut OnBatch<'_>,
     progress: &mut dyn FnMut(usize, usize) -> bool,
 ) -> anyhow::Result<usize> {
+    let batch = batch.max(1);
     let mut unreadable = 0;
-    for (c, chunk) in files.chunks(batch.max(1)).enumerate() {
+    for (c, chunk) in files.chunks(batch).enumerate() {
         let decoded: Vec<Option<RgbImage>> = chunk
             .par_iter()
             .map(|p| decode_file(p, DecodeLimits::default()).ok().map(|img| t.apply(&img)))
@@ -143,16 +143,34 @@ fn for_each_trunk(
             .collect();
         let inputs: Vec<RgbImage> = decoded.into_iter().flatten().collect();
         if !inputs.is_empty() {
-            let trunk = model
-                .net
-                .trunk(input_batch(&inputs, recipe.mean, recipe.std, &backend.device));
-            each(&trunk, &indices)?;
+            each(&inputs, &indices)?;
         }
         if !progress((c * batch + chunk.len()).min(files.len()), files.len()) {
             anyhow::bail!("cancelled");
         }
     }
     Ok(unreadable)
+}
+
+/// `for_each_batch`, each batch through the model's trunk.
+#[allow(clippy::too_many_arguments)]
+fn for_each_trunk(
+    model: &Model,
+    backend: &Backend,
+    files: &[PathBuf],
+    t: TestTransform,
+    recipe: &Recipe,
+    batch: usize,
+    each: &mut dyn FnMut(&TrunkOut, &[usize]) -> anyhow::Result<()>,
+    progress: &mut dyn FnMut(usize, usize) -> bool,
+) -> anyhow::Result<usize> {
+    let mut trunk_of = |inputs: &[RgbImage], indices: &[usize]| {
+        let trunk = model
+            .net
+            .trunk(input_batch(inputs, recipe.mean, recipe.std, &backend.device));
+        each(&trunk, indices)
+    };
+    for_each_batch(files, t, batch, &mut trunk_of, progress)
 }
 
 /// Re-estimates `model`'s last BatchNorm (or all) at `cfg.res` over `cfg.data`;
@@ -347,25 +365,16 @@ fn recalibrate_all(
         targets,
     } = folders(model, cfg)?;
     let t = cfg.recipe.test_transform(cfg.res);
-    let (mut images, mut batches, mut unreadable) = (0, 0, 0);
-    for (c, chunk) in files.chunks(cfg.batch.max(1)).enumerate() {
-        let inputs: Vec<RgbImage> = chunk
-            .par_iter()
-            .filter_map(|p| decode_file(p, DecodeLimits::default()).ok().map(|img| t.apply(&img)))
-            .collect();
-        unreadable += chunk.len() - inputs.len();
-        if !inputs.is_empty() {
-            batches += 1;
-            images += inputs.len();
-            let x = input_batch(&inputs, cfg.recipe.mean, cfg.recipe.std, &ad);
-            let out = with_momentum(1.0 / batches as f64, || training.forward(x));
-            // The statistics are updated as the forward pass runs; its output is not needed.
-            drop(out);
-        }
-        if !progress((c * cfg.batch + chunk.len()).min(files.len()), files.len()) {
-            anyhow::bail!("cancelled");
-        }
-    }
+    let (mut images, mut batches) = (0, 0);
+    let mut estimate = |inputs: &[RgbImage], _: &[usize]| {
+        batches += 1;
+        images += inputs.len();
+        let x = input_batch(inputs, cfg.recipe.mean, cfg.recipe.std, &ad);
+        // The statistics are updated as the forward pass runs; its output is not needed.
+        drop(with_momentum(1.0 / batches as f64, || training.forward(x)));
+        Ok(())
+    };
+    let unreadable = for_each_batch(&files, t, cfg.batch, &mut estimate, progress)?;
     anyhow::ensure!(batches > 0, "{}: no image could be read", estimate_root.display());
     let recalibrated = training.deep_copy(device)?;
     let scores = match &targets {
@@ -376,25 +385,14 @@ fn recalibrate_all(
                 Some(folder) => folder.samples.iter().map(|s| s.path.clone()).collect(),
                 None => files.clone(),
             };
-            for (c, chunk) in score_files.chunks(cfg.batch.max(1)).enumerate() {
-                let decoded: Vec<Option<RgbImage>> = chunk
-                    .par_iter()
-                    .map(|p| decode_file(p, DecodeLimits::default()).ok().map(|img| t.apply(&img)))
-                    .collect();
-                let labels: Vec<usize> = (0..chunk.len())
-                    .filter(|&i| decoded[i].is_some())
-                    .map(|i| targets[c * cfg.batch + i])
-                    .collect();
-                let inputs: Vec<RgbImage> = decoded.into_iter().flatten().collect();
-                if !inputs.is_empty() {
-                    let x = input_batch(&inputs, cfg.recipe.mean, cfg.recipe.std, device);
-                    before.add_rows(&rows(&model.net.forward(x.clone()).logits)?, &labels);
-                    after.add_rows(&rows(&recalibrated.forward(x).logits)?, &labels);
-                }
-                if !progress((c * cfg.batch + chunk.len()).min(score_files.len()), score_files.len()) {
-                    anyhow::bail!("cancelled");
-                }
-            }
+            let mut score = |inputs: &[RgbImage], indices: &[usize]| -> anyhow::Result<()> {
+                let labels: Vec<usize> = indices.iter().map(|&i| targets[i]).collect();
+                let x = input_batch(inputs, cfg.recipe.mean, cfg.recipe.std, device);
+                before.add_rows(&rows(&model.net.forward(x.clone()).logits)?, &labels);
+                after.add_rows(&rows(&recalibrated.forward(x).logits)?, &labels);
+                Ok(())
+            };
+            for_each_batch(&score_files, t, cfg.batch, &mut score, progress)?;
             Some(Scores::of(&before, &after))
         }
     };
