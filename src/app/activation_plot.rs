@@ -174,26 +174,10 @@ impl ActivationView {
     /// once the open model's are done (the two would share the cores).
     fn update_after(&mut self, shared: &Shared<'_>, main_done: bool) -> Option<Command> {
         for event in self.after_job.drain() {
-            match event {
-                Event::Partial {
-                    key,
-                    stats,
-                    sorted,
-                    images,
-                } => {
-                    let e = self.entries.entry(key).or_default();
-                    (e.stats, e.sorted, e.images) = (Some(stats), sorted, images);
-                }
-                Event::Done { key, .. } => {
-                    if let Some(e) = self.entries.get_mut(&key) {
-                        e.complete = true;
-                    }
-                }
-                Event::Failed(e) => {
-                    self.note = Some(e);
-                    if let Some(a) = &mut self.after {
-                        a.failed = self.entries.keys().find(|k| k.model == a.id).copied();
-                    }
+            if let Some(Err(e)) = self.take(event) {
+                self.note = Some(e);
+                if let Some(a) = &mut self.after {
+                    a.failed = self.entries.keys().find(|k| k.model == a.id).copied();
                 }
             }
         }
@@ -225,48 +209,38 @@ impl ActivationView {
                         return;
                     }
                 };
-                let resolutions = [key.res];
-                let sweep = Sweep {
-                    recipe,
-                    ..Sweep::new(&loaded.model, &loaded.backend, &files, &resolutions, BATCH)
-                };
-                let mut values: Vec<f32> = Vec::new();
-                let mut images = 0;
-                let result = sweep.run(
-                    |out| {
-                        let mapped = out.pooled.into_iter().flatten().map(|v| match map {
-                            Some([a, b]) => (a * f64::from(v) + b) as f32,
-                            None => v,
-                        });
-                        values.extend(mapped);
-                        images += out.indices.len();
-                        let mut acc = StatsAccumulator::default();
-                        acc.extend(&values);
-                        let mut sorted: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
-                        sorted.sort_by(f64::total_cmp);
-                        r.send(Event::Partial {
-                            key,
-                            stats: acc.finish(),
-                            sorted,
-                            images,
-                        });
-                    },
-                    |_, _| !r.cancelled(),
-                );
-                match result {
-                    Ok(failed) if !r.cancelled() => drop(r.send(Event::Done {
-                        key,
-                        failed: failed.len(),
-                    })),
-                    Ok(_) => {}
-                    Err(e) => drop(r.send(Event::Failed(format!("activations of {}: {e:#}", path.display())))),
-                }
+                let what = format!("activations of {}", path.display());
+                run_activations(&loaded, recipe, &files, &[key], map, &what, &r);
             });
         let e = started.err()?;
         if let Some(a) = &mut self.after {
             a.failed = Some(key);
         }
         Some(Command::not_started("the remedy's activations", &e))
+    }
+
+    /// Takes in a run's event for its entry. A finished run gives back how many images could not
+    /// be decoded, a failed one its message: what the caller makes of them differs.
+    fn take(&mut self, event: Event) -> Option<Result<usize, String>> {
+        match event {
+            Event::Partial {
+                key,
+                stats,
+                sorted,
+                images,
+            } => {
+                let e = self.entries.entry(key).or_default();
+                (e.stats, e.sorted, e.images) = (Some(stats), sorted, images);
+                None
+            }
+            Event::Done { key, failed } => {
+                if let Some(e) = self.entries.get_mut(&key) {
+                    e.complete = true;
+                }
+                Some(Ok(failed))
+            }
+            Event::Failed(e) => Some(Err(e)),
+        }
     }
 
     /// Of `keys`, those without finished statistics (K_test = K_train counted once).
@@ -299,27 +273,16 @@ impl ActivationView {
     /// Takes in the job's results and starts the run the settings ask for once they settle.
     fn update(&mut self, ctx: &egui::Context, shared: &Shared<'_>) -> Option<Command> {
         for event in self.job.drain() {
-            match event {
-                Event::Partial {
-                    key,
-                    stats,
-                    sorted,
-                    images,
-                } => {
-                    let e = self.entries.entry(key).or_default();
-                    (e.stats, e.sorted, e.images) = (Some(stats), sorted, images);
-                }
-                Event::Done { key, failed } => {
-                    if let Some(e) = self.entries.get_mut(&key) {
-                        e.complete = true;
-                    }
+            match self.take(event) {
+                Some(Ok(failed)) => {
                     self.note =
                         (failed > 0).then(|| format!("{} could not be decoded", count(failed, "image", "images")));
                 }
-                Event::Failed(e) => {
+                Some(Err(e)) => {
                     self.note = Some(e);
                     self.failed = Some(self.job_keys.clone());
                 }
+                None => {}
             }
         }
         let keys = self.keys(shared)?;
@@ -378,61 +341,7 @@ impl ActivationView {
         let recipe = shared.settings.recipe_for(&model.model.recipe);
         let model: Arc<LoadedModel> = Arc::clone(model);
         let started = self.job.start("activations", shared.wake.clone(), move |r| {
-            let resolutions: Vec<usize> = missing.iter().map(|k| k.res).collect();
-            let mut values: Vec<Vec<f32>> = vec![Vec::new(); missing.len()];
-            let mut images = vec![0usize; missing.len()];
-            // A small first sweep for a quick first histogram, then the rest in full batches;
-            // each image is decoded once, in one of the two.
-            let first = FIRST_BATCH.min(files.len());
-            let parts = [(&files[..first], FIRST_BATCH), (&files[first..], BATCH)];
-            let mut result = Ok(Vec::new());
-            for (part, batch) in parts {
-                if part.is_empty() || r.cancelled() {
-                    continue;
-                }
-                let sweep = Sweep {
-                    recipe,
-                    ..Sweep::new(&model.model, &model.backend, part, &resolutions, batch)
-                };
-                let part_result = sweep.run(
-                    |out| {
-                        let ri = out.res_index;
-                        values[ri].extend(out.pooled.into_iter().flatten());
-                        images[ri] += out.indices.len();
-                        let mut acc = StatsAccumulator::default();
-                        acc.extend(&values[ri]);
-                        let mut sorted: Vec<f64> = values[ri].iter().map(|&v| f64::from(v)).collect();
-                        sorted.sort_by(f64::total_cmp);
-                        r.send(Event::Partial {
-                            key: missing[ri],
-                            stats: acc.finish(),
-                            sorted,
-                            images: images[ri],
-                        });
-                    },
-                    |_, _| !r.cancelled(),
-                );
-                match (&mut result, part_result) {
-                    (Ok(all), Ok(failed)) => all.extend(failed),
-                    (_, Err(e)) => {
-                        result = Err(e);
-                        break;
-                    }
-                    (Err(_), Ok(_)) => {}
-                }
-            }
-            match result {
-                Ok(failed) if !r.cancelled() => {
-                    for key in &missing {
-                        r.send(Event::Done {
-                            key: *key,
-                            failed: failed.len(),
-                        });
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => drop(r.send(Event::Failed(format!("activations: {e:#}")))),
-            }
+            run_activations(&model, recipe, &files, &missing, None, "activations", &r);
         });
         // Not started: marked failed like a run that failed, so it is not retried every frame.
         let e = started.err()?;
@@ -671,6 +580,77 @@ fn nonzero(sorted: &[f64]) -> &[f64] {
 }
 
 /// One curve of the plot: an entry and its binned density.
+/// The pooled activations of `files` at each key's resolution, each value mapped by `map`
+/// (`a·x + b`) if given, sent as they fill in (`Event::Partial` per batch, then `Done` per key, or
+/// `Failed` with a message starting with `what`). A small first sweep gives a quick first
+/// histogram, then the rest in full batches; each image is decoded once, in one of the two.
+fn run_activations(
+    model: &LoadedModel,
+    recipe: crate::model::Recipe,
+    files: &[PathBuf],
+    keys: &[Key],
+    map: Option<[f64; 2]>,
+    what: &str,
+    r: &crate::jobs::Reporter<Event>,
+) {
+    let resolutions: Vec<usize> = keys.iter().map(|k| k.res).collect();
+    let mut values: Vec<Vec<f32>> = vec![Vec::new(); keys.len()];
+    let mut images = vec![0usize; keys.len()];
+    let first = FIRST_BATCH.min(files.len());
+    let parts = [(&files[..first], FIRST_BATCH), (&files[first..], BATCH)];
+    let mut result = Ok(Vec::new());
+    for (part, batch) in parts {
+        if part.is_empty() || r.cancelled() {
+            continue;
+        }
+        let sweep = Sweep {
+            recipe,
+            ..Sweep::new(&model.model, &model.backend, part, &resolutions, batch)
+        };
+        let part_result = sweep.run(
+            |out| {
+                let ri = out.res_index;
+                values[ri].extend(out.pooled.into_iter().flatten().map(|v| match map {
+                    Some([a, b]) => (a * f64::from(v) + b) as f32,
+                    None => v,
+                }));
+                images[ri] += out.indices.len();
+                let mut acc = StatsAccumulator::default();
+                acc.extend(&values[ri]);
+                let mut sorted: Vec<f64> = values[ri].iter().map(|&v| f64::from(v)).collect();
+                sorted.sort_by(f64::total_cmp);
+                r.send(Event::Partial {
+                    key: keys[ri],
+                    stats: acc.finish(),
+                    sorted,
+                    images: images[ri],
+                });
+            },
+            |_, _| !r.cancelled(),
+        );
+        match (&mut result, part_result) {
+            (Ok(all), Ok(failed)) => all.extend(failed),
+            (_, Err(e)) => {
+                result = Err(e);
+                break;
+            }
+            (Err(_), Ok(_)) => {}
+        }
+    }
+    match result {
+        Ok(failed) if !r.cancelled() => {
+            for key in keys {
+                r.send(Event::Done {
+                    key: *key,
+                    failed: failed.len(),
+                });
+            }
+        }
+        Ok(_) => {}
+        Err(e) => drop(r.send(Event::Failed(format!("{what}: {e:#}")))),
+    }
+}
+
 /// The sample of `images` of `dataset`'s files the plot runs on (the same for every model): the
 /// first of the class-stratified order the accuracy sweep visits them in.
 fn sample(dataset: &super::session::Dataset, images: usize) -> Vec<PathBuf> {
