@@ -29,15 +29,24 @@ fn reference_folder(reference: &Path, dir: &Path) -> PathBuf {
     data
 }
 
-/// `fixres train --from` the narrow ResNet-18 with the reference's settings for `epochs` epochs.
-fn transfer_as_reference(reference: &Path, data: &Path, out: &Path, epochs: usize) -> serde_json::Value {
+/// `fixres train --from weights --trainable part` on the reference's folder with its settings
+/// (full batch, test transform) for `epochs` epochs.
+fn transfer_as_reference(
+    reference: &Path,
+    weights: &Path,
+    part: &str,
+    data: &Path,
+    out: &Path,
+    epochs: usize,
+) -> serde_json::Value {
     let settings: serde_json::Value = serde_json::from_str(&metadata(reference)["settings"]).unwrap();
     let arg = |key: &str| settings[key].to_string();
-    let weights = resnet18_narrow();
     fixres_ok(&[
         "train",
         "--from",
         weights.to_str().unwrap(),
+        "--trainable",
+        part,
         "--data",
         data.to_str().unwrap(),
         "--res",
@@ -72,7 +81,7 @@ fn transfer_head_three_steps_match_pytorch() {
 
     // The new classifier PyTorch started from is the one this seed draws, bit for bit.
     let init = dir.path().join("init.safetensors");
-    transfer_as_reference(&reference, &data, &init, 0);
+    transfer_as_reference(&reference, &resnet18_narrow(), "head", &data, &init, 0);
     for key in ["fc.weight", "fc.bias"] {
         assert!(
             f32_tensor(&init, key).1 == theirs(&format!("init.{key}")),
@@ -81,7 +90,7 @@ fn transfer_head_three_steps_match_pytorch() {
     }
 
     let out = dir.path().join("transfer.safetensors");
-    let summary = transfer_as_reference(&reference, &data, &out, 3);
+    let summary = transfer_as_reference(&reference, &resnet18_narrow(), "head", &data, &out, 3);
     // All 7 training images in one batch: one step per epoch.
     assert_eq!(summary["train_images"], 7);
     for (step, epoch) in summary["epochs"].as_array().unwrap().iter().enumerate() {
@@ -339,41 +348,6 @@ fn transfer_options_need_from_and_from_scratch_options_refuse_it() {
     assert!(err.stderr.contains("possible values: head"), "{}", err.stderr);
 }
 
-/// `fixres train --from weights --trainable part` on the reference's folder with its settings
-/// (full batch, test transform) for `epochs` epochs.
-fn end_to_end_as_reference(reference: &Path, weights: &Path, part: &str, data: &Path, out: &Path, epochs: usize) {
-    let settings: serde_json::Value = serde_json::from_str(&metadata(reference)["settings"]).unwrap();
-    let arg = |key: &str| settings[key].to_string();
-    fixres_ok(&[
-        "train",
-        "--from",
-        weights.to_str().unwrap(),
-        "--trainable",
-        part,
-        "--data",
-        data.to_str().unwrap(),
-        "--res",
-        &arg("res"),
-        "--epochs",
-        &epochs.to_string(),
-        "--seed",
-        &arg("seed"),
-        "--batch",
-        &arg("batch"),
-        "--lr",
-        &arg("lr"),
-        "--da",
-        "test",
-        "--device",
-        "cpu",
-        "--curve",
-        &arg("res"),
-        "--json",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-}
-
 /// One SGD step of the whole network (and of the last stage) against PyTorch's from the same
 /// start (tests/fixtures/make_end_to_end_reference.py): the loss, first and last layers, the
 /// last stage's BatchNorms (affine and running statistics, PyTorch's unbiased variance) and the
@@ -391,9 +365,9 @@ fn one_end_to_end_step_matches_pytorch() {
         ("lite0_all", efficientnet_lite0(), "all"),
     ] {
         let init = dir.path().join(format!("{case}_init.safetensors"));
-        end_to_end_as_reference(&reference, &weights, part, &data, &init, 0);
+        transfer_as_reference(&reference, &weights, part, &data, &init, 0);
         let out = dir.path().join(format!("{case}.safetensors"));
-        end_to_end_as_reference(&reference, &weights, part, &data, &out, 1);
+        transfer_as_reference(&reference, &weights, part, &data, &out, 1);
         let summary: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dir.path().join(format!("{case}.safetensors.json"))).unwrap(),
         )
