@@ -17,14 +17,15 @@ use rayon::prelude::*;
 
 use super::Sgd;
 use super::run::{
-    Augmentation, Config, CurvePoint, Outcome, Prepared, Progress, Summary, SummaryConfig, Trained, curve_resolutions,
+    Augmentation, Config, CurvePoint, Outcome, Prepared, Progress, Summary, SummaryConfig, Trained, after_cancel,
+    curve_resolutions,
 };
 use crate::backend::Backend;
 use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TrainTransform};
 use crate::model::end_to_end::{EndToEnd, FAMILIES};
 use crate::model::weights::WeightFile;
 use crate::model::{Model, input_batch};
-use crate::training::{EpochRecord, Part, Transfer, accuracy, classifier_rng, crop_seed, linear_init, val_text};
+use crate::training::{EpochRecord, Part, Transfer, accuracy, classifier_rng, crop_seed, linear_init};
 
 const MOMENTUM: f64 = 0.9;
 const WEIGHT_DECAY: f64 = 1e-4;
@@ -164,16 +165,13 @@ pub(super) fn train(
             net = optim.step(epoch_lr, net, grads);
             losses.push(value);
             images_done += chunk.len();
-            let seconds = training_started.elapsed().as_secs_f64().max(1e-9);
-            let images_per_s = images_done as f64 / seconds;
-            if !report(Progress::Step {
+            if !report(Progress::step(
                 epoch,
-                loss: value,
+                value,
                 images_done,
                 images_total,
-                images_per_s,
-                eta_s: (images_total - images_done) as f64 / images_per_s.max(1e-9),
-            }) {
+                training_started,
+            )) {
                 cancelled = true;
                 break 'epochs;
             }
@@ -214,16 +212,11 @@ pub(super) fn train(
     }
     let mut trained = if fell_back { good } else { net.deep_copy(device)? };
     if cancelled {
-        let now = top1(&trained, cfg.res)?;
-        if best.0 > now {
+        let (keep_best, why) = after_cancel(best.0, top1(&trained, cfg.res)?);
+        if keep_best {
             trained = best.1;
-            stopped = Some(format!(
-                "cancelled; kept the best weights so far ({})",
-                val_text(best.0)
-            ));
-        } else {
-            stopped = Some(format!("cancelled; kept the weights at the cancel ({})", val_text(now)));
         }
+        stopped = Some(why);
     }
     let train_seconds = training_started.elapsed().as_secs_f64();
     let after = top1(&trained, cfg.res)?;

@@ -104,6 +104,44 @@ pub enum Progress {
     },
 }
 
+impl Progress {
+    /// A step's report: `images_done` of `images_total` since `started`, the throughput so far
+    /// and the time left at that rate.
+    pub(super) fn step(epoch: usize, loss: f32, images_done: usize, images_total: usize, started: Instant) -> Self {
+        let images_per_s = images_done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        Self::Step {
+            epoch,
+            loss,
+            images_done,
+            images_total,
+            images_per_s,
+            eta_s: images_total.saturating_sub(images_done) as f64 / images_per_s.max(1e-9),
+        }
+    }
+}
+
+/// After a cancel: whether to keep the best weights so far (validation top-1 `best`) rather than
+/// those at the cancel (`now`), and what the report says of it.
+pub(super) fn after_cancel(best: f64, now: f64) -> (bool, String) {
+    if best > now {
+        (
+            true,
+            format!(
+                "cancelled; kept the best weights so far ({})",
+                crate::training::val_text(best)
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "cancelled; kept the weights at the cancel ({})",
+                crate::training::val_text(now)
+            ),
+        )
+    }
+}
+
 /// The hyper-parameters a run used, as its report lists them.
 #[derive(Clone, Debug, Serialize)]
 pub struct SummaryConfig {
@@ -423,17 +461,7 @@ pub fn finetune(
             }
             losses.push(loss);
             images_done += labels.len();
-            let seconds = training_started.elapsed().as_secs_f64().max(1e-9);
-            let images_per_s = images_done as f64 / seconds;
-            let go_on = report(Progress::Step {
-                epoch,
-                loss,
-                images_done,
-                images_total,
-                images_per_s,
-                eta_s: (images_total - images_done) as f64 / images_per_s.max(1e-9),
-            });
-            if !go_on {
+            if !report(Progress::step(epoch, loss, images_done, images_total, training_started)) {
                 cancelled = true;
                 break 'epochs;
             }
@@ -454,19 +482,11 @@ pub fn finetune(
         }
     }
     if cancelled {
-        let now = top1(&head, &val_trunks, &val_split.labels)?;
-        if best.0 > now {
+        let (keep_best, why) = after_cancel(best.0, top1(&head, &val_trunks, &val_split.labels)?);
+        if keep_best {
             head = best.1;
-            stopped = Some(format!(
-                "cancelled; kept the best weights so far ({})",
-                crate::training::val_text(best.0)
-            ));
-        } else {
-            stopped = Some(format!(
-                "cancelled; kept the weights at the cancel ({})",
-                crate::training::val_text(now)
-            ));
         }
+        stopped = Some(why);
     }
     let train_seconds = training_started.elapsed().as_secs_f64();
     let after = top1(&head, &val_trunks, &val_split.labels)?;
