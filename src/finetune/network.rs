@@ -120,9 +120,10 @@ pub(super) fn train(
     let mut fell_back = false;
     // The weights after the last finished epoch (the start, at first), kept apart from the
     // training network: what a non-finite loss falls back to. And the best by validation top-1,
-    // what a cancel keeps.
-    let mut good = initial.deep_copy(device)?;
-    let mut best = (before, initial.deep_copy(device)?);
+    // what a cancel keeps. Copies on the plain device never train, so plain clones of them may
+    // share their tensors.
+    let mut good = initial.clone();
+    let mut best = (before, initial.clone());
     'epochs: for epoch in 0..cfg.epochs {
         let epoch_lr = cfg.schedule.lr(lr, epoch, cfg.epochs);
         let seed = crop_seed(cfg.seed, epoch);
@@ -198,7 +199,7 @@ pub(super) fn train(
         let loss = losses.iter().sum::<f32>() / losses.len().max(1) as f32;
         epochs.push(EpochRecord::new(epoch, loss, val));
         if val > best.0 {
-            best = (val, now.deep_copy(device)?);
+            best = (val, now.clone());
         }
         good = now;
         if !report(Progress::Epoch {
