@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::backend::Backend;
 use crate::data::{DecodeError, DecodeLimits, SeededRng, TestTransform, decode_file};
@@ -351,7 +351,7 @@ impl Scores {
 
 /// What running the model costs at one resolution: multiply-accumulates per image (from the
 /// layers' shapes) and the measured throughput of the model alone.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Cost {
     /// Multiply-accumulates per image.
     pub macs: u64,
@@ -362,7 +362,6 @@ pub struct Cost {
     /// Images and seconds of the batches after the first: the first batch at a resolution
     /// pays one-off costs (a GPU compiles its kernels for the new shapes), so the rate is taken
     /// from the others when there are any.
-    #[serde(skip)]
     warm: (usize, f64),
 }
 
@@ -381,6 +380,16 @@ impl Cost {
         self.macs = macs_per_image;
         self.images += images;
         self.seconds += seconds;
+    }
+
+    /// Adds the cost of another shard of the same sweep (`fixres merge`): each shard paid its
+    /// own first batch, so the rate is taken from each shard's later batches.
+    pub fn merge(&mut self, other: &Self) {
+        self.macs = if self.images > 0 { self.macs } else { other.macs };
+        self.images += other.images;
+        self.seconds += other.seconds;
+        self.warm.0 += other.warm.0;
+        self.warm.1 += other.warm.1;
     }
 
     /// Images and seconds the rate is taken from: the batches after the first, if any.
@@ -430,7 +439,7 @@ pub fn pareto_front(points: &[(f64, f64)]) -> Vec<usize> {
 }
 
 /// Histogram of pooled activations.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Histogram {
     /// `bins + 1` bin edges.
     pub edges: Vec<f64>,
@@ -439,7 +448,7 @@ pub struct Histogram {
 }
 
 /// Statistics of pooled activations at one resolution.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PooledStats {
     /// Values seen (images × features).
     pub values: u64,
@@ -472,6 +481,23 @@ pub struct StatsAccumulator {
 }
 
 const RESERVOIR: usize = 1 << 20;
+
+/// The exact part of a `StatsAccumulator`: counts, sums, extremes.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StatsState {
+    /// Values seen.
+    pub n: u64,
+    /// Their sum.
+    pub sum: f64,
+    /// Their sum of squares.
+    pub sum_sq: f64,
+    /// Exact zeros.
+    pub zeros: u64,
+    /// Smallest (none before any: JSON has no infinity).
+    pub min: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+}
 /// Quantiles reported for pooled activations.
 pub const POOLED_QUANTILES: [f64; 7] = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99];
 
@@ -510,6 +536,65 @@ impl StatsAccumulator {
                 }
             }
         }
+    }
+
+    /// The exact part of the state, for a shard's part (`eval_report`); the sample goes beside.
+    #[must_use]
+    pub fn state(&self) -> StatsState {
+        StatsState {
+            n: self.n,
+            sum: self.sum,
+            sum_sq: self.sum_sq,
+            zeros: self.zeros,
+            min: (self.n > 0).then_some(self.min),
+            max: (self.n > 0).then_some(self.max),
+        }
+    }
+
+    /// An accumulator from a part's state and sample.
+    #[must_use]
+    pub fn from_state(state: &StatsState, sample: Vec<f32>) -> Self {
+        Self {
+            n: state.n,
+            sum: state.sum,
+            sum_sq: state.sum_sq,
+            zeros: state.zeros,
+            min: state.min.unwrap_or(f64::INFINITY),
+            max: state.max.unwrap_or(f64::NEG_INFINITY),
+            sample,
+            ..Self::default()
+        }
+    }
+
+    /// The accumulator of the values of several shards together. Counts, zeros, min and max are
+    /// exact; the sums are added (equal to the one-process sums up to rounding); the sample is
+    /// all the values when the shards' samples hold all of theirs and together fit the reservoir
+    /// (then quantiles and histogram are exactly the one process's), else a seeded draw from each
+    /// shard's sample in proportion to its values.
+    pub fn merged<'a>(parts: impl IntoIterator<Item = &'a Self>) -> Self {
+        let parts: Vec<&Self> = parts.into_iter().collect();
+        let mut out = Self::default();
+        for p in &parts {
+            out.n += p.n;
+            out.sum += p.sum;
+            out.sum_sq += p.sum_sq;
+            out.zeros += p.zeros;
+            out.min = out.min.min(p.min);
+            out.max = out.max.max(p.max);
+        }
+        let complete = parts.iter().all(|p| p.sample.len() as u64 == p.n);
+        if complete && out.n <= RESERVOIR as u64 {
+            out.sample = parts.iter().flat_map(|p| p.sample.iter().copied()).collect();
+        } else {
+            for p in &parts {
+                let want = ((RESERVOIR as u128 * u128::from(p.n)) / u128::from(out.n.max(1))) as usize;
+                let mut s = p.sample.clone();
+                out.rng.shuffle(&mut s);
+                s.truncate(want.min(s.len()));
+                out.sample.extend(s);
+            }
+        }
+        out
     }
 
     /// The uniform sample of the values so far (all of them, up to 2^20).
@@ -551,7 +636,7 @@ impl StatsAccumulator {
 }
 
 /// How a dataset's class folders name a model's outputs (`match_classes`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClassRule {
     /// By the model's class names, in any case (`tabby/`).

@@ -402,6 +402,7 @@ pub fn run(cfg: &Config, backend: &Backend, report: &mut dyn FnMut(Progress)) ->
                     da: Augmentation::Test,
                     cache_bytes: 1 << 30,
                     trunk_cache: true,
+                    trunk_parts: None,
                     seed: cfg.seed,
                     schedule: Schedule::Constant,
                     curve: vec![k_test],

@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 /// One quantile of a distribution.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, serde::Deserialize)]
 pub struct Quantile {
     /// Probability, in [0, 1].
     pub q: f64,
@@ -109,7 +109,7 @@ impl Flip {
 }
 
 /// The flips of top-1 between two resolutions over a set of images.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FlipCounts {
     /// Images scored at both resolutions.
     pub images: usize,

@@ -131,6 +131,17 @@ impl<'a> Tensor<'a> {
         }
     }
 
+    /// A uint32 tensor.
+    #[must_use]
+    pub fn u32(name: &'a str, shape: &'a [usize], values: &'a [u32]) -> Self {
+        Self {
+            name,
+            dtype: Dtype::U32,
+            shape,
+            bytes: bytemuck::cast_slice(values),
+        }
+    }
+
     /// A uint8 tensor.
     #[must_use]
     pub fn u8(name: &'a str, shape: &'a [usize], values: &'a [u8]) -> Self {

@@ -19,6 +19,7 @@ mod it {
     mod model_parity;
     mod remedies;
     mod sampler;
+    mod shards;
     mod train_grid;
     mod transfer;
     mod weights;

@@ -55,8 +55,8 @@ struct Curve {
     total: usize,
     complete: bool,
     failed: usize,
-    /// The sweep stopped once every interval was within ± this many points.
-    stopped_at: Option<f64>,
+    /// Why the sweep stopped before the end of the folder, if it did.
+    stopped: Option<Stop>,
     /// Each image's result at each resolution (the flip browser's).
     per_image: PerImage,
     /// What the model costs at each resolution.
@@ -107,6 +107,15 @@ impl Curve {
     }
 }
 
+/// Why a sweep stopped before the end of the folder.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Stop {
+    /// Every interval was within ± this many points.
+    Precision(f64),
+    /// It scored the number of images asked for.
+    Images(usize),
+}
+
 enum Event {
     /// One batch at one resolution: (image index, result) per image scored.
     Batch {
@@ -120,8 +129,8 @@ enum Event {
     },
     Done {
         failed: usize,
-        /// Stopped at this precision (± points), before the end of the folder.
-        stopped_at: Option<f64>,
+        /// Why it stopped before the end of the folder, if it did.
+        stopped: Option<Stop>,
     },
     Failed(String),
 }
@@ -143,6 +152,8 @@ pub struct AccuracyView {
     axis: Axis,
     /// Stop a sweep once every resolution's 95 % interval of top-1 is within ± this many points.
     stop_at: Option<f64>,
+    /// Stop a sweep after this many images.
+    stop_after: Option<usize>,
 }
 
 impl AccuracyView {
@@ -170,10 +181,10 @@ impl AccuracyView {
                     }
                 }
                 Event::Progress { done } => c.done = done,
-                Event::Done { failed, stopped_at } => {
+                Event::Done { failed, stopped } => {
                     c.complete = true;
                     c.failed += failed; // a continued sweep adds its own
-                    c.stopped_at = stopped_at;
+                    c.stopped = stopped;
                 }
                 Event::Failed(e) => {
                     self.error = Some(e);
@@ -221,7 +232,7 @@ impl AccuracyView {
     fn resumable(&self, shared: &Shared<'_>) -> Option<(usize, usize)> {
         let (dataset, model) = (shared.dataset?, shared.model?);
         let c = self.curves.get(&curve_key(dataset.id, model.id, shared.settings))?;
-        let stopped = !c.complete || c.stopped_at.is_some();
+        let stopped = !c.complete || c.stopped.is_some();
         (stopped && c.done < c.total && c.res == shared.settings.sweep_resolutions() && self.job.running().is_none())
             .then_some((c.done, c.total))
     }
@@ -271,6 +282,7 @@ impl AccuracyView {
         let files: Vec<PathBuf> = order.iter().map(|&i| dataset.folder.samples[i].path.clone()).collect();
         let key = curve_key(dataset.id, model_id, shared.settings);
         let stop_at = self.stop_at;
+        let stop_after = self.stop_after;
         let n = resolutions.len();
         let transform = (
             shared.settings.crop_ratio,
@@ -281,7 +293,7 @@ impl AccuracyView {
         let skip = match self.curves.get_mut(&key) {
             Some(c) if resume && c.res == resolutions && c.total == files.len() && c.done < c.total => {
                 c.complete = false;
-                c.stopped_at = None;
+                c.stopped = None;
                 c.done
             }
             _ => 0,
@@ -311,7 +323,7 @@ impl AccuracyView {
                     total: files.len(),
                     complete: false,
                     failed: 0,
-                    stopped_at: None,
+                    stopped: None,
                     per_image: PerImage::new(n, files.len()),
                     cost: vec![Cost::default(); n],
                 },
@@ -344,7 +356,12 @@ impl AccuracyView {
                 interpolation: transform.2,
                 ..model.model.recipe
             };
-            let rest = &files[skip..];
+            // An image count stops the sweep there; one already reached (a continued sweep)
+            // lets it go on to the end.
+            let end = stop_after
+                .filter(|&m| m > skip)
+                .map_or(files.len(), |m| m.min(files.len()));
+            let rest = &files[skip..end];
             let sweep = Sweep {
                 recipe,
                 ..Sweep::new(&model.model, &model.backend, rest, &resolutions, BATCH)
@@ -384,7 +401,10 @@ impl AccuracyView {
             match result {
                 Ok(failed) => drop(r.send(Event::Done {
                     failed: failed.len(),
-                    stopped_at: stop_at.filter(|_| precise_enough.get()),
+                    stopped: match stop_at {
+                        Some(w) if precise_enough.get() => Some(Stop::Precision(w)),
+                        _ => (end < files.len()).then_some(Stop::Images(end)),
+                    },
                 })),
                 Err(e) => drop(r.send(Event::Failed(format!("accuracy sweep: {e:#}")))),
             }
@@ -472,6 +492,8 @@ impl Panel for AccuracyView {
             {
                 out.extend(self.start(shared, model, true));
             }
+        });
+        ui.horizontal(|ui| {
             // The images are visited in a class-stratified random order, so a stopped sweep is
             // an estimate of the whole folder.
             let mut stop = self.stop_at.is_some();
@@ -491,6 +513,22 @@ impl Panel for AccuracyView {
             )
             .labelled_by(label.id);
             self.stop_at = stop.then_some(points);
+        });
+        ui.horizontal(|ui| {
+            let mut stop = self.stop_after.is_some();
+            let label = ui
+                .add_enabled(!running, egui::Checkbox::new(&mut stop, "stop after"))
+                .on_hover_text("Stop after this many images of the class-stratified random order (Continue goes on)");
+            let mut images = self.stop_after.unwrap_or(1000);
+            ui.add_enabled(
+                !running && stop,
+                egui::DragValue::new(&mut images)
+                    .range(1..=usize::MAX)
+                    .speed(10.0)
+                    .suffix(" images"),
+            )
+            .labelled_by(label.id);
+            self.stop_after = stop.then_some(images);
         });
         ui.horizontal(|ui| {
             ui.label("against");
@@ -570,9 +608,13 @@ impl Panel for AccuracyView {
                     }
                     ui.label(format!("{}/{}", c.done, count(c.total, "image", "images")));
                 });
-            } else if let Some(w) = c.stopped_at {
+            } else if let Some(stop) = c.stopped {
+                let why = match stop {
+                    Stop::Precision(w) => format!("stopped at ±{w} points"),
+                    Stop::Images(m) => format!("stopped after {}", count(m, "image", "images")),
+                };
                 ui.label(format!(
-                    "stopped at ±{w} points: an estimate from {} of {} (a class-stratified random sample)",
+                    "{why}: an estimate from {} of {} (a class-stratified random sample)",
                     c.done,
                     count(c.total, "image", "images")
                 ));

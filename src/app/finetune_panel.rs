@@ -262,6 +262,7 @@ impl FinetunePanel {
             da: f.da,
             cache_bytes: CACHE_BYTES,
             trunk_cache: true,
+            trunk_parts: None,
             seed: f.seed,
             schedule: f.schedule,
             curve: Vec::new(),

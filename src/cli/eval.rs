@@ -3,16 +3,18 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::Args;
-use serde::Serialize;
 use serde_json::json;
 
-use super::{RecipeArgs, RunArgs, parse_res, print_json, progress_bar, warn};
+use super::{RecipeArgs, RunArgs, ShardArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
 use crate::data::{Check, DecodeLimits, ImageFolder, Skip};
-use crate::eval::{Cost, PerImage, PooledStats, StatsAccumulator, Sweep, match_classes, pareto_front};
+use crate::eval::{Cost, PerImage, StatsAccumulator, Sweep, match_classes};
+use crate::eval_report::{Context, Gathered, Identity, PART_FORMAT, PartHeader, Report, Sample, Visited, write_part};
 use crate::model::Model;
-use crate::stats::{FlipCounts, Tally};
+use crate::shard::fingerprint;
+use crate::stats::Tally;
 
 /// Arguments of `fixres eval`.
 #[derive(Debug, Args)]
@@ -49,42 +51,30 @@ pub struct EvalArgs {
     /// points (e.g. 2: 76 ± 2 %).
     #[arg(long, value_parser = super::parse_positive)]
     pub until_ci: Option<f64>,
+    #[command(flatten)]
+    pub shard: ShardArgs,
+    /// Also write the report (the JSON `--json` prints) to this file; with --shard, the shard's
+    /// part (safetensors) for `fixres merge`.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
 }
 
-/// One resolution's line of the report.
-#[derive(Serialize)]
-struct ResResult {
-    res: usize,
-    /// Images scored.
-    images: usize,
-    top1: f64,
-    /// The 95 % interval of top-1 (Wilson's), for the folder the scored images sample.
-    top1_ci: [f64; 2],
-    top5: f64,
-    /// Multiply-accumulates per image (counted from the layers' shapes).
-    macs: u64,
-    /// Images per second through the model alone, at `--batch`, on this device.
-    images_per_s: f64,
-    /// Milliseconds per image, likewise.
-    ms_per_image: f64,
-    /// Whether no other resolution is both cheaper (in time) and at least as accurate (top-1).
-    pareto: bool,
-    pooled: PooledStats,
-}
-
-/// Top-1 flips from the first resolution to another.
-#[derive(Serialize)]
-struct Flips {
-    from: usize,
-    to: usize,
-    #[serde(flatten)]
-    counts: FlipCounts,
-}
-
 pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
+    let shard = args.shard.resolve()?;
+    if let Some(s) = shard {
+        anyhow::ensure!(
+            args.until_ci.is_none(),
+            "--until-ci with --shard {s}: a shard cannot know the whole run's interval; give --limit or --per-class"
+        );
+        anyhow::ensure!(
+            args.per_image.is_none(),
+            "--per-image with --shard {s}: the part holds each image's results; give --per-image to `fixres merge`"
+        );
+        anyhow::ensure!(args.out.is_some(), "--shard {s} writes a part: give --out PART");
+    }
     let backend = choose(args.run.device)?;
     let model = args.recipe.apply(warn(Model::load(&args.weights, &backend.device)?))?;
     let root = crate::data::split::held_out(&args.data);
@@ -95,7 +85,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let matched = match_classes(&folder.classes, model.class_names.as_deref(), model.classes)
         .map_err(|why| anyhow::anyhow!("{}: cannot score this dataset: {why}", args.data.display()))?;
     let labels = &matched.outputs;
-    // The class-stratified order, cut to the sample asked for.
+    // The class-stratified order, cut to the sample asked for, then to the shard's slice of it.
     let mut per_class_taken = vec![0usize; folder.classes.len()];
     let mut order: Vec<usize> = folder
         .stratified_order(args.order_seed)
@@ -109,14 +99,20 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     if let Some(n) = args.limit {
         order.truncate(n);
     }
+    let in_sample = order.len();
+    if let Some(s) = shard {
+        order = order[s.range(in_sample)].to_vec();
+    }
     let files: Vec<PathBuf> = order.iter().map(|&i| folder.samples[i].path.clone()).collect();
     let targets: Vec<usize> = order.iter().map(|&i| labels[folder.samples[i].class]).collect();
-    let sample_classes: Vec<usize> = order.iter().map(|&i| folder.samples[i].class).collect();
     let n_res = args.res.len();
     let mut tallies = vec![Tally::default(); n_res];
-    let mut per_image = PerImage::new(n_res, files.len());
-    let mut costs = vec![Cost::default(); n_res];
-    let mut stats: Vec<StatsAccumulator> = (0..n_res).map(|_| StatsAccumulator::default()).collect();
+    let mut gathered = Gathered {
+        res: args.res.clone(),
+        per_image: PerImage::new(n_res, files.len()),
+        costs: vec![Cost::default(); n_res],
+        stats: (0..n_res).map(|_| StatsAccumulator::default()).collect(),
+    };
     let bar = progress_bar(files.len() as u64, "eval");
     let sweep = Sweep::new(&model, &backend, &files, &args.res, args.run.batch);
     // Set once the last resolution of a batch leaves every interval narrow enough.
@@ -124,10 +120,10 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
     let failed = sweep.run(
         |out| {
             for p in &out.pooled {
-                stats[out.res_index].extend(p);
+                gathered.stats[out.res_index].extend(p);
             }
-            costs[out.res_index].add(&out);
-            for scored in per_image.record(&out, &targets) {
+            gathered.costs[out.res_index].add(&out);
+            for scored in gathered.per_image.record(&out, &targets) {
                 tallies[out.res_index].count(&scored);
             }
             if let Some(w) = args.until_ci
@@ -145,8 +141,93 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     bar.finish_and_clear();
-    folder.skipped.extend(failed.into_iter().map(Skip::Image));
-    if tallies.iter().all(|t| t.scored == 0) {
+    let as_values = |skips: &[Skip]| -> anyhow::Result<Vec<serde_json::Value>> {
+        skips.iter().map(|s| Ok(serde_json::to_value(s)?)).collect()
+    };
+    let scan_skipped = as_values(&folder.skipped)?;
+    let failed: Vec<Skip> = failed.into_iter().map(Skip::Image).collect();
+    let failed_values = as_values(&failed)?;
+    folder.skipped.extend(failed);
+    let scored_any = tallies.iter().any(|t| t.scored > 0);
+    let context = Context {
+        weights: crate::fsutil::path_text(&args.weights),
+        arch: model.arch.clone(),
+        library: model.library.to_owned(),
+        classes: model.classes,
+        data: crate::fsutil::path_text(&args.data),
+        dataset_classes: folder.classes.clone(),
+        classes_matched: matched.rule,
+        recipe: serde_json::to_value(model.recipe)?,
+        recipe_source: model.recipe_source.clone(),
+        device: serde_json::to_value(&backend)?,
+        warnings: serde_json::to_value(&model.warnings)?,
+    };
+    let sample = Sample {
+        order: "class-stratified random".into(),
+        order_seed: args.order_seed,
+        folder_images: folder.samples.len(),
+        in_sample,
+        limit: args.limit,
+        per_class: args.per_class,
+        until_ci: args.until_ci,
+        stopped_at_ci: precise_enough.get(),
+    };
+    let visited = Visited {
+        files: files.iter().map(|f| crate::fsutil::path_text(f)).collect(),
+        class: order.iter().map(|&i| folder.samples[i].class).collect(),
+        folder_index: order,
+    };
+    if let (Some(shard), Some(out)) = (shard, &args.out) {
+        let relative: Vec<String> = folder
+            .samples
+            .iter()
+            .map(|s| crate::fsutil::path_text(s.path.strip_prefix(&root).unwrap_or(&s.path)))
+            .collect();
+        let weights =
+            std::fs::read(&args.weights).with_context(|| format!("{}: cannot read", args.weights.display()))?;
+        let header = PartHeader {
+            format: PART_FORMAT.into(),
+            shard,
+            identity: Identity {
+                arch: model.arch.clone(),
+                classes: model.classes,
+                weights_fingerprint: fingerprint(&weights),
+                recipe: context.recipe.clone(),
+                dataset_classes: folder.classes.clone(),
+                folder_fingerprint: fingerprint(relative.join("\n").as_bytes()),
+                res: args.res.clone(),
+                sample,
+            },
+            context,
+            visited,
+            output_names: model.class_names.clone(),
+            scan_skipped,
+            failed: failed_values,
+            costs: gathered.costs.clone(),
+            stats: gathered.stats.iter().map(StatsAccumulator::state).collect(),
+        };
+        write_part(out, &header, &gathered)?;
+        let images = tallies.iter().map(|t| t.scored).max().unwrap_or(0);
+        if args.json {
+            print_json(&json!({
+                "part": crate::fsutil::path_text(out),
+                "shard": shard,
+                "images": images,
+                "in_shard": header.visited.files.len(),
+                "skipped": header.failed,
+            }))?;
+        } else {
+            println!(
+                "shard {shard}: {images} of the sample's {in_sample} images scored -> {} (join the parts with `fixres merge`)",
+                out.display()
+            );
+            for s in &header.failed {
+                eprintln!("skipped: {s}");
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !scored_any {
         for skip in &folder.skipped {
             eprintln!("  {skip}");
         }
@@ -156,134 +237,106 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<ExitCode> {
             folder.skipped.len()
         );
     }
-    let front = pareto_front(
-        &(0..n_res)
-            .map(|r| (costs[r].ms_per_image(), tallies[r].top1_share()))
-            .collect::<Vec<_>>(),
-    );
-    let per_res: Vec<ResResult> = (0..n_res)
-        .map(|r| ResResult {
-            res: args.res[r],
-            images: tallies[r].scored,
-            top1: tallies[r].top1_share(),
-            top1_ci: {
-                let (lo, hi) = tallies[r].top1_interval();
-                [lo, hi]
-            },
-            top5: tallies[r].top5_share(),
-            macs: costs[r].macs,
-            images_per_s: costs[r].images_per_s(),
-            ms_per_image: costs[r].ms_per_image(),
-            pareto: front.contains(&r),
-            pooled: stats[r].finish(),
-        })
-        .collect();
-    let flips: Vec<Flips> = (1..n_res)
-        .map(|r| Flips {
-            from: args.res[0],
-            to: args.res[r],
-            counts: per_image.flips(0, r),
-        })
-        .collect();
+    let (per_res, flips) = gathered.results();
     if let Some(csv) = &args.per_image {
-        // Rows in the folder's order (ImageFolder's: by class, then path), whatever the order
-        // the sweep visited the images in.
-        let mut positions: Vec<usize> = (0..order.len()).collect();
-        positions.sort_by_key(|&p| order[p]);
-        let files: Vec<PathBuf> = positions.iter().map(|&p| files[p].clone()).collect();
-        let class_of: Vec<&str> = positions
-            .iter()
-            .map(|&p| folder.classes[sample_classes[p]].as_str())
-            .collect();
-        let names = model.class_names.as_deref();
-        let text = per_image.permuted(&positions).csv(&args.res, &files, &class_of, |o| {
-            names.and_then(|n| n.get(o)).cloned().unwrap_or_else(|| o.to_string())
-        });
+        let text = visited.csv(
+            &args.res,
+            &gathered.per_image,
+            &folder.classes,
+            model.class_names.as_deref(),
+        );
         crate::fsutil::write_atomic(csv, text.as_bytes())?;
     }
+    let mut skipped = scan_skipped;
+    skipped.extend(failed_values);
+    let report = Report {
+        context,
+        results: per_res,
+        sample,
+        flips,
+        per_image: args.per_image.as_deref().map(crate::fsutil::path_text),
+        skipped,
+    };
+    if let Some(out) = &args.out {
+        crate::fsutil::write_atomic(out, serde_json::to_string_pretty(&report)?.as_bytes())?;
+    }
     if args.json {
-        print_json(&json!({
-            "weights": crate::fsutil::path_text(&args.weights),
-            "arch": model.arch,
-            "library": model.library,
-            "classes": model.classes,
-            "data": crate::fsutil::path_text(&args.data),
-            "dataset_classes": folder.classes,
-            "classes_matched": matched.rule,
-            "recipe": model.recipe,
-            "recipe_source": model.recipe_source,
-            "device": backend,
-            "warnings": model.warnings,
-            "results": per_res,
-            "sample": {
-                "order": "class-stratified random",
-                "order_seed": args.order_seed,
-                "folder_images": folder.samples.len(),
-                "in_sample": files.len(),
-                "limit": args.limit,
-                "per_class": args.per_class,
-                "until_ci": args.until_ci,
-                "stopped_at_ci": precise_enough.get(),
-            },
-            "flips": flips,
-            "per_image": args.per_image.as_deref().map(crate::fsutil::path_text),
-            "skipped": folder.skipped,
-        }))?;
+        print_json(&serde_json::to_value(&report)?)?;
     } else {
-        println!(
-            "{} ({} classes) on {} (classes matched {}) [{}: {}]",
-            model.arch,
-            model.classes,
-            args.data.display(),
-            matched.rule.text(),
-            backend.kind,
-            backend.adapter
-        );
-        for r in &per_res {
-            println!(
-                "  K={:<4} top-1 {:6.2}% [{:.1}, {:.1}]  top-5 {:6.2}%  {:7.3} GMACs  {:7.1} ms/image{}  pooled mean {:.4}  zeros {:.1}%  ({} images)",
-                r.res,
-                100.0 * r.top1,
-                100.0 * r.top1_ci[0],
-                100.0 * r.top1_ci[1],
-                100.0 * r.top5,
-                r.macs as f64 / 1e9,
-                r.ms_per_image,
-                if r.pareto { " *" } else { "  " },
-                r.pooled.mean,
-                100.0 * r.pooled.zero_share,
-                r.images
-            );
-        }
-        println!("  (* on the Pareto front of top-1 against time per image; [..]: top-1's 95 % interval)");
-        if files.len() < folder.samples.len() || precise_enough.get() {
-            println!(
-                "  a sample of {} of the folder's {} images (class-stratified, seed {}){}",
-                per_res.iter().map(|r| r.images).max().unwrap_or(0),
-                folder.samples.len(),
-                args.order_seed,
-                if precise_enough.get() {
-                    format!(
-                        ": stopped once every interval was within ±{} points",
-                        args.until_ci.unwrap_or(0.0)
-                    )
-                } else {
-                    String::new()
-                }
-            );
-        }
-        for f in &flips {
-            println!(
-                "  K={} → K={}: {} right → wrong, {} wrong → right (of {} images)",
-                f.from, f.to, f.counts.right_to_wrong, f.counts.wrong_to_right, f.counts.images
-            );
-        }
-        if let Some(csv) = &args.per_image {
-            println!("  per-image results: {}", csv.display());
-        }
-        for s in &folder.skipped {
-            eprintln!("skipped: {s}");
-        }
+        print_text(&report, &folder.skipped);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The report as text (`fixres eval`, and `fixres merge` of eval parts).
+pub(super) fn print_text(report: &Report, skipped: &[impl std::fmt::Display]) {
+    let per_res = &report.results;
+    let flips = &report.flips;
+    let sample = &report.sample;
+    let c = &report.context;
+    println!(
+        "{} ({} classes) on {} (classes matched {}) [{}]",
+        c.arch,
+        c.classes,
+        c.data,
+        c.classes_matched.text(),
+        device_text(&c.device)
+    );
+    for r in per_res {
+        println!(
+            "  K={:<4} top-1 {:6.2}% [{:.1}, {:.1}]  top-5 {:6.2}%  {:7.3} GMACs  {:7.1} ms/image{}  pooled mean {:.4}  zeros {:.1}%  ({} images)",
+            r.res,
+            100.0 * r.top1,
+            100.0 * r.top1_ci[0],
+            100.0 * r.top1_ci[1],
+            100.0 * r.top5,
+            r.macs as f64 / 1e9,
+            r.ms_per_image,
+            if r.pareto { " *" } else { "  " },
+            r.pooled.mean,
+            100.0 * r.pooled.zero_share,
+            r.images
+        );
+    }
+    println!("  (* on the Pareto front of top-1 against time per image; [..]: top-1's 95 % interval)");
+    if sample.in_sample < sample.folder_images || sample.stopped_at_ci {
+        println!(
+            "  a sample of {} of the folder's {} images (class-stratified, seed {}){}",
+            per_res.iter().map(|r| r.images).max().unwrap_or(0),
+            sample.folder_images,
+            sample.order_seed,
+            if sample.stopped_at_ci {
+                format!(
+                    ": stopped once every interval was within ±{} points",
+                    sample.until_ci.unwrap_or(0.0)
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    for f in flips {
+        println!(
+            "  K={} → K={}: {} right → wrong, {} wrong → right (of {} images)",
+            f.from, f.to, f.counts.right_to_wrong, f.counts.wrong_to_right, f.counts.images
+        );
+    }
+    if let Some(csv) = &report.per_image {
+        println!("  per-image results: {csv}");
+    }
+    for s in skipped {
+        eprintln!("skipped: {s}");
+    }
+}
+
+/// "kind: adapter" of a serialised `Backend`.
+fn device_text(device: &serde_json::Value) -> String {
+    let field = |k: &str| {
+        device
+            .get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    };
+    format!("{}: {}", field("backend"), field("adapter"))
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 
-use super::{RecipeArgs, RunArgs, parse_res, print_json, progress_bar, warn};
+use super::{RecipeArgs, RunArgs, ShardArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::choose;
 use crate::data::{Check, DecodeLimits, ImageFolder};
 use crate::eval::Sweep;
@@ -29,9 +29,12 @@ pub struct FeaturesArgs {
     /// Image files (repeatable).
     #[arg(long)]
     pub image: Vec<PathBuf>,
-    /// Output: `pooled` f32 [N, C], `logits` f32 [N, classes]; file order in the metadata.
+    /// Output: `pooled` f32 [N, C], `logits` f32 [N, classes]; file order in the metadata. With
+    /// --shard, the shard's part: the same for its slice of the files, for `fixres merge`.
     #[arg(long)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub shard: ShardArgs,
     #[command(flatten)]
     pub run: RunArgs,
     #[command(flatten)]
@@ -42,6 +45,7 @@ pub struct FeaturesArgs {
 }
 
 pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
+    let shard = args.shard.resolve()?;
     let backend = choose(args.run.device)?;
     let model = args.recipe.apply(warn(Model::load(&args.weights, &backend.device)?))?;
     let (files, mut skipped) = match &args.data {
@@ -53,6 +57,18 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
             )
         }
         None => (args.image.clone(), Vec::new()),
+    };
+    // A shard runs its slice of the list; its part says which, and of what (merge checks).
+    let mut part_keys = Vec::new();
+    let files = match shard {
+        Some(s) => {
+            let listed: Vec<String> = files.iter().map(|f| crate::fsutil::path_text(f)).collect();
+            let weights = std::fs::read(&args.weights)
+                .map_err(|e| anyhow::anyhow!("{}: cannot read ({e})", args.weights.display()))?;
+            part_keys = crate::merge::features_part_keys(s, &listed, &weights);
+            files[s.range(files.len())].to_vec()
+        }
+        None => files,
     };
     let mut pooled: Vec<Option<Vec<f32>>> = vec![None; files.len()];
     let mut logits: Vec<Option<Vec<f32>>> = vec![None; files.len()];
@@ -98,6 +114,7 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
+    .chain(part_keys)
     .collect();
     let (n, c, k) = (kept.len(), model.features, model.classes);
     tensorfile::write(
@@ -112,14 +129,17 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
         print_json(&json!({
             "out": crate::fsutil::path_text(&args.out), "images": n, "features": c, "classes": k, "arch": model.arch,
             "library": model.library, "recipe": model.recipe, "recipe_source": model.recipe_source,
-            "res": args.res, "device": backend,
+            "res": args.res, "device": backend, "shard": shard,
             "warnings": model.warnings, "skipped": skipped,
         }))?;
     } else {
         println!(
-            "{}: pooled [{n}, {c}] and logits [{n}, {k}] at {} -> {}",
+            "{}: pooled [{n}, {c}] and logits [{n}, {k}] at {}{} -> {}",
             model.arch,
             args.res,
+            shard.map_or_else(String::new, |s| format!(
+                " (shard {s}; join the parts with `fixres merge`)"
+            )),
             args.out.display()
         );
         for s in &skipped {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::Args;
 
-use super::{RecipeArgs, RunArgs, parse_res, print_json, progress_bar, warn};
+use super::{RecipeArgs, RunArgs, ShardArgs, parse_res, print_json, progress_bar, warn};
 use crate::backend::{Backend, choose};
 use crate::finetune::Trainable;
 use crate::finetune::run::{Augmentation, Config, Outcome, Progress, Schedule, export, finetune};
@@ -66,9 +66,17 @@ pub struct FinetuneArgs {
     pub run: RunArgs,
     #[command(flatten)]
     pub recipe: RecipeArgs,
-    /// Output safetensors (and a .json sidecar beside it).
+    /// A trunk cache written in shards: with --shard, run the trunk over that shard of the
+    /// training images (test transform at --res) and write its part here, nothing else; without,
+    /// train the head from the complete cache here instead of running the trunk (the format:
+    /// ARCHITECTURE.md, "Shards").
     #[arg(long)]
-    pub out: PathBuf,
+    pub trunk_cache: Option<PathBuf>,
+    #[command(flatten)]
+    pub shard: ShardArgs,
+    /// Output safetensors (and a .json sidecar beside it).
+    #[arg(long, required_unless_present = "shard")]
+    pub out: Option<PathBuf>,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -80,9 +88,17 @@ enum Event {
 }
 
 pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
+    let shard = args.shard.resolve()?;
     let backend = choose(args.run.device)?;
     let file = WeightFile::open(&args.weights)?;
     let model = Arc::new(args.recipe.apply(warn(Model::from_file(&file, &backend.device)?))?);
+    if let Some(shard) = shard {
+        return trunk_shard(args, &model, &backend, shard);
+    }
+    let out = args
+        .out
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("--out: where to write the fine-tuned model"))?;
     let config = Config {
         data: args.data.clone(),
         res: args.res,
@@ -102,6 +118,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         da: args.da,
         cache_bytes: args.cache_mb << 20,
         trunk_cache: !args.no_trunk_cache,
+        trunk_parts: args.trunk_cache.clone(),
         seed: args.seed,
         schedule: args.schedule,
         curve: args.curve.clone(),
@@ -109,7 +126,7 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
         new_classifier: None,
     };
     let outcome = run_job(&model, &args.weights, &backend, config, "finetune")?;
-    let summary = export(&file, &outcome.trained, &args.out, &outcome.summary, &model)?;
+    let summary = export(&file, &outcome.trained, out, &outcome.summary, &model)?;
     if args.json {
         print_json(&serde_json::to_value(&summary)?)?;
     } else {
@@ -128,11 +145,62 @@ pub fn run(args: &FinetuneArgs) -> anyhow::Result<ExitCode> {
             model.arch,
             args.res,
             outcome.images.0,
-            args.out.display()
+            out.display()
         );
         if let Some(s) = &outcome.stopped {
             eprintln!("stopped early: {s}");
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--shard I/N --trunk-cache DIR`: the trunk over the shard's training images, written to DIR.
+fn trunk_shard(
+    args: &FinetuneArgs,
+    model: &Model,
+    backend: &Backend,
+    shard: crate::shard::Shard,
+) -> anyhow::Result<ExitCode> {
+    let dir = args.trunk_cache.as_ref().ok_or_else(|| {
+        anyhow::anyhow!("--shard {shard}: a shard writes its part of a trunk cache; give --trunk-cache DIR")
+    })?;
+    anyhow::ensure!(
+        args.da == Augmentation::Test,
+        "--shard {shard}: a trunk cache holds the test transform's outputs; --da train runs the trunk every step"
+    );
+    let weights =
+        std::fs::read(&args.weights).map_err(|e| anyhow::anyhow!("{}: cannot read ({e})", args.weights.display()))?;
+    let batch = args.run.batch;
+    let bar = progress_bar(0, "trunk");
+    let written = crate::finetune::trunk_parts::write_shard(
+        model,
+        &weights,
+        model.recipe,
+        args.res,
+        &args.data,
+        args.seed,
+        batch,
+        shard,
+        dir,
+        &backend.device,
+        &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+            true
+        },
+    )?;
+    bar.finish_and_clear();
+    if args.json {
+        print_json(&serde_json::to_value(&written)?)?;
+    } else {
+        println!(
+            "shard {shard}: trunk outputs of {} of {} training images at {} ({:.1} MB) -> {}",
+            written.cached,
+            written.images,
+            args.res,
+            written.bytes as f64 / 1e6,
+            written.manifest
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ mod eval;
 mod features;
 mod finetune;
 mod grid;
+mod merge;
 mod preprocess;
 mod recalibrate;
 mod recipe;
@@ -21,6 +22,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::backend::DeviceChoice;
 use crate::data::RandomResizedCrop;
+use crate::shard::{Shard, ShardSpec};
 
 /// FixRes Explorer: study the train/test resolution discrepancy of image classifiers.
 #[derive(Debug, Parser)]
@@ -66,6 +68,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// The train × test resolution table on your data, with and without the FixRes fine-tune.
     Grid(grid::GridArgs),
+    /// Joins the parts of a run made in shards (--shard I/N) into what the unsharded run writes.
+    Merge(merge::MergeArgs),
     /// A PyTorch state_dict (.pth) to safetensors, optionally f16; nothing in the file is executed.
     Convert(convert::ConvertArgs),
     /// Throughput benchmarks.
@@ -144,6 +148,29 @@ impl RunArgs {
             self.batch
         );
         Ok(self.batch)
+    }
+}
+
+/// `--shard I/N|auto` and `--shard-count`, shared by the commands that run in shards.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ShardArgs {
+    /// Run only the I-th of N disjoint, deterministic slices of the images (1-based: 2/8 is the
+    /// second of eight), writing a part for `fixres merge`; or `auto`: I and N from a Slurm job
+    /// array (SLURM_ARRAY_TASK_ID, _MIN, _STEP, _COUNT) or a Kubernetes Indexed Job
+    /// (JOB_COMPLETION_INDEX, with N from --shard-count or FIXRES_SHARD_COUNT).
+    #[arg(long, value_parser = str::parse::<ShardSpec>)]
+    pub shard: Option<ShardSpec>,
+    /// The number of shards, for `--shard auto` where the scheduler does not say it (Kubernetes).
+    #[arg(long, requires = "shard", value_parser = parse_positive_count)]
+    pub shard_count: Option<usize>,
+}
+
+impl ShardArgs {
+    /// The shard asked for, if any (`auto` read from the environment).
+    pub fn resolve(&self) -> anyhow::Result<Option<Shard>> {
+        self.shard
+            .map(|spec| Shard::resolve(spec, self.shard_count, |k| std::env::var(k).ok()).map_err(anyhow::Error::msg))
+            .transpose()
     }
 }
 
@@ -308,6 +335,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Convert(args)) => convert::run(&args),
         Some(Command::Train(args)) => train::run(&args),
         Some(Command::Grid(args)) => grid::run(&args),
+        Some(Command::Merge(args)) => merge::run(&args),
         Some(Command::Bench(cmd)) => bench::run(&cmd),
     }
 }

@@ -174,6 +174,7 @@ fn transfer(args: &TrainArgs, from: &Path) -> anyhow::Result<ExitCode> {
         da: args.da.unwrap_or(Augmentation::Train),
         cache_bytes: TRUNK_CACHE_BYTES,
         trunk_cache: !args.no_trunk_cache,
+        trunk_parts: None,
         seed: args.seed,
         schedule: Schedule::Cosine,
         curve: args.curve.clone(),

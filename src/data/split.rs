@@ -2,7 +2,7 @@
 //! the folder has both, else a seeded fifth of each class held out for validation (at least one
 //! image of a class that has two).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
@@ -28,12 +28,13 @@ pub struct Splits {
     pub unreadable: usize,
 }
 
-fn decode(folder: &ImageFolder, pick: &[usize]) -> (Labelled, usize) {
-    let decoded: Vec<_> = pick
+/// Decodes listed images (in parallel), dropping those that fail; returns them and the count
+/// that failed.
+#[must_use]
+pub fn decode_listed(listed: &[(PathBuf, usize)]) -> (Labelled, usize) {
+    let decoded: Vec<_> = listed
         .par_iter()
-        .map(|&i| {
-            decode_file(&folder.samples[i].path, DecodeLimits::default()).map(|img| (img, folder.samples[i].class))
-        })
+        .map(|(path, class)| decode_file(path, DecodeLimits::default()).map(|img| (img, *class)))
         .collect();
     let failed = decoded.iter().filter(|r| r.is_err()).count();
     let (images, labels) = decoded.into_iter().flatten().unzip();
@@ -84,10 +85,26 @@ pub fn estimate_and_score(dir: &Path) -> (std::path::PathBuf, Option<std::path::
     }
 }
 
-/// Scans and decodes `data`'s two splits.
-pub fn load_splits(data: &Path, seed: u64) -> anyhow::Result<Splits> {
+/// Both splits' files, undecoded: path and class index, in the split's order (the folder's for
+/// `train/` and `val/`, else `seeded_split`'s).
+pub struct Listed {
+    /// Training files.
+    pub train: Vec<(PathBuf, usize)>,
+    /// Validation files.
+    pub val: Vec<(PathBuf, usize)>,
+    /// Class names (sorted, as torchvision's ImageFolder).
+    pub classes: Vec<String>,
+}
+
+/// Scans `data`'s two splits.
+pub fn list_splits(data: &Path, seed: u64) -> anyhow::Result<Listed> {
+    let pick = |f: &ImageFolder, idx: &[usize]| -> Vec<(PathBuf, usize)> {
+        idx.iter()
+            .map(|&i| (f.samples[i].path.clone(), f.samples[i].class))
+            .collect()
+    };
     let all = |f: &ImageFolder| (0..f.samples.len()).collect::<Vec<_>>();
-    let (train, val, classes, unreadable) = if is_split(data) {
+    if is_split(data) {
         let train = ImageFolder::scan(&data.join("train"), Check::List, DecodeLimits::default())?;
         let val = ImageFolder::scan(&data.join("val"), Check::List, DecodeLimits::default())?;
         anyhow::ensure!(
@@ -95,16 +112,27 @@ pub fn load_splits(data: &Path, seed: u64) -> anyhow::Result<Splits> {
             "{}: train/ and val/ have different classes",
             data.display()
         );
-        let (t, tf) = decode(&train, &all(&train));
-        let (v, vf) = decode(&val, &all(&val));
-        (t, v, train.classes, tf + vf)
+        Ok(Listed {
+            train: pick(&train, &all(&train)),
+            val: pick(&val, &all(&val)),
+            classes: train.classes,
+        })
     } else {
         let folder = ImageFolder::scan(data, Check::List, DecodeLimits::default())?;
         let (train, val) = seeded_split(&folder, seed);
-        let (t, tf) = decode(&folder, &train);
-        let (v, vf) = decode(&folder, &val);
-        (t, v, folder.classes, tf + vf)
-    };
+        Ok(Listed {
+            train: pick(&folder, &train),
+            val: pick(&folder, &val),
+            classes: folder.classes,
+        })
+    }
+}
+
+/// Scans and decodes `data`'s two splits.
+pub fn load_splits(data: &Path, seed: u64) -> anyhow::Result<Splits> {
+    let listed = list_splits(data, seed)?;
+    let (train, tf) = decode_listed(&listed.train);
+    let (val, vf) = decode_listed(&listed.val);
     anyhow::ensure!(
         !train.images.is_empty(),
         "{}: no training images could be read",
@@ -113,8 +141,8 @@ pub fn load_splits(data: &Path, seed: u64) -> anyhow::Result<Splits> {
     Ok(Splits {
         train,
         val,
-        classes,
-        unreadable,
+        classes: listed.classes,
+        unreadable: tf + vf,
     })
 }
 

@@ -11,6 +11,7 @@
 pub mod cache;
 pub mod network;
 pub mod run;
+pub mod trunk_parts;
 
 use burn::tensor::{Device, Tensor, TensorData};
 

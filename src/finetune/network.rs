@@ -48,6 +48,7 @@ pub(super) fn train(
         val_split,
         classes,
         unreadable,
+        ..
     } = data;
     let device = &backend.device;
     let ad = device.clone().autodiff();

@@ -9,9 +9,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::cache::TrunkCache;
+use super::trunk_parts::{TrunkIdentity, TrunkParts};
 use super::{Sgd, Trainable};
 use crate::backend::Backend;
-use crate::data::split::{Labelled, Splits, load_splits};
+use crate::data::split::{Labelled, Splits, decode_listed, list_splits, load_splits};
 use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TrainTransform};
 use crate::eval::class_map;
 use crate::fsutil::{path_text, serialize_path};
@@ -56,6 +57,9 @@ pub struct Config {
     pub cache_bytes: usize,
     /// Cache the trunk's outputs with test-time augmentation (off only for checks and benchmarks).
     pub trunk_cache: bool,
+    /// Train the head from the trunk cache in this directory, written in shards on other
+    /// machines (`trunk_parts`), instead of running the trunk over the training images.
+    pub trunk_parts: Option<PathBuf>,
     /// Seed (split, shuffling, crops).
     pub seed: u64,
     /// Learning-rate schedule.
@@ -262,33 +266,64 @@ pub struct Outcome {
     pub stopped: Option<String>,
 }
 
-fn shuffled(split: Labelled, seed: u64) -> Labelled {
-    let mut order: Vec<usize> = (0..split.images.len()).collect();
+/// The training images shuffled by `seed` (images, when decoded, and labels alike), and the
+/// order: image `j` of the result is image `order[j]` of `split`.
+fn shuffled(split: Labelled, seed: u64) -> (Labelled, Vec<usize>) {
+    let mut order: Vec<usize> = (0..split.labels.len()).collect();
     SeededRng::new(seed).shuffle(&mut order);
     let mut images: Vec<Option<RgbImage>> = split.images.into_iter().map(Some).collect();
-    Labelled {
+    let shuffled = Labelled {
         labels: order.iter().map(|&i| split.labels[i]).collect(),
-        images: order.iter().filter_map(|&i| images[i].take()).collect(),
-    }
+        images: order
+            .iter()
+            .filter_map(|&i| images.get_mut(i).and_then(Option::take))
+            .collect(),
+    };
+    (shuffled, order)
 }
 
 /// The run's images, decoded, labelled with the model's outputs (or, for a new classifier, the
 /// dataset's classes), the training images shuffled.
 pub(super) struct Prepared {
+    /// Not decoded (no images, only labels) when the trunk's outputs come from a cache.
     pub train_split: Labelled,
+    /// Image `j` of `train_split` is image `train_order[j]` of the training split.
+    pub train_order: Vec<usize>,
     pub val_split: Labelled,
     pub classes: Vec<String>,
     pub unreadable: usize,
 }
 
-fn prepare(model: &Model, cfg: &Config, report: &mut dyn FnMut(Progress) -> bool) -> anyhow::Result<Prepared> {
+/// `cached`: the labels of the training images whose trunk outputs a cache holds (they are not
+/// decoded).
+fn prepare(
+    model: &Model,
+    cfg: &Config,
+    report: &mut dyn FnMut(Progress) -> bool,
+    cached: Option<&TrunkParts>,
+) -> anyhow::Result<Prepared> {
     report(Progress::Stage("decoding the images".into()));
     let Splits {
         train: mut train_split,
         val: mut val_split,
         classes,
         unreadable,
-    } = load_splits(&cfg.data, cfg.seed)?;
+    } = match cached {
+        None => load_splits(&cfg.data, cfg.seed)?,
+        Some(parts) => {
+            let listed = list_splits(&cfg.data, cfg.seed)?;
+            let (val, failed) = decode_listed(&listed.val);
+            Splits {
+                train: Labelled {
+                    images: Vec::new(),
+                    labels: parts.labels().to_vec(),
+                },
+                val,
+                classes: listed.classes,
+                unreadable: failed + parts.failed.len(),
+            }
+        }
+    };
     let n_classes = classes.len();
     // Dataset classes → the model's outputs (by name when the model has names); a new
     // classifier has the dataset's classes as its outputs.
@@ -310,8 +345,10 @@ fn prepare(model: &Model, cfg: &Config, report: &mut dyn FnMut(Progress) -> bool
     }
     // Batches mix classes (seeded shuffle once; each epoch then visits the batches in a new order,
     // which keeps the cached trunk outputs per batch).
+    let (train_split, train_order) = shuffled(train_split, cfg.seed);
     Ok(Prepared {
-        train_split: shuffled(train_split, cfg.seed),
+        train_split,
+        train_order,
         val_split,
         classes,
         unreadable,
@@ -336,6 +373,23 @@ pub(super) fn curve_resolutions(cfg: &Config, cancelled: bool) -> Vec<usize> {
     }
 }
 
+/// The trunk cache in `dir` for this run, checked to be of its model, data, resolution and recipe.
+fn open_trunk_parts(model: &Model, weights: &Path, cfg: &Config, dir: &Path) -> anyhow::Result<TrunkParts> {
+    anyhow::ensure!(
+        cfg.da == Augmentation::Test,
+        "--trunk-cache {}: the cache holds the test transform's trunk outputs; --da train runs the trunk every step",
+        dir.display()
+    );
+    anyhow::ensure!(
+        matches!(cfg.new_classifier, None | Some(Part::Head)),
+        "--trunk-cache {}: only the head trains from a trunk cache (not --trainable last-stage or all)",
+        dir.display()
+    );
+    let bytes = std::fs::read(weights).map_err(|e| anyhow::anyhow!("{}: cannot read ({e})", weights.display()))?;
+    let (identity, _) = TrunkIdentity::of(model, &bytes, cfg.res, cfg.recipe, &cfg.data, cfg.seed)?;
+    TrunkParts::open(dir, &identity)
+}
+
 /// Validation top-1 of `head` over trunk outputs (batches of `labels`, in order); NaN without
 /// validation images (`training::val_top1`).
 fn top1(head: &Head, trunks: &[TrunkOut], labels: &[usize]) -> anyhow::Result<f64> {
@@ -358,12 +412,17 @@ pub fn finetune(
 ) -> anyhow::Result<Outcome> {
     let started = Instant::now();
     let device = &backend.device;
-    let data = prepare(model, cfg, report)?;
+    let mut parts = match &cfg.trunk_parts {
+        Some(dir) => Some(open_trunk_parts(model, weights, cfg, dir)?),
+        None => None,
+    };
+    let data = prepare(model, cfg, report, parts.as_ref())?;
     if let Some(part @ (Part::LastStage | Part::All)) = cfg.new_classifier {
         return super::network::train(model, weights, backend, cfg, part, data, started, report);
     }
     let Prepared {
         train_split,
+        train_order,
         val_split,
         classes,
         unreadable,
@@ -402,13 +461,14 @@ pub fn finetune(
     let mut sgd = Sgd::new(lr, 0.9, 1e-4);
     // With test-time augmentation the trunk's output is a function of (image, K): computed once,
     // kept in memory up to the cap and in a temporary file beyond.
-    let n_batches = train_split.images.len().div_ceil(batch);
+    let n_train = train_split.labels.len();
+    let n_batches = n_train.div_ceil(batch);
     let training_started = Instant::now();
     let mut cache = None;
     let mut stopped = None;
     let mut cancelled = false;
     let mut cache_seconds = None;
-    if cfg.da == Augmentation::Test && cfg.trunk_cache && cfg.epochs > 0 {
+    if cfg.da == Augmentation::Test && cfg.trunk_cache && parts.is_none() && cfg.epochs > 0 {
         let mut c = TrunkCache::new(cfg.cache_bytes);
         for b in 0..n_batches {
             // A cancel here (before any step) keeps the weights as they came.
@@ -425,7 +485,7 @@ pub fn finetune(
         cache_seconds = Some(training_started.elapsed().as_secs_f64());
     }
     let epochs_to_run = if cancelled { 0 } else { cfg.epochs };
-    let images_total = cfg.epochs * train_split.images.len();
+    let images_total = cfg.epochs * n_train;
     let mut images_done = 0usize;
     let mut epochs = Vec::new();
     // The best weights by validation top-1, kept for a cancelled run (the initial ones count).
@@ -444,10 +504,12 @@ pub fn finetune(
         let mut batch_order: Vec<usize> = (0..n_batches).collect();
         SeededRng::for_item(cfg.seed, epoch as u64).shuffle(&mut batch_order);
         for b in batch_order {
-            let trunk = &match (&mut cache, cfg.da) {
-                (Some(c), _) => c.get(b, device)?,
-                (None, Augmentation::Test) => trunk_of(&train_split.images, b, &test_transform),
-                (None, Augmentation::Train) => trunk_of(&train_split.images, b, &augment),
+            let rows = b * batch..(b * batch + batch).min(n_train);
+            let trunk = &match (&mut parts, &mut cache, cfg.da) {
+                (Some(p), _, _) => p.batch(&train_order[rows], device)?,
+                (None, Some(c), _) => c.get(b, device)?,
+                (None, None, Augmentation::Test) => trunk_of(&train_split.images, b, &test_transform),
+                (None, None, Augmentation::Train) => trunk_of(&train_split.images, b, &augment),
             };
             let labels = &train_split.labels[b * batch..(b * batch + batch).min(train_split.labels.len())];
             let good = head.clone();
@@ -529,7 +591,7 @@ pub fn finetune(
         out: None,
         seconds: started.elapsed().as_secs_f64(),
         stopped: stopped.clone(),
-        train_images: train_split.images.len(),
+        train_images: n_train,
         train_seconds,
         transfer: cfg.new_classifier.map(|trainable| Transfer {
             classes: classes.clone(),
@@ -547,7 +609,7 @@ pub fn finetune(
         summary,
         before,
         after,
-        images: (train_split.images.len(), val_split.images.len()),
+        images: (n_train, val_split.images.len()),
         stopped,
     })
 }

@@ -537,6 +537,24 @@ fn the_sweep_stops_at_the_asked_precision() {
 }
 
 #[test]
+fn the_sweep_stops_after_the_asked_number_of_images() {
+    let mut h = harness(Startup::default());
+    h.state_mut().run(Command::OpenFashionDemo);
+    settle(&mut h);
+    h.get_by_role_and_label(Role::CheckBox, "stop after").click_accesskit();
+    h.run_steps(2);
+    h.get_by_role_and_label(Role::SpinButton, "stop after")
+        .set_value_accesskit(200.0);
+    h.run_steps(2);
+    h.get_by_label("Run sweep").click();
+    settle(&mut h);
+    h.get_by_label_contains("stopped after 200 images: an estimate from 200 of 1000 images");
+    let rows = h.query_all_by_label("200").count();
+    assert!(rows >= 5, "{rows} table rows with 200 images scored");
+    assert!(h.query_all_by_label("1000").next().is_none());
+}
+
+#[test]
 fn the_fashion_demo_runs_the_sweep_the_fine_tune_and_shows_its_grid() {
     let tmp = tempfile::tempdir().unwrap();
     let mut h = harness(Startup::default());
