@@ -482,21 +482,40 @@ pub struct StatsAccumulator {
 
 const RESERVOIR: usize = 1 << 20;
 
-/// The exact part of a `StatsAccumulator`: counts, sums, extremes.
+/// The exact part of a `StatsAccumulator`: counts, sums, extremes. The floats are stored as
+/// their bits: JSON has no infinity (the extremes before any value), and serde_json (built
+/// without its `float_roundtrip` feature) may read a decimal back one ulp off.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct StatsState {
     /// Values seen.
     pub n: u64,
     /// Their sum.
+    #[serde(with = "f64_bits")]
     pub sum: f64,
     /// Their sum of squares.
+    #[serde(with = "f64_bits")]
     pub sum_sq: f64,
     /// Exact zeros.
     pub zeros: u64,
-    /// Smallest (none before any: JSON has no infinity).
-    pub min: Option<f64>,
-    /// Largest.
-    pub max: Option<f64>,
+    /// Smallest (+inf before any).
+    #[serde(with = "f64_bits")]
+    pub min: f64,
+    /// Largest (-inf before any).
+    #[serde(with = "f64_bits")]
+    pub max: f64,
+}
+
+/// An f64 (de)serialised as its IEEE-754 bits, exactly.
+mod f64_bits {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(v.to_bits())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        u64::deserialize(d).map(f64::from_bits)
+    }
 }
 /// Quantiles reported for pooled activations.
 pub const POOLED_QUANTILES: [f64; 7] = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99];
@@ -546,8 +565,8 @@ impl StatsAccumulator {
             sum: self.sum,
             sum_sq: self.sum_sq,
             zeros: self.zeros,
-            min: (self.n > 0).then_some(self.min),
-            max: (self.n > 0).then_some(self.max),
+            min: self.min,
+            max: self.max,
         }
     }
 
@@ -559,8 +578,8 @@ impl StatsAccumulator {
             sum: state.sum,
             sum_sq: state.sum_sq,
             zeros: state.zeros,
-            min: state.min.unwrap_or(f64::INFINITY),
-            max: state.max.unwrap_or(f64::NEG_INFINITY),
+            min: state.min,
+            max: state.max,
             sample,
             ..Self::default()
         }

@@ -16,7 +16,6 @@ pub mod trunk_parts;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::model::head::{Head, Layers, TrunkOut};
-use crate::model::values;
 use crate::training::{Part, classifier_rng, linear_init};
 
 /// Which head parameters train.
@@ -29,7 +28,9 @@ pub struct Trainable {
 }
 
 /// SGD as PyTorch's `torch.optim.SGD` (no dampening, no Nesterov): `d = g + wd·p`,
-/// `buf = d` on the first step then `buf = momentum·buf + d`, `p -= lr·buf`.
+/// `buf = d` on the first step then `buf = momentum·buf + d`, `p -= lr·buf`. Parameters and
+/// momentum buffers stay on the device the head runs on (tensor ops, f32 as PyTorch's): a step
+/// on a GPU reads nothing back.
 #[derive(Clone, Debug)]
 pub struct Sgd {
     /// Learning rate.
@@ -38,8 +39,8 @@ pub struct Sgd {
     pub momentum: f64,
     /// Weight decay.
     pub weight_decay: f64,
-    /// Momentum buffers by parameter slot (`Head::step` numbers its parameters).
-    buffers: Vec<Option<Vec<f32>>>,
+    /// Momentum buffers by parameter slot (`Head::step` numbers its parameters), flattened.
+    buffers: Vec<Option<Tensor<1>>>,
 }
 
 impl Sgd {
@@ -88,24 +89,20 @@ impl Sgd {
         0.1 * batch as f64 / 256.0
     }
 
-    fn update(&mut self, slot: usize, param: &mut [f32], grad: &[f32]) {
-        let (lr, m, wd) = (self.lr as f32, self.momentum as f32, self.weight_decay as f32);
-        let d: Vec<f32> = param.iter().zip(grad).map(|(p, g)| g + wd * p).collect();
+    /// The parameter in `slot` after one step with its gradient `grad`.
+    fn update<const D: usize>(&mut self, slot: usize, param: Tensor<D>, grad: Tensor<D>) -> Tensor<D> {
+        let shape = param.dims();
+        let d = grad + param.clone().mul_scalar(self.weight_decay as f32);
         if self.buffers.len() <= slot {
             self.buffers.resize(slot + 1, None);
         }
-        let buf = match &mut self.buffers[slot] {
-            Some(buf) => {
-                for (b, di) in buf.iter_mut().zip(&d) {
-                    *b = m * *b + di;
-                }
-                buf
-            }
-            none => none.insert(d),
+        let buf = match self.buffers[slot].take() {
+            Some(buf) => buf.reshape(shape).mul_scalar(self.momentum as f32) + d,
+            None => d,
         };
-        for (p, b) in param.iter_mut().zip(buf.iter()) {
-            *p -= lr * b;
-        }
+        let updated = param - buf.clone().mul_scalar(self.lr as f32);
+        self.buffers[slot] = Some(buf.flatten(0, D - 1));
+        updated
     }
 }
 
@@ -164,7 +161,8 @@ impl Head {
         (self.finish(y, residual, layers), batch_stats)
     }
 
-    /// One SGD step on a batch: returns the loss (mean cross-entropy) before the update.
+    /// One SGD step on a batch: returns the loss (mean cross-entropy) before the update, `[1]`,
+    /// on the device and unread (reading it waits for the step).
     pub fn step(
         &mut self,
         trunk: &TrunkOut,
@@ -172,7 +170,7 @@ impl Head {
         trainable: Trainable,
         sgd: &mut Sgd,
         device: &Device,
-    ) -> f32 {
+    ) -> Tensor<1> {
         let leaf1 = |t: &Tensor<1>| t.clone().autodiff().require_grad();
         let leaf2 = |t: &Tensor<2>| t.clone().autodiff().require_grad();
         let (gamma, beta) = (leaf1(&self.gamma), leaf1(&self.beta));
@@ -186,7 +184,7 @@ impl Head {
         let one_hot = tensor(one_hot, [n, classes], device).autodiff();
         let log_probs = burn::tensor::activation::log_softmax(logits, 1);
         let loss = (log_probs * one_hot).sum().neg() / n as f64;
-        let loss_value = values(&loss)[0];
+        let loss_value = loss.clone().inner();
         let grads = loss.backward();
 
         // Running statistics: PyTorch stores the unbiased batch variance.
@@ -200,28 +198,23 @@ impl Head {
         }
 
         // Parameter slots of the optimizer: the norm's weight and bias, then each classifier
-        // layer's weight and bias in order.
-        let mut apply = |slot: usize, param: &mut Vec<f32>, grad: Option<Vec<f32>>| {
-            if let Some(g) = grad {
-                sgd.update(slot, param, &g);
-            }
-        };
+        // layer's weight and bias in order. A parameter without a gradient stays as it is.
         if trainable.bn_affine {
-            let c = self.gamma.dims()[0];
-            let (mut g, mut b) = (values(&self.gamma), values(&self.beta));
-            apply(0, &mut g, gamma.grad(&grads).map(|t| values(&t)));
-            apply(1, &mut b, beta.grad(&grads).map(|t| values(&t)));
-            self.gamma = tensor(g, [c], device);
-            self.beta = tensor(b, [c], device);
+            if let Some(g) = gamma.grad(&grads) {
+                self.gamma = sgd.update(0, self.gamma.clone(), g);
+            }
+            if let Some(g) = beta.grad(&grads) {
+                self.beta = sgd.update(1, self.beta.clone(), g);
+            }
         }
         if trainable.classifier {
             for (i, (layer, (w_leaf, b_leaf))) in self.dense_mut().zip(&layers).enumerate() {
-                let [k, f] = layer.weight.dims();
-                let (mut wv, mut bv) = (values(&layer.weight), values(&layer.bias));
-                apply(2 + 2 * i, &mut wv, w_leaf.grad(&grads).map(|t| values(&t)));
-                apply(3 + 2 * i, &mut bv, b_leaf.grad(&grads).map(|t| values(&t)));
-                layer.weight = tensor(wv, [k, f], device);
-                layer.bias = tensor(bv, [k], device);
+                if let Some(g) = w_leaf.grad(&grads) {
+                    layer.weight = sgd.update(2 + 2 * i, layer.weight.clone(), g);
+                }
+                if let Some(g) = b_leaf.grad(&grads) {
+                    layer.bias = sgd.update(3 + 2 * i, layer.bias.clone(), g);
+                }
             }
         }
         loss_value

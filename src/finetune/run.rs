@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use burn::tensor::Tensor;
 use rayon::prelude::*;
 use serde::Serialize;
 
 use super::cache::TrunkCache;
 use super::trunk_parts::{TrunkIdentity, TrunkParts};
 use super::{Sgd, Trainable};
-use crate::backend::Backend;
+use crate::backend::{Backend, BackendKind};
 use crate::data::split::{Labelled, Splits, decode_listed, list_splits, load_splits};
 use crate::data::{RandomResizedCrop, RgbImage, SeededRng, TrainTransform};
 use crate::eval::class_map;
@@ -19,7 +20,7 @@ use crate::fsutil::{path_text, serialize_path};
 use crate::model::end_to_end::EndToEnd;
 use crate::model::head::{Head, TrunkOut};
 use crate::model::weights::WeightFile;
-use crate::model::{Model, Recipe, export as export_model, input_batch, rows};
+use crate::model::{Model, Recipe, export as export_model, input_batch, rows, values};
 use crate::stats::Tally;
 pub use crate::training::Schedule;
 use crate::training::{DeviceName, EpochRecord, Part, Transfer, crop_seed};
@@ -373,6 +374,9 @@ pub(super) fn curve_resolutions(cfg: &Config, cancelled: bool) -> Vec<usize> {
     }
 }
 
+/// How often a fine-tune on a GPU reads its loss back (for progress and the finite check).
+const READ_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// The trunk cache in `dir` for this run, checked to be of its model, data, resolution and recipe.
 fn open_trunk_parts(model: &Model, weights: &Path, cfg: &Config, dir: &Path) -> anyhow::Result<TrunkParts> {
     anyhow::ensure!(
@@ -490,6 +494,9 @@ pub fn finetune(
     let mut epochs = Vec::new();
     // The best weights by validation top-1, kept for a cancelled run (the initial ones count).
     let mut best = (before, head.clone());
+    // The weights last checked finite, kept if the loss turns non-finite.
+    let mut good = head.clone();
+    let mut last_read = Instant::now();
     'epochs: for epoch in 0..epochs_to_run {
         sgd.lr = cfg.schedule.lr(lr, epoch, cfg.epochs);
         let train_t = TrainTransform {
@@ -500,10 +507,11 @@ pub fn finetune(
         };
         let seed = crop_seed(cfg.seed, epoch);
         let augment = |img: &RgbImage, i: usize| train_t.apply(img, &mut SeededRng::for_item(seed, i as u64)).image;
-        let mut losses = Vec::new();
+        // The epoch's losses summed on the device (f32, in step order), read once at its end.
+        let mut loss_sum: Option<Tensor<1>> = None;
         let mut batch_order: Vec<usize> = (0..n_batches).collect();
         SeededRng::for_item(cfg.seed, epoch as u64).shuffle(&mut batch_order);
-        for b in batch_order {
+        for (k, &b) in batch_order.iter().enumerate() {
             let rows = b * batch..(b * batch + batch).min(n_train);
             let trunk = &match (&mut parts, &mut cache, cfg.da) {
                 (Some(p), _, _) => p.batch(&train_order[rows], device)?,
@@ -512,24 +520,33 @@ pub fn finetune(
                 (None, None, Augmentation::Train) => trunk_of(&train_split.images, b, &augment),
             };
             let labels = &train_split.labels[b * batch..(b * batch + batch).min(train_split.labels.len())];
-            let good = head.clone();
             let loss = head.step(trunk, labels, trainable, &mut sgd, device);
-            if !loss.is_finite() || !head.is_finite() {
-                head = good;
-                stopped = Some(format!(
-                    "epoch {epoch}, batch {b}: loss {loss}; kept the last good weights"
-                ));
-                break 'epochs;
-            }
-            losses.push(loss);
+            loss_sum = Some(match loss_sum.take() {
+                Some(sum) => sum + loss.clone(),
+                None => loss.clone(),
+            });
             images_done += labels.len();
-            if !report(Progress::step(epoch, loss, images_done, images_total, training_started)) {
-                cancelled = true;
-                break 'epochs;
+            // Reading the loss waits for the device: on a GPU only every `READ_EVERY` and at
+            // the epoch's end, so that steps queue without a round trip each.
+            if backend.kind == BackendKind::Flex || k + 1 == n_batches || last_read.elapsed() >= READ_EVERY {
+                last_read = Instant::now();
+                let loss = values(&loss)[0];
+                if !loss.is_finite() || !head.is_finite() {
+                    head = good;
+                    stopped = Some(format!(
+                        "epoch {epoch}, batch {b}: loss {loss}; kept the last good weights (those checked last)"
+                    ));
+                    break 'epochs;
+                }
+                good = head.clone();
+                if !report(Progress::step(epoch, loss, images_done, images_total, training_started)) {
+                    cancelled = true;
+                    break 'epochs;
+                }
             }
         }
         let val = top1(&head, &val_trunks, &val_split.labels)?;
-        let loss = losses.iter().sum::<f32>() / losses.len().max(1) as f32;
+        let loss = loss_sum.map_or(0.0, |s| values(&s)[0]) / n_batches.max(1) as f32;
         epochs.push(EpochRecord::new(epoch, loss, val));
         if val > best.0 {
             best = (val, head.clone());

@@ -15,7 +15,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::burn_modules::{Named, batch_norm, batch_norm_state, conv_state, linear_state};
 use super::head::{Activation, Head, TrunkOut};
-use super::layers::same_padding;
+use super::layers::{self, Conv, Padding, same_padding};
 use super::weights::{TensorInfo, WeightFile, WeightsError, expect_shape, load_strict};
 use super::{Architecture, Description, Forward, cost};
 
@@ -368,4 +368,109 @@ impl Architecture for EfficientNetLite {
 
     // The recipe is the default: ImageNet mean/std and bilinear, as efficientnet-lite-pytorch's
     // own example, with TF EfficientNet's eval crop of 224/256.
+}
+
+/// An MBConv block for inference: its BatchNorms folded into the convolutions.
+#[derive(Clone, Debug)]
+struct FoldedMbConv {
+    expand: Option<Conv>,
+    depthwise: Conv,
+    project: Conv,
+    /// Whether the input is added (stride 1, as many channels out as in).
+    residual: bool,
+}
+
+impl FoldedMbConv {
+    fn of(b: &MbConv) -> Self {
+        let fold = |conv: &Conv2d, bn: &BatchNorm| {
+            Conv::from_burn(conv, Padding::Same).fold(&layers::BatchNorm::from_burn(bn))
+        };
+        let [c_out, ..] = b._project_conv.weight.dims();
+        let c_in = match &b._expand_conv {
+            Some(e) => e.weight.dims()[1],
+            None => b._depthwise_conv.weight.dims()[0],
+        };
+        Self {
+            expand: match (&b._expand_conv, &b._bn0) {
+                (Some(conv), Some(bn)) => Some(fold(conv, bn)),
+                _ => None,
+            },
+            depthwise: fold(&b._depthwise_conv, &b._bn1),
+            project: fold(&b._project_conv, &b._bn2),
+            residual: b._depthwise_conv.stride == [1, 1] && c_in == c_out,
+        }
+    }
+
+    fn forward(&self, inputs: Tensor<4>) -> Tensor<4> {
+        let x = match &self.expand {
+            Some(e) => relu6(e.forward(inputs.clone())),
+            None => inputs.clone(),
+        };
+        let x = self.project.forward(relu6(self.depthwise.forward(x)));
+        if self.residual { x + inputs } else { x }
+    }
+}
+
+/// EfficientNet-Lite for inference: the `EfficientNetLite` the weights load into, with every
+/// BatchNorm but the head's (`_bn1`) folded into its convolution. What `Model` runs;
+/// `EfficientNetLite` itself is what trains (`model::end_to_end`).
+#[derive(Debug)]
+pub struct FoldedLite {
+    stem: Conv,
+    blocks: Vec<FoldedMbConv>,
+    conv_head: Conv,
+    head: Head,
+}
+
+impl FoldedLite {
+    /// `net` folded.
+    #[must_use]
+    pub fn of(net: &EfficientNetLite) -> Self {
+        Self {
+            stem: Conv::from_burn(&net._conv_stem, Padding::Same).fold(&layers::BatchNorm::from_burn(&net._bn0)),
+            blocks: net._blocks.iter().map(FoldedMbConv::of).collect(),
+            conv_head: Conv::from_burn(&net._conv_head, Padding::Same),
+            head: Architecture::head(net),
+        }
+    }
+}
+
+impl Architecture for FoldedLite {
+    fn family() -> &'static str {
+        EfficientNetLite::family()
+    }
+
+    fn recognises(file: &WeightFile) -> bool {
+        EfficientNetLite::recognises(file)
+    }
+
+    fn markers() -> &'static [&'static str] {
+        EfficientNetLite::markers()
+    }
+
+    fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError> {
+        let (net, description) = EfficientNetLite::from_weights(file, device)?;
+        Ok((Self::of(&net), description))
+    }
+
+    fn trunk(&self, x: Tensor<4>) -> TrunkOut {
+        let x = relu6(self.stem.forward(x));
+        let x = self.blocks.iter().fold(x, |x, b| b.forward(x));
+        TrunkOut {
+            pre_bn: self.conv_head.forward(x),
+            residual: None,
+        }
+    }
+
+    fn head(&self) -> Head {
+        self.head.clone()
+    }
+
+    fn library(&self) -> &'static str {
+        "efficientnet-lite-pytorch"
+    }
+
+    fn trains_end_to_end(&self) -> bool {
+        true
+    }
 }

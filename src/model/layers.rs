@@ -86,6 +86,19 @@ impl Conv {
         })
     }
 
+    /// A convolution of Burn's `nn` module (no dilation), padded as `padding` says: how the
+    /// Burn-built families (ResNet, EfficientNet-Lite) fold their BatchNorms for inference.
+    #[must_use]
+    pub fn from_burn(conv: &burn::nn::conv::Conv2d, padding: Padding) -> Self {
+        Self {
+            weight: conv.weight.val(),
+            bias: conv.bias.as_ref().map(burn::module::Param::val),
+            stride: conv.stride[0],
+            groups: conv.groups,
+            padding,
+        }
+    }
+
     /// Output channels.
     #[must_use]
     pub fn out(&self) -> usize {
@@ -162,6 +175,21 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
+    /// An inference BatchNorm of Burn's `nn` module.
+    #[must_use]
+    pub fn from_burn(bn: &burn::nn::BatchNorm) -> Self {
+        Self {
+            gamma: bn.gamma.val(),
+            beta: bn.beta.val(),
+            stats: RunningStats {
+                mean: bn.running_mean.value(),
+                var: bn.running_var.value(),
+                momentum: bn.momentum,
+            },
+            eps: bn.epsilon,
+        }
+    }
+
     /// `{key}.weight/bias/running_mean/running_var` of `channels`.
     pub fn load(p: &mut Params, key: &str, channels: usize, eps: f64, momentum: f64) -> Result<Self, WeightsError> {
         let mut get = |name: &str| p.tensor(&format!("{key}.{name}"), [channels]);

@@ -29,12 +29,12 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::data::RgbImage;
 use crate::data::transforms::to_tensor_normalized;
 use convnext::ConvNeXt;
-use efficientnet::EfficientNetLite;
+use efficientnet::FoldedLite;
 use head::{Head, TrunkOut};
 use recipe::Config;
 pub use recipe::Recipe;
 use regnet::RegNet;
-use resnet::ResNet;
+use resnet::FoldedResNet;
 use timm_efficientnet::TimmEfficientNet;
 use tv_efficientnet::TvEfficientNet;
 use tv_mobilenet::TvMobileNet;
@@ -141,8 +141,8 @@ fn load_boxed<A: Architecture + 'static>(file: &WeightFile, device: &Device) -> 
 
 /// The families `Model::from_file` tries, in order: the first that recognises a file loads it.
 const FAMILIES: [Family; 8] = [
-    Family::of::<ResNet>(),
-    Family::of::<EfficientNetLite>(),
+    Family::of::<FoldedResNet>(),
+    Family::of::<FoldedLite>(),
     Family::of::<TvEfficientNet>(),
     Family::of::<TvMobileNet>(),
     Family::of::<RegNet>(),

@@ -14,6 +14,7 @@ use burn::tensor::{Device, Tensor};
 
 use super::burn_modules::{Named, batch_norm, batch_norm_state, conv_state, linear_state};
 use super::head::{Activation, Head, TrunkOut};
+use super::layers::{self, Conv, Padding};
 use super::weights::{TensorInfo, WeightFile, WeightsError, expect_shape, load_strict};
 use super::{Architecture, Description, Forward, cost};
 
@@ -480,6 +481,143 @@ impl Architecture for ResNet {
         );
         // PyTorch's momentum (weight of the new batch) is 0.1 for torchvision models.
         Head::from_modules(bn, &self.fc, 0.1, Activation::Relu, &bn_key, "fc")
+    }
+
+    fn trains_end_to_end(&self) -> bool {
+        true
+    }
+}
+
+/// A Block for inference: its BatchNorms folded into the convolutions (`layers::Conv::fold`),
+/// except, in the last block, the head's.
+#[derive(Clone, Debug)]
+struct FoldedBlock {
+    conv1: Conv,
+    conv2: Conv,
+    conv3: Option<Conv>,
+    downsample: Option<Conv>,
+}
+
+impl FoldedBlock {
+    /// `block` folded; `keep_last`: its last convolution keeps its BatchNorm apart (the head's).
+    fn of(block: &Block, keep_last: bool) -> Self {
+        let fold = |conv: &Conv2d, bn: &BatchNorm| {
+            Conv::from_burn(conv, Padding::Centered).fold(&layers::BatchNorm::from_burn(bn))
+        };
+        let (conv2, conv3) = match (&block.conv3, &block.bn3) {
+            (Some(c3), Some(bn3)) => (
+                fold(&block.conv2, &block.bn2),
+                Some(if keep_last {
+                    Conv::from_burn(c3, Padding::Centered)
+                } else {
+                    fold(c3, bn3)
+                }),
+            ),
+            _ => (
+                if keep_last {
+                    Conv::from_burn(&block.conv2, Padding::Centered)
+                } else {
+                    fold(&block.conv2, &block.bn2)
+                },
+                None,
+            ),
+        };
+        Self {
+            conv1: fold(&block.conv1, &block.bn1),
+            conv2,
+            conv3,
+            downsample: block.downsample.as_ref().map(|d| fold(&d.conv, &d.bn)),
+        }
+    }
+
+    /// The block up to its last convolution's output (before the residual), and the residual.
+    fn branches(&self, x: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
+        let identity = match &self.downsample {
+            Some(d) => d.forward(x.clone()),
+            None => x.clone(),
+        };
+        let out = self.conv2.forward(relu(self.conv1.forward(x)));
+        let out = match &self.conv3 {
+            Some(conv3) => conv3.forward(relu(out)),
+            None => out,
+        };
+        (out, identity)
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let (out, identity) = self.branches(x);
+        relu(out + identity)
+    }
+}
+
+/// A torchvision ResNet for inference: the `ResNet` the weights load into, with every BatchNorm
+/// but the head's folded into its convolution (no normalisation passes over the feature maps).
+/// What `Model` runs; `ResNet` itself is what trains (`fixres train`, `model::end_to_end`).
+#[derive(Debug)]
+pub struct FoldedResNet {
+    stem: Conv,
+    maxpool: Option<MaxPool2d>,
+    /// Every block but the last.
+    blocks: Vec<FoldedBlock>,
+    /// The last block, its last convolution unfolded.
+    last: FoldedBlock,
+    head: Head,
+}
+
+impl FoldedResNet {
+    /// `net` folded. Panics if `layer4` is empty (no weights describe such a ResNet).
+    #[must_use]
+    pub fn of(net: &ResNet) -> Self {
+        let (last, rest) = net.layer4.split_last().expect("layer4 has blocks");
+        Self {
+            stem: Conv::from_burn(&net.conv1, Padding::Centered).fold(&layers::BatchNorm::from_burn(&net.bn1)),
+            maxpool: net.maxpool.clone(),
+            blocks: [&net.layer1, &net.layer2, &net.layer3]
+                .into_iter()
+                .flatten()
+                .chain(rest)
+                .map(|b| FoldedBlock::of(b, false))
+                .collect(),
+            last: FoldedBlock::of(last, true),
+            head: Architecture::head(net),
+        }
+    }
+}
+
+impl Architecture for FoldedResNet {
+    fn family() -> &'static str {
+        ResNet::family()
+    }
+
+    fn recognises(file: &WeightFile) -> bool {
+        ResNet::recognises(file)
+    }
+
+    fn markers() -> &'static [&'static str] {
+        ResNet::markers()
+    }
+
+    fn from_weights(file: &WeightFile, device: &Device) -> Result<(Self, Description), WeightsError> {
+        let (net, description) = ResNet::from_weights(file, device)?;
+        Ok((Self::of(&net), description))
+    }
+
+    fn trunk(&self, x: Tensor<4>) -> TrunkOut {
+        let x = relu(self.stem.forward(x));
+        let x = match &self.maxpool {
+            Some(pool) => pool.forward(x),
+            None => x,
+        };
+        let x = self.blocks.iter().fold(x, |x, b| b.forward(x));
+        let (pre_bn, residual) = self.last.branches(x);
+        TrunkOut {
+            pre_bn,
+            residual: Some(residual),
+        }
+    }
+
+    fn head(&self) -> Head {
+        self.head.clone()
     }
 
     fn trains_end_to_end(&self) -> bool {
