@@ -105,7 +105,10 @@ fn ten_thousand_images(root: &Path) -> std::path::PathBuf {
 fn main() {
     // As the binary does: no "XDG_RUNTIME_DIR is invalid" lines from Mesa's device-select layer
     // on a headless machine. SAFETY: first thing in `main`, before any other thread exists.
-    unsafe { fixres::backend::quiet_vulkan_device_select() };
+    unsafe {
+        fixres::backend::quiet_vulkan_device_select();
+        fixres::backend::tune_allocator();
+    }
     // As the app does: parallel work below the UI thread's priority.
     fixres::jobs::background_thread_pool();
     // 1. Frame time while dragging K_test: the app's own work per frame (layout, plots, starting

@@ -4,7 +4,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     // SAFETY: first thing in `main`, before any other thread exists.
-    unsafe { fixres::backend::quiet_vulkan_device_select() };
+    unsafe {
+        fixres::backend::quiet_vulkan_device_select();
+        fixres::backend::tune_allocator();
+    }
     match fixres::cli::run(fixres::cli::Cli::parse()) {
         Ok(code) => code,
         Err(e) => {

@@ -403,10 +403,10 @@ impl FoldedMbConv {
 
     fn forward(&self, inputs: Tensor<4>) -> Tensor<4> {
         let x = match &self.expand {
-            Some(e) => relu6(e.forward(inputs.clone())),
+            Some(e) => Activation::Relu6.apply(e.forward(inputs.clone())),
             None => inputs.clone(),
         };
-        let x = self.project.forward(relu6(self.depthwise.forward(x)));
+        let x = self.project.forward(Activation::Relu6.apply(self.depthwise.forward(x)));
         if self.residual { x + inputs } else { x }
     }
 }
@@ -454,7 +454,7 @@ impl Architecture for FoldedLite {
     }
 
     fn trunk(&self, x: Tensor<4>) -> TrunkOut {
-        let x = relu6(self.stem.forward(x));
+        let x = Activation::Relu6.apply(self.stem.forward(x));
         let x = self.blocks.iter().fold(x, |x, b| b.forward(x));
         TrunkOut {
             pre_bn: self.conv_head.forward(x),

@@ -41,6 +41,26 @@ pub fn exp(x: f32) -> f32 {
     y * f32::from_bits((t.to_bits() << 23).wrapping_add(127 << 23))
 }
 
+/// ReLU, NaN kept (as PyTorch's): Burn's `flex` clamps element by element on one thread.
+#[inline]
+#[must_use]
+pub fn relu(x: f32) -> f32 {
+    if x < 0.0 { 0.0 } else { x }
+}
+
+/// ReLU6, NaN kept (as PyTorch's).
+#[inline]
+#[must_use]
+pub fn relu6(x: f32) -> f32 {
+    if x < 0.0 {
+        0.0
+    } else if x > 6.0 {
+        6.0
+    } else {
+        x
+    }
+}
+
 /// σ(x) = 1 / (1 + e⁻ˣ).
 #[inline]
 #[must_use]

@@ -48,7 +48,9 @@ impl Activation {
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
             Self::Identity => x,
+            Self::Relu if super::fast_math::applies(&x) => super::fast_math::map(x, super::fast_math::relu),
             Self::Relu => x.clamp_min(0.0),
+            Self::Relu6 if super::fast_math::applies(&x) => super::fast_math::map(x, super::fast_math::relu6),
             Self::Relu6 => x.clamp(0.0, 6.0),
             // Burn's CPU SiLU is scalar libm `expf` on one thread (`fast_math`).
             Self::Silu if super::fast_math::applies(&x) => super::fast_math::map(x, super::fast_math::silu),

@@ -536,9 +536,9 @@ impl FoldedBlock {
             Some(d) => d.forward(x.clone()),
             None => x.clone(),
         };
-        let out = self.conv2.forward(relu(self.conv1.forward(x)));
+        let out = self.conv2.forward(Activation::Relu.apply(self.conv1.forward(x)));
         let out = match &self.conv3 {
-            Some(conv3) => conv3.forward(relu(out)),
+            Some(conv3) => conv3.forward(Activation::Relu.apply(out)),
             None => out,
         };
         (out, identity)
@@ -546,7 +546,7 @@ impl FoldedBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let (out, identity) = self.branches(x);
-        relu(out + identity)
+        Activation::Relu.apply(out + identity)
     }
 }
 
@@ -603,7 +603,7 @@ impl Architecture for FoldedResNet {
     }
 
     fn trunk(&self, x: Tensor<4>) -> TrunkOut {
-        let x = relu(self.stem.forward(x));
+        let x = Activation::Relu.apply(self.stem.forward(x));
         let x = match &self.maxpool {
             Some(pool) => pool.forward(x),
             None => x,
