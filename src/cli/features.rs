@@ -62,7 +62,14 @@ pub fn run(args: &FeaturesArgs) -> anyhow::Result<ExitCode> {
     let mut part_keys = Vec::new();
     let files = match shard {
         Some(s) => {
-            let listed: Vec<String> = files.iter().map(|f| crate::fsutil::path_text(f)).collect();
+            // Relative to the folder, so that machines that mount it elsewhere agree.
+            let listed: Vec<String> = files
+                .iter()
+                .map(|f| {
+                    let relative = args.data.as_deref().and_then(|d| f.strip_prefix(d).ok());
+                    crate::fsutil::path_text(relative.unwrap_or(f))
+                })
+                .collect();
             let weights = std::fs::read(&args.weights)
                 .map_err(|e| anyhow::anyhow!("{}: cannot read ({e})", args.weights.display()))?;
             part_keys = crate::merge::features_part_keys(s, &listed, &weights);

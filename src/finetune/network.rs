@@ -264,6 +264,7 @@ pub(super) fn train(
             from: weights.to_owned(),
             trainable: part,
         }),
+        trunk_cache: None,
         unreadable,
         val_images: val_split.images.len(),
         val_top1_after: after,

@@ -227,6 +227,9 @@ pub struct Summary {
     /// A transfer's origin, trainable part and classes (absent for a fine-tune).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub transfer: Option<Transfer>,
+    /// The trunk cache written in shards that the head trained from, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trunk_cache: Option<String>,
     /// Files that could not be decoded.
     pub unreadable: usize,
     /// Validation images.
@@ -615,6 +618,7 @@ pub fn finetune(
             from: weights.to_owned(),
             trainable,
         }),
+        trunk_cache: cfg.trunk_parts.as_deref().map(path_text),
         unreadable,
         val_images: val_split.images.len(),
         val_top1_after: after,

@@ -366,6 +366,8 @@ fn the_head_trains_from_a_trunk_cache_written_in_shards() {
     let from_cache = dir.path().join("from_cache.safetensors");
     let cached = fixres_ok(&common(&["--trunk-cache", &c, "--out", text(&from_cache), "--json"])).json();
     assert_eq!(cached["train_images"], plain["train_images"]);
+    assert_eq!(cached["trunk_cache"], c.as_str());
+    assert!(plain.get("trunk_cache").is_none());
     for key in ["val_top1_before", "val_top1_after"] {
         assert_eq!(cached[key], plain[key], "{key}");
     }
