@@ -105,12 +105,8 @@ pub fn adapt(
     anyhow::ensure!(!files.is_empty(), "{}: no images", estimate_root.display());
     let resolutions = [cfg.train_res, cfg.res];
     let sweep = Sweep {
-        model,
-        backend,
         recipe: cfg.recipe,
-        files: &files,
-        resolutions: &resolutions,
-        batch_size: cfg.batch,
+        ..Sweep::new(model, backend, &files, &resolutions, cfg.batch)
     };
     let mut samples = [StatsAccumulator::default(), StatsAccumulator::default()];
     let mut images = 0;

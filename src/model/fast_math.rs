@@ -123,6 +123,52 @@ pub fn map<const D: usize>(x: Tensor<D>, f: impl Fn(f32) -> f32 + Sync + Send + 
     Tensor::from_data(TensorData::new(values, shape), &device)
 }
 
+/// `f(a, b)` of every pair of values of `a` and `b` (same shape), over rayon's threads: a fused
+/// pass where Burn would make two (ResNet's residual sum and its ReLU).
+///
+/// # Panics
+/// Unless `applies` to both, and their shapes agree.
+#[must_use]
+pub fn zip_map<const D: usize>(
+    a: Tensor<D>,
+    b: Tensor<D>,
+    f: impl Fn(f32, f32) -> f32 + Sync + Send + Copy,
+) -> Tensor<D> {
+    assert_eq!(a.shape(), b.shape(), "fast_math::zip_map on tensors of one shape");
+    let device: Device = a.device();
+    let shape = a.shape();
+    let values = |t: Tensor<D>| {
+        t.into_data()
+            .try_into_vec::<f32>()
+            .expect("fast_math::zip_map on f32 tensors (`applies`)")
+    };
+    let (mut a, b) = (values(a), values(b));
+    a.par_chunks_mut(CHUNK)
+        .zip(b.par_chunks(CHUNK))
+        .for_each(|(x, y)| apply_zip(x, y, f));
+    Tensor::from_data(TensorData::new(a, shape), &device)
+}
+
+fn apply_zip(x: &mut [f32], y: &[f32], f: impl Fn(f32, f32) -> f32 + Copy) {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        unsafe { apply_zip_avx2(x, y, f) };
+        return;
+    }
+    for (v, w) in x.iter_mut().zip(y) {
+        *v = f(*v, *w);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn apply_zip_avx2(x: &mut [f32], y: &[f32], f: impl Fn(f32, f32) -> f32 + Copy) {
+    for (v, w) in x.iter_mut().zip(y) {
+        *v = f(*v, *w);
+    }
+}
+
 /// `f` over `chunk`, compiled for AVX2 + FMA where the CPU has them (8 lanes, fused
 /// multiply-adds), else for the baseline (SSE2, 4 lanes).
 fn apply(chunk: &mut [f32], f: impl Fn(f32) -> f32 + Copy) {
@@ -212,5 +258,21 @@ mod tests {
         assert!(applies(&x));
         let y = map(x, silu).into_data().try_into_vec::<f32>().unwrap();
         assert!(values.iter().zip(&y).all(|(v, y)| silu(*v) == *y));
+    }
+
+    #[test]
+    fn relus_are_burns_and_keep_nan_and_the_fused_sum_is_the_two_passes() {
+        let device = Device::flex();
+        let values: Vec<f32> = (0..40_000).map(|i| (i as f32 - 20_000.0) * 1e-3).collect();
+        let other: Vec<f32> = values.iter().map(|v| (v * 7.0).sin() * 3.0).collect();
+        let t = |v: &[f32]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [200, 200]), &device);
+        let read = |x: Tensor<2>| x.into_data().try_into_vec::<f32>().unwrap();
+        assert_eq!(read(map(t(&values), relu)), read(t(&values).clamp_min(0.0)));
+        assert_eq!(read(map(t(&values), relu6)), read(t(&values).clamp(0.0, 6.0)));
+        let fused = read(zip_map(t(&values), t(&other), |a, b| relu(a + b)));
+        assert_eq!(fused, read((t(&values) + t(&other)).clamp_min(0.0)));
+        // PyTorch's ReLU and ReLU6 pass NaN through.
+        assert!(relu(f32::NAN).is_nan() && relu6(f32::NAN).is_nan());
+        assert_eq!((relu(-0.5), relu6(7.0), relu6(3.0)), (0.0, 6.0, 3.0));
     }
 }

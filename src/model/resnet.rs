@@ -546,7 +546,12 @@ impl FoldedBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let (out, identity) = self.branches(x);
-        Activation::Relu.apply(out + identity)
+        if super::fast_math::applies(&out) {
+            // The residual sum and the ReLU in one pass over both threads.
+            super::fast_math::zip_map(out, identity, |a, b| super::fast_math::relu(a + b))
+        } else {
+            Activation::Relu.apply(out + identity)
+        }
     }
 }
 
