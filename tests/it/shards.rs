@@ -242,14 +242,14 @@ fn sharded_features_merge_bit_for_bit() {
 #[test]
 fn eval_parts_of_another_model_or_shard_count_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let part = |weights: &Path, shard: &str, name: &str| -> PathBuf {
+    let part_of = |weights: &Path, data: &Path, shard: &str, name: &str| -> PathBuf {
         let out = dir.path().join(name);
         fixres_ok(&[
             "eval",
             "--weights",
             text(weights),
             "--data",
-            text(&fashion().join("val")),
+            text(data),
             "--res",
             "20",
             "--per-class",
@@ -263,6 +263,7 @@ fn eval_parts_of_another_model_or_shard_count_are_refused() {
         ]);
         out
     };
+    let part = |weights: &Path, shard: &str, name: &str| part_of(weights, &fashion().join("val"), shard, name);
     let a = part(&fashion_model(), "1/2", "a.safetensors");
     let other_model = fashion().join("grid/models/resnet-tiny_k16.safetensors");
     let b_other = part(&other_model, "2/2", "b_other.safetensors");
@@ -271,6 +272,13 @@ fn eval_parts_of_another_model_or_shard_count_are_refused() {
     let e = fixres_err(&["merge", text(&a), text(&b_other), "--out", text(&out)]);
     assert!(
         e.stderr.contains("b_other.safetensors") && e.stderr.contains("weights_fingerprint"),
+        "{}",
+        e.stderr
+    );
+    let b_train = part_of(&fashion_model(), &fashion().join("train"), "2/2", "b_train.safetensors");
+    let e = fixres_err(&["merge", text(&a), text(&b_train), "--out", text(&out)]);
+    assert!(
+        e.stderr.contains("b_train.safetensors") && e.stderr.contains("folder_fingerprint"),
         "{}",
         e.stderr
     );
