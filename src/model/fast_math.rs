@@ -52,13 +52,7 @@ pub fn relu(x: f32) -> f32 {
 #[inline]
 #[must_use]
 pub fn relu6(x: f32) -> f32 {
-    if x < 0.0 {
-        0.0
-    } else if x > 6.0 {
-        6.0
-    } else {
-        x
-    }
+    x.clamp(0.0, 6.0)
 }
 
 /// σ(x) = 1 / (1 + e⁻ˣ).
