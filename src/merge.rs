@@ -56,17 +56,34 @@ pub struct Merged {
     pub report: Option<eval_report::Report>,
 }
 
-fn metadata_of(path: &Path) -> anyhow::Result<(Vec<u8>, BTreeMap<String, String>)> {
-    let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: not a safetensors file ({e})", path.display()))?;
-    let meta: BTreeMap<String, String> = meta.metadata().clone().unwrap_or_default().into_iter().collect();
-    Ok((bytes, meta))
+/// A safetensors file's metadata, read from its header alone (parts can be large).
+fn metadata_of(path: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    use std::io::Read;
+    let not_safetensors = |why: &str| anyhow::anyhow!("{}: not a safetensors file ({why})", path.display());
+    let mut file = std::fs::File::open(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|_| not_safetensors("shorter than its header"))?;
+    let len = u64::from_le_bytes(len);
+    anyhow::ensure!(len <= 100 << 20, not_safetensors("a header of over 100 MB"));
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header)
+        .map_err(|_| not_safetensors("truncated header"))?;
+    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| not_safetensors(&e.to_string()))?;
+    Ok(header
+        .get("__metadata__")
+        .and_then(serde_json::Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// The kind of part `path` is, or an error naming it.
 pub fn kind_of(path: &Path) -> anyhow::Result<Kind> {
-    let (_, meta) = metadata_of(path)?;
+    let meta = metadata_of(path)?;
     if meta.contains_key("fixres_eval_part") {
         Ok(Kind::Eval)
     } else if meta.contains_key(SHARD) && meta.contains_key(FILES_FINGERPRINT) {
@@ -141,7 +158,8 @@ struct FeaturesPart {
 fn merge_features(parts: &[PathBuf], out: &Path) -> anyhow::Result<(usize, Vec<PathBuf>)> {
     let mut read = Vec::new();
     for p in parts {
-        let (bytes, meta) = metadata_of(p)?;
+        let meta = metadata_of(p)?;
+        let bytes = std::fs::read(p).with_context(|| format!("{}: cannot read", p.display()))?;
         let spec: crate::shard::ShardSpec = meta[SHARD]
             .parse()
             .map_err(|e| anyhow::anyhow!("{}: shard {e}", p.display()))?;
