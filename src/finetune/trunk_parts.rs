@@ -142,6 +142,7 @@ pub fn write_shard(
     // Written under temporary names, renamed once complete: a part is there whole or not at all.
     let tmp = data_path.with_extension("f32.partial");
     let mut out = BufWriter::new(File::create(&tmp).with_context(|| format!("{}: cannot create", tmp.display()))?);
+    let mut unfinished = RemoveOnDrop(Some(&tmp));
     let transform = recipe.test_transform(res);
     let mut manifest = Manifest {
         format: FORMAT.into(),
@@ -191,14 +192,13 @@ pub fn write_shard(
             }
         }
         if !report((b * batch + chunk.len()).min(positions.len()), positions.len()) {
-            drop(out);
-            std::fs::remove_file(&tmp).ok();
             anyhow::bail!("cancelled; nothing written");
         }
     }
     out.flush()?;
     drop(out);
     std::fs::rename(&tmp, &data_path).with_context(|| format!("{}: cannot write", data_path.display()))?;
+    unfinished.0 = None;
     crate::fsutil::write_atomic(&manifest_path, serde_json::to_string_pretty(&manifest)?.as_bytes())?;
     Ok(Written {
         shard,
@@ -208,6 +208,19 @@ pub fn write_shard(
         bytes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Removes a partly written file when a shard's pass ends early (an error, a cancel).
+struct RemoveOnDrop<'a>(Option<&'a Path>);
+
+impl Drop for RemoveOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(path) = self.0 {
+            // Best effort: the pass already failed with its own error, which is what the user
+            // needs to see; a leftover `.partial` file is never read as a part.
+            std::fs::remove_file(path).ok();
+        }
+    }
 }
 
 /// A complete cache, opened: every image's row, by position in the kept training images.
@@ -261,7 +274,11 @@ impl TrunkParts {
             |(p, _)| p,
             |(_, m)| m.shard,
             |(_, a), (_, b)| {
-                (a.identity != b.identity || a.pre_bn != b.pre_bn || a.residual != b.residual)
+                // A shard whose every image failed to decode has no shapes to compare.
+                let shapes_differ = !a.positions.is_empty()
+                    && !b.positions.is_empty()
+                    && (a.pre_bn != b.pre_bn || a.residual != b.residual);
+                (a.identity != b.identity || shapes_differ)
                     .then(|| "another model, dataset, resolution or recipe".to_owned())
             },
         )?;
@@ -283,7 +300,12 @@ impl TrunkParts {
                 b.get(&field).map_or_else(String::new, ToString::to_string)
             );
         }
-        let (pre_bn, residual) = (first.pre_bn, first.residual);
+        let shaped = found
+            .iter()
+            .map(|(_, m)| m)
+            .find(|m| !m.positions.is_empty())
+            .unwrap_or(first);
+        let (pre_bn, residual) = (shaped.pre_bn, shaped.residual);
         let row_bytes =
             4 * (pre_bn.iter().product::<usize>() + residual.map_or(0, |r| r.iter().product::<usize>())) as u64;
         let mut parts = Self {
