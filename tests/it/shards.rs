@@ -399,6 +399,9 @@ fn the_head_trains_from_a_trunk_cache_written_in_shards() {
     other_res[6] = "28".into();
     let e = fixres_err(&other_res);
     assert!(e.stderr.contains("res differs"), "{}", e.stderr);
+    // A shard writes a part of a trunk cache, and only that.
+    let e = fixres_err(&common(&["--shard", "1/3"]));
+    assert!(e.stderr.contains("--trunk-cache"), "{}", e.stderr);
     std::fs::remove_file(cache.join("trunk-2-of-3.json")).unwrap();
     let e = fixres_err(&common(&[
         "--trunk-cache",
