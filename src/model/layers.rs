@@ -133,12 +133,16 @@ impl Conv {
                 (x, [0, 0])
             }
         };
-        let y = conv2d(
-            x,
-            self.weight.clone(),
-            self.bias.clone(),
-            ConvOptions::new([s, s], pad, [1, 1], self.groups),
-        );
+        let y = if super::cpu_conv::handles(&x, self.weight.dims(), self.groups) {
+            super::cpu_conv::conv(x, &self.weight, self.bias.as_ref(), s, pad, self.groups)
+        } else {
+            conv2d(
+                x,
+                self.weight.clone(),
+                self.bias.clone(),
+                ConvOptions::new([s, s], pad, [1, 1], self.groups),
+            )
+        };
         super::cost::conv_done(self.weight.dims(), y.dims());
         y
     }

@@ -5,6 +5,7 @@
 pub mod burn_modules;
 pub mod convnext;
 pub mod cost;
+pub mod cpu_conv;
 pub mod efficientnet;
 pub mod end_to_end;
 pub mod export;
