@@ -55,6 +55,13 @@ pub fn relu6(x: f32) -> f32 {
     x.clamp(0.0, 6.0)
 }
 
+/// Hardswish, x · relu6(x + 3) / 6, in PyTorch's order of operations.
+#[inline]
+#[must_use]
+pub fn hardswish(x: f32) -> f32 {
+    x * (x + 3.0).clamp(0.0, 6.0) / 6.0
+}
+
 /// σ(x) = 1 / (1 + e⁻ˣ).
 #[inline]
 #[must_use]
@@ -255,7 +262,7 @@ mod tests {
     }
 
     #[test]
-    fn relus_are_burns_and_keep_nan_and_the_fused_sum_is_the_two_passes() {
+    fn relus_and_hardswish_are_burns_and_the_fused_sum_is_the_two_passes() {
         let device = Device::flex();
         let values: Vec<f32> = (0..40_000).map(|i| (i as f32 - 20_000.0) * 1e-3).collect();
         let other: Vec<f32> = values.iter().map(|v| (v * 7.0).sin() * 3.0).collect();
@@ -263,6 +270,8 @@ mod tests {
         let read = |x: Tensor<2>| x.into_data().try_into_vec::<f32>().unwrap();
         assert_eq!(read(map(t(&values), relu)), read(t(&values).clamp_min(0.0)));
         assert_eq!(read(map(t(&values), relu6)), read(t(&values).clamp(0.0, 6.0)));
+        let burns_hardswish = t(&values) * (t(&values) + 3.0).clamp(0.0, 6.0) / 6.0;
+        assert_eq!(read(map(t(&values), hardswish)), read(burns_hardswish));
         let fused = read(zip_map(t(&values), t(&other), |a, b| relu(a + b)));
         assert_eq!(fused, read((t(&values) + t(&other)).clamp_min(0.0)));
         // PyTorch's ReLU and ReLU6 pass NaN through.

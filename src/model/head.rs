@@ -56,6 +56,7 @@ impl Activation {
             Self::Silu if super::fast_math::applies(&x) => super::fast_math::map(x, super::fast_math::silu),
             Self::Silu => burn::tensor::activation::silu(x),
             // PyTorch's: x · relu6(x + 3) / 6.
+            Self::Hardswish if super::fast_math::applies(&x) => super::fast_math::map(x, super::fast_math::hardswish),
             Self::Hardswish => x.clone() * (x + 3.0).clamp(0.0, 6.0) / 6.0,
             Self::Gelu if super::fast_math::applies(&x) => super::fast_math::map(x, super::fast_math::gelu),
             Self::Gelu => burn::tensor::activation::gelu(x),
