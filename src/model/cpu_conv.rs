@@ -9,20 +9,21 @@
 use burn::tensor::{Tensor, TensorData};
 use rayon::prelude::*;
 
-/// The largest column buffer built (bytes, bounded by the input's size): beyond it, memory
+/// The largest column buffer built (bytes; the output's size is about the input's over the
+/// stride, squared): beyond it, memory
 /// traffic ate the gain. ResNet-50 at batch 8: at 224 (columns up to 58 MB) this path was
 /// 1.07–1.13× Burn's, at 320 (118 MB) 0.88–0.93×, so there the largest layers stay Burn's.
 const COLS_CAP: usize = 64 << 20;
 
 /// Whether `conv` handles a convolution of `weight` (`[out, in/groups, kh, kw]`) with `groups`
-/// on `x`: not 1×1 (Burn's own path skips im2col there), not depthwise (Burn's direct loop is
-/// better there), columns within `COLS_CAP`, on an f32 tensor of the CPU backend.
+/// and `stride` on `x`: not 1×1 (Burn's own path skips im2col there), not depthwise (Burn's
+/// direct loop is better there), columns within `COLS_CAP`, on an f32 tensor of the CPU backend.
 #[must_use]
-pub fn handles(x: &Tensor<4>, weight_dims: [usize; 4], groups: usize) -> bool {
+pub fn handles(x: &Tensor<4>, weight_dims: [usize; 4], groups: usize, stride: usize) -> bool {
     let [out, per_group, kh, kw] = weight_dims;
     let depthwise = per_group == 1 && groups == out;
     let [n, c, h, w] = x.dims();
-    let cols_bytes = 4 * n * c * kh * kw * h * w;
+    let cols_bytes = 4 * n * c * kh * kw * h.div_ceil(stride) * w.div_ceil(stride);
     cols_bytes <= COLS_CAP && super::fast_math::applies(x) && (kh, kw) != (1, 1) && !depthwise
 }
 
@@ -119,7 +120,7 @@ mod tests {
             let x: Tensor<4> = Tensor::random([2, cin, size, size + 1], Distribution::Normal(0.0, 1.0), &device);
             let wt: Tensor<4> = Tensor::random([cout, cin / g, k, k], Distribution::Normal(0.0, 1.0), &device);
             let b: Tensor<1> = Tensor::random([cout], Distribution::Normal(0.0, 1.0), &device);
-            assert!(handles(&x, wt.dims(), g));
+            assert!(handles(&x, wt.dims(), g, s));
             let theirs = conv2d(
                 x.clone(),
                 wt.clone(),

@@ -133,7 +133,7 @@ impl Conv {
                 (x, [0, 0])
             }
         };
-        let y = if super::cpu_conv::handles(&x, self.weight.dims(), self.groups) {
+        let y = if super::cpu_conv::handles(&x, self.weight.dims(), self.groups, s) {
             super::cpu_conv::conv(x, &self.weight, self.bias.as_ref(), s, pad, self.groups)
         } else {
             conv2d(
