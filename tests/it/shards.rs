@@ -294,44 +294,30 @@ fn eval_parts_of_another_model_or_shard_count_are_refused() {
     assert!(e.stderr.contains("not a part"), "{}", e.stderr);
     assert!(!out.exists());
 
-    // A shard that is not one, and `auto` outside a job array.
-    let e = fixres_err(&[
-        "eval",
-        "--weights",
-        text(&fashion_model()),
-        "--data",
-        text(&fashion()),
-        "--shard",
-        "5/4",
-        "--out",
-        text(&out),
-    ]);
+    // A shard that is not one, `auto` outside a job array, and a shard with nowhere to write.
+    let (weights, data) = (fashion_model(), fashion());
+    let eval_shard = |shard: &str, out: Option<&Path>| {
+        let mut args = vec![
+            "eval",
+            "--weights",
+            text(&weights),
+            "--data",
+            text(&data),
+            "--shard",
+            shard,
+        ];
+        args.extend(out.map(|o| ["--out", text(o)]).into_iter().flatten());
+        let mut cmd = command(&args);
+        for var in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX", "FIXRES_SHARD_COUNT"] {
+            cmd.env_remove(var);
+        }
+        err(&mut cmd)
+    };
+    let e = eval_shard("5/4", Some(&out));
     assert!(e.stderr.contains("1 to 4"), "{}", e.stderr);
-    let mut auto = command(&[
-        "eval",
-        "--weights",
-        text(&fashion_model()),
-        "--data",
-        text(&fashion()),
-        "--shard",
-        "auto",
-        "--out",
-        text(&out),
-    ]);
-    for var in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX", "FIXRES_SHARD_COUNT"] {
-        auto.env_remove(var);
-    }
-    let e = err(&mut auto);
+    let e = eval_shard("auto", Some(&out));
     assert!(e.stderr.contains("no job-array variables"), "{}", e.stderr);
-    let e = fixres_err(&[
-        "eval",
-        "--weights",
-        text(&fashion_model()),
-        "--data",
-        text(&fashion()),
-        "--shard",
-        "1/2",
-    ]);
+    let e = eval_shard("1/2", None);
     assert!(e.stderr.contains("--out"), "{}", e.stderr);
     assert!(!out.exists());
 }
